@@ -1,0 +1,56 @@
+//! Storage. Every job state change is one atomic call on the backend; everything above it
+//! (queue, registries, worker, CLI) speaks in lifecycle steps, never in store commands.
+//!
+//! Today the one backend is Redis in Python RQ's layout ([`redis`]).
+
+pub(crate) mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::Result;
+
+/// A connection to a backend: cheap to clone, shared by queues, jobs and workers.
+///
+/// # Examples
+/// ```no_run
+/// # async fn example() -> rqrs::Result<()> {
+/// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+/// let queue = rqrs::Queue::new(&conn, "default");
+/// println!("{} jobs waiting", queue.count().await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    backend: Arc<redis::RedisBackend>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").field("url", &self.backend.url()).finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn backend(&self) -> &redis::RedisBackend {
+        &self.backend
+    }
+
+    /// The URL the connection was made with, password hidden.
+    pub fn url(&self) -> String {
+        self.backend.url()
+    }
+}
+
+/// Connects to a backend by URL: `redis://[user:password@]host:port[/db]` or `rediss://...`
+/// (TLS), or `unix:///path/to/redis.sock`.
+///
+/// The connection reconnects by itself after the server goes away.
+///
+/// # Errors
+/// [`Error::Invalid`](crate::Error::Invalid) for a URL that cannot be used; a backend error if
+/// the server cannot be reached.
+pub async fn connect(url: &str) -> Result<Connection> {
+    let backend = redis::RedisBackend::connect(url).await?;
+    Ok(Connection { backend: Arc::new(backend) })
+}

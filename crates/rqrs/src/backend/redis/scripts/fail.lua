@@ -1,0 +1,71 @@
+-- Records a failure: status, failed registry, error in the result stream, TTLs, and (when the
+-- job ran) the end of its execution and the worker's counters, in one step.
+-- Three uses: a run that failed (ARGV[2] = execution id, ARGV[3] = worker name); an abandoned
+-- run found by registry cleanup (execution id, worker name ''); a job moved to the failed
+-- registry by hand (execution id '': the job leaves its queue list instead).
+-- A run's failure is refused when its execution is no longer in the started registry (it was
+-- recovered and handed out again).
+-- KEYS[1]: job hash; [2]: started registry; [3]: execution hash; [4]: execution set;
+-- [5]: worker hash; [6]: failed registry; [7]: result stream; [8]: dependents set;
+-- [9]: dependencies set; [10]: queue list
+-- ARGV[1]: job id; [2]: execution id or ''; [3]: worker name or ''; [4]: now (ISO);
+-- [5]: now (whole seconds); [6]: failure_ttl or '' when the job has none;
+-- [7]: error text, base64 of zlib; [8]: execution start (epoch float, or ''); [9]: end
+-- (epoch float); [10]: working time in seconds; [11]: status to set ('failed' or 'stopped')
+-- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
+local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
+if eid ~= '' then
+  local member = id .. ':' .. eid
+  if not redis.call('ZSCORE', KEYS[2], member) then return 0 end
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[4], eid)
+else
+  redis.call('LREM', KEYS[10], 0, id)
+end
+if worker ~= '' then
+  redis.call('HINCRBY', KEYS[5], 'failed_job_count', 1)
+  redis.call('HINCRBYFLOAT', KEYS[5], 'total_working_time', ARGV[10])
+  if redis.call('HGET', KEYS[5], 'current_job') == id then
+    redis.call('HDEL', KEYS[5], 'current_job')
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local now = tonumber(ARGV[5])
+-- RQ: the job and the registry entry default to one year; the result stream expires only when
+-- failure_ttl was given explicitly; a negative failure_ttl is stored as the raw score, which
+-- cleanup never reaches.
+local explicit = ARGV[6] ~= ''
+local ttl = 31536000
+if explicit then ttl = tonumber(ARGV[6]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[11], 'ended_at', ARGV[4])
+local entry = {'type', '2', 'worker_name', worker, 'exc_string', ARGV[7]}
+if eid ~= '' then
+  entry[#entry + 1] = 'execution_id'
+  entry[#entry + 1] = eid
+  entry[#entry + 1] = 'execution_started_at'
+  entry[#entry + 1] = ARGV[8]
+  entry[#entry + 1] = 'execution_ended_at'
+  entry[#entry + 1] = ARGV[9]
+end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', '10', '*', unpack(entry))
+if ttl < 0 then
+  redis.call('ZADD', KEYS[6], ttl, id)
+else
+  redis.call('ZADD', KEYS[6], now + ttl, id)
+end
+if ttl == 0 then
+  redis.call('DEL', KEYS[1], KEYS[8], KEYS[9])
+elseif ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[8], ttl)
+  redis.call('EXPIRE', KEYS[9], ttl)
+end
+if explicit then
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[7], ttl)
+  elseif ttl < 0 then
+    redis.call('PERSIST', KEYS[7])
+  end
+end
+return 1

@@ -1,0 +1,161 @@
+//! Errors: [`Error`] for the library's callers, [`JobError`] for what a job function returns.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::job::JobId;
+
+/// An error from an rqrs operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The backend could not be reached or refused a command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No job with this id exists (never created, deleted, or expired by its TTL).
+    #[error("no such job: {0}")]
+    NoSuchJob(JobId),
+    /// The job exists but its data cannot be read.
+    #[error("job {id} cannot be read: {reason}")]
+    MalformedJob {
+        /// The job's id.
+        id: JobId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A job id, queue name, URL or option value is not acceptable.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was given (e.g. "job id").
+        what: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The job is not in the registry the operation needs it in.
+    #[error("job {id} is not in the {registry} registry")]
+    NotInRegistry {
+        /// The job's id.
+        id: JobId,
+        /// The registry's name (e.g. "failed").
+        registry: &'static str,
+    },
+    /// A worker with this name is alive already.
+    #[error("there is an active worker named {0} already")]
+    WorkerExists(String),
+    /// A value could not be encoded as JSON.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Whether the error is a lost or refused connection to the backend, which a retry may cure.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.is_io_error() || e.is_connection_dropped()
+            || e.is_connection_refusal() || e.is_timeout())
+    }
+
+    /// Whether the error says that the job does not exist.
+    pub fn is_no_such_job(&self) -> bool {
+        matches!(self, Error::NoSuchJob(_))
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid { what, reason: reason.into() }
+    }
+}
+
+/// The result type of rqrs operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a job function returns when it fails.
+///
+/// Any error converts into a `JobError` with `?`; its message and its chain of causes end up
+/// in the job's `exc_info`.
+///
+/// # Examples
+/// ```
+/// use rqrs::JobError;
+///
+/// fn parse(text: &str) -> Result<i64, JobError> {
+///     let n: i64 = text.trim().parse()?;
+///     if n < 0 {
+///         return Err(JobError::new(format!("{n} is negative")));
+///     }
+///     Ok(n)
+/// }
+/// assert!(parse("x").is_err());
+/// assert_eq!(parse(" 4").ok(), Some(4));
+/// ```
+#[derive(Debug)]
+pub struct JobError {
+    message: String,
+    causes: Vec<String>,
+    kind: JobErrorKind,
+}
+
+/// What the worker should do after a [`JobError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobErrorKind {
+    /// Fail the job; retry it if its retry policy allows.
+    Fail,
+    /// Fail the job with no retry, whatever its retry policy.
+    Abort,
+    /// Run the job again after this delay.
+    RetryAfter(Duration),
+}
+
+impl JobError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        JobError { message: message.into(), causes: Vec::new(), kind: JobErrorKind::Fail }
+    }
+
+    /// A failure that must not be retried.
+    pub fn abort(message: impl Into<String>) -> Self {
+        JobError { kind: JobErrorKind::Abort, ..JobError::new(message) }
+    }
+
+    /// A failure that asks to run the job again after `delay`.
+    pub fn retry_after(message: impl Into<String>, delay: Duration) -> Self {
+        JobError { kind: JobErrorKind::RetryAfter(delay), ..JobError::new(message) }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What the worker should do next.
+    pub fn kind(&self) -> JobErrorKind {
+        self.kind
+    }
+
+    /// The message followed by its causes, one per line, as stored in `exc_info`.
+    pub fn to_exc_info(&self) -> String {
+        let mut text = self.message.clone();
+        for cause in &self.causes {
+            text.push_str("\nCaused by: ");
+            text.push_str(cause);
+        }
+        text
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        let mut causes = Vec::new();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        JobError { message: error.to_string(), causes, kind: JobErrorKind::Fail }
+    }
+}

@@ -1,0 +1,62 @@
+//! rqrs: background jobs for Rust in Python RQ's Redis format.
+//!
+//! Functions are registered by name and become jobs on named queues; workers run them; the
+//! registries keep track. The Redis layout is Python RQ 2.12's with its JSON serializer, so
+//! Python producers, workers and `rq info` work side by side with rqrs.
+//!
+//! ```no_run
+//! use rqrs::{Functions, JobContext, JobError, Queue, Worker};
+//!
+//! async fn add(ctx: JobContext, (x, y): (i64, i64)) -> Result<i64, JobError> {
+//!     ctx.set_meta("handled_by", "rqrs");
+//!     ctx.save_meta().await?; // visible to anyone who fetches the job now
+//!     Ok(x + y)
+//! }
+//!
+//! # async fn example() -> rqrs::Result<()> {
+//! let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+//! let queue = Queue::new(&conn, "default");
+//! let job = queue.enqueue("tasks.add", (1, 2)).result_ttl(600).send().await?;
+//!
+//! let functions = Functions::new().register("tasks.add", add);
+//! Worker::builder(&conn).queues(["default"]).functions(functions).burst(true).build()?.work().await?;
+//!
+//! let job = rqrs::Job::fetch(&conn, job.id()).await?;
+//! assert_eq!(job.return_value().await?, Some(3.into()));
+//! # Ok(()) }
+//! ```
+//!
+//! # Modules
+//! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with.
+//! - [`Queue`]: enqueue, count, list, empty.
+//! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
+//!   requeue from failed.
+//! - [`JobResult`]: the results of a job's runs.
+//! - [`Functions`]: the function table (async and blocking functions, typed arguments).
+//! - [`current_job`], [`JobContext`]: the running job, its meta.
+//! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown).
+//! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
+//! - [`Error`], [`JobError`]: what can go wrong.
+
+mod backend;
+mod context;
+mod error;
+mod functions;
+mod job;
+mod queue;
+mod registry;
+mod results;
+mod worker;
+
+pub use backend::{Connection, connect};
+pub use context::{JobContext, current_job};
+pub use error::{Error, JobError, JobErrorKind, Result};
+pub use functions::Functions;
+pub use job::{Enqueue, EnqueueOptions, Job, JobId, JobStatus};
+pub use queue::Queue;
+pub use registry::{FailedJobRegistry, FinishedJobRegistry, RegistryKind, StartedJobRegistry};
+pub use results::{JobResult, ResultType};
+pub use worker::{
+    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo,
+    WorkerState,
+};

@@ -1,0 +1,126 @@
+//! A named queue: `rq:queue:<name>`, a list of job ids, listed in `rq:queues`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Connection;
+use crate::backend::redis::NewJob;
+use crate::error::{Error, Result};
+use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId};
+
+/// A queue of jobs.
+///
+/// # Examples
+/// ```no_run
+/// # async fn example() -> rqrs::Result<()> {
+/// use rqrs::Queue;
+///
+/// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+/// let queue = Queue::new(&conn, "default");
+/// let job = queue.enqueue("tasks.add", (1, 2)).send().await?;
+/// assert!(queue.job_ids().await?.contains(job.id()));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Queue {
+    conn: Connection,
+    name: String,
+}
+
+impl Queue {
+    /// The queue called `name` (it exists in the backend once a job is enqueued on it).
+    pub fn new(conn: &Connection, name: impl Into<String>) -> Self {
+        Queue { conn: conn.clone(), name: name.into() }
+    }
+
+    /// Every queue that has had a job (RQ's `Queue.all`), by name.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn all(conn: &Connection) -> Result<Vec<Queue>> {
+        let names = conn.backend().queue_names().await?;
+        Ok(names.into_iter().map(|name| Queue::new(conn, name)).collect())
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection the queue uses.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts an enqueue of `func_name` with positional `args`: a tuple, a `Vec` or any value
+    /// that serializes to a JSON array (`()` for none; any other value is one argument).
+    /// Set options on the returned builder, then [`send`](Enqueue::send) it.
+    pub fn enqueue(&self, func_name: &str, args: impl Serialize) -> Enqueue<'_> {
+        let args = serde_json::to_value(args).map_err(Error::from).map(|value| match value {
+            Value::Array(args) => args,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        });
+        Enqueue::new(self, func_name, args)
+    }
+
+    pub(crate) async fn enqueue_call(&self, call: Call, options: EnqueueOptions) -> Result<Job> {
+        validate_name(&self.name)?;
+        if call.func_name.is_empty() {
+            return Err(Error::invalid("function name", "it is empty"));
+        }
+        let id = options.job_id.clone().unwrap_or_else(JobId::random);
+        let mut jobs = self.conn.backend().enqueue(&self.conn, &self.name, vec![NewJob { id, call, options }]).await?;
+        jobs.pop().ok_or_else(|| Error::invalid("enqueue", "the backend returned no job"))
+    }
+
+    /// How many jobs wait on the queue.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn count(&self) -> Result<usize> {
+        self.conn.backend().queue_count(&self.name).await
+    }
+
+    /// Whether no job waits on the queue.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.count().await? == 0)
+    }
+
+    /// The ids waiting on the queue, head first.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn job_ids(&self) -> Result<Vec<JobId>> {
+        self.conn.backend().queue_job_ids(&self.name, 0, None).await
+    }
+
+    /// At most `limit` ids from position `offset` (0 is the head).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn job_ids_range(&self, offset: usize, limit: usize) -> Result<Vec<JobId>> {
+        self.conn.backend().queue_job_ids(&self.name, offset, Some(limit)).await
+    }
+
+    /// Removes every waiting job and deletes it; returns how many there were. Registries are
+    /// left as they are (as RQ's `empty` leaves them).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn empty(&self) -> Result<usize> {
+        self.conn.backend().empty_queue(&self.name).await
+    }
+}
+
+/// RQ builds keys from queue names, so a name must be non-empty text without control
+/// characters.
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(Error::invalid("queue name", format!("{name:?}")));
+    }
+    Ok(())
+}

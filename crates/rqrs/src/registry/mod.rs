@@ -1,0 +1,162 @@
+//! The registries of a queue, RQ's sorted sets of job ids by state: started (`rq:wip:<q>`),
+//! finished (`rq:finished:<q>`) and failed (`rq:failed:<q>`). All share one shape: `count`,
+//! `job_ids`, `remove`, `cleanup`; the failed registry adds requeue and `add`.
+
+use crate::Connection;
+use crate::error::{Error, Result};
+use crate::job::{Job, JobId};
+
+/// Which registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RegistryKind {
+    /// Jobs running now, scored by the deadline after which they count as abandoned.
+    Started,
+    /// Jobs that succeeded, scored by when their result expires.
+    Finished,
+    /// Jobs that failed, scored by when the failure expires.
+    Failed,
+}
+
+impl RegistryKind {
+    /// The registry's name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistryKind::Started => "started",
+            RegistryKind::Finished => "finished",
+            RegistryKind::Failed => "failed",
+        }
+    }
+}
+
+macro_rules! registry {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            conn: Connection,
+            queue: String,
+        }
+
+        impl $name {
+            /// The registry of the queue called `queue`.
+            pub fn new(conn: &Connection, queue: impl Into<String>) -> Self {
+                $name { conn: conn.clone(), queue: queue.into() }
+            }
+
+            /// The queue the registry belongs to.
+            pub fn queue(&self) -> &str {
+                &self.queue
+            }
+
+            /// How many entries the registry holds.
+            ///
+            /// # Errors
+            /// A backend error.
+            pub async fn count(&self) -> Result<usize> {
+                self.conn.backend().registry_count($kind, &self.queue).await
+            }
+
+            /// The ids in the registry, earliest expiry first.
+            ///
+            /// # Errors
+            /// A backend error.
+            pub async fn job_ids(&self) -> Result<Vec<JobId>> {
+                self.conn.backend().registry_job_ids($kind, &self.queue).await
+            }
+
+            /// Drops the entries whose time has passed (see each registry); returns how many.
+            ///
+            /// # Errors
+            /// A backend error.
+            pub async fn cleanup(&self) -> Result<usize> {
+                self.conn.backend().registry_cleanup($kind, &self.queue).await
+            }
+        }
+    };
+}
+
+registry!(
+    /// Jobs running now (`rq:wip:<q>`). An entry whose deadline passed without a heartbeat
+    /// belongs to a dead worker: [`cleanup`](Self::cleanup) moves its job to the failed
+    /// registry as abandoned, as RQ does.
+    StartedJobRegistry,
+    RegistryKind::Started
+);
+registry!(
+    /// Jobs that succeeded and whose result is kept (`rq:finished:<q>`).
+    FinishedJobRegistry,
+    RegistryKind::Finished
+);
+registry!(
+    /// Jobs that failed (`rq:failed:<q>`), kept for `failure_ttl` (one year by default).
+    FailedJobRegistry,
+    RegistryKind::Failed
+);
+
+impl FinishedJobRegistry {
+    /// Removes a job from the registry; deletes the job and its results too if `delete_job`.
+    /// Returns whether it was there.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn remove(&self, id: &JobId, delete_job: bool) -> Result<bool> {
+        self.conn.backend().registry_remove(RegistryKind::Finished, &self.queue, id, delete_job).await
+    }
+}
+
+impl FailedJobRegistry {
+    /// Removes a job from the registry; deletes the job and its results too if `delete_job`.
+    /// Returns whether it was there.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn remove(&self, id: &JobId, delete_job: bool) -> Result<bool> {
+        self.conn.backend().registry_remove(RegistryKind::Failed, &self.queue, id, delete_job).await
+    }
+
+    /// Puts a failed job back at the tail of its queue.
+    ///
+    /// # Errors
+    /// [`Error::NotInRegistry`] if it is not in this registry; [`Error::NoSuchJob`] if its
+    /// hash expired (the stale entry is dropped); a backend error.
+    pub async fn requeue(&self, id: &JobId) -> Result<()> {
+        if self.conn.backend().requeue(&self.queue, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotInRegistry { id: id.clone(), registry: RegistryKind::Failed.as_str() })
+        }
+    }
+
+    /// Requeues every job of the registry; returns how many went back to the queue.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn requeue_all(&self) -> Result<usize> {
+        let mut count = 0;
+        for id in self.job_ids().await? {
+            match self.requeue(&id).await {
+                Ok(()) => count += 1,
+                // Gone or taken by someone else meanwhile: nothing to requeue.
+                Err(Error::NoSuchJob(_) | Error::NotInRegistry { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(count)
+    }
+
+    /// Moves a job that did not fail by running (a queued job, say) to this registry with an
+    /// error text, taking it off its queue (RQ's `FailedJobRegistry.add`, once `quarantine`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] if the job belongs to another queue; a backend error.
+    pub async fn add(&self, job: &Job, exc_info: &str) -> Result<()> {
+        if job.origin() != self.queue {
+            return Err(Error::invalid(
+                "registry",
+                format!("job {} belongs to queue {:?}, not {:?}", job.id(), job.origin(), self.queue),
+            ));
+        }
+        self.conn.backend().fail_by_hand(job, exc_info).await
+    }
+}

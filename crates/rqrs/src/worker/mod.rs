@@ -1,0 +1,476 @@
+//! The worker: takes jobs from its queues in priority order and runs up to `concurrency` of
+//! them at once.
+//!
+//! 1. Registers itself as RQ does (`rq:worker:<name>`, `rq:workers`, `rq:workers:<q>`), so
+//!    `rq info` lists it.
+//! 2. Loop: with `n` free slots, one atomic dequeue takes up to `n` jobs and starts them (each
+//!    moves from its queue into the started registry with an execution and a deadline). When
+//!    the queues are empty it waits on them without taking anything (see [`waiter`]), or, in
+//!    burst mode, returns once running jobs are done and the queues are still empty.
+//! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step.
+//! 4. A heartbeat task refreshes the worker and every running execution.
+//! 5. Shutdown: a warm stop takes no new job and waits for running ones; a cold stop puts
+//!    running jobs back at the head of their queues and returns at once. The worker then
+//!    unregisters itself.
+
+mod info;
+mod run;
+mod waiter;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+pub use info::{WorkerInfo, WorkerState};
+
+use crate::Connection;
+use crate::backend::redis::{Execution, Liveness};
+use crate::error::{Error, Result};
+use crate::functions::Functions;
+
+/// RQ's default `result_ttl` in seconds.
+pub const DEFAULT_RESULT_TTL: i64 = 500;
+/// RQ's default worker TTL in seconds.
+pub const DEFAULT_WORKER_TTL: u64 = 420;
+
+/// Builds a [`Worker`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until built"]
+pub struct WorkerBuilder {
+    conn: Connection,
+    queues: Vec<String>,
+    functions: Functions,
+    name: Option<String>,
+    concurrency: usize,
+    burst: bool,
+    default_result_ttl: i64,
+    worker_ttl: u64,
+    heartbeat_interval: Duration,
+    handle_signals: bool,
+}
+
+impl WorkerBuilder {
+    /// The queues to listen on, highest priority first.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The functions the worker can run.
+    pub fn functions(mut self, functions: Functions) -> Self {
+        self.functions = functions;
+        self
+    }
+
+    /// The worker's name (default: a random hex string, as RQ's).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many jobs may run at once (default 1).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Return once the queues are empty and running jobs are done, instead of waiting for more.
+    pub fn burst(mut self, burst: bool) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// Seconds a success is kept when the job does not say (default 500; RQ's `--results-ttl`).
+    pub fn default_result_ttl(mut self, seconds: i64) -> Self {
+        self.default_result_ttl = seconds;
+        self
+    }
+
+    /// Seconds the worker hash outlives the last heartbeat, less 60 (default 420, RQ's).
+    pub fn worker_ttl(mut self, seconds: u64) -> Self {
+        self.worker_ttl = seconds;
+        self
+    }
+
+    /// How often the worker and its running jobs are marked alive (default 10 s). A run counts
+    /// as abandoned six intervals after its last heartbeat.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Stop on SIGINT/SIGTERM: warm on the first, cold on the second (default off; the CLI
+    /// turns it on).
+    pub fn handle_signals(mut self, handle: bool) -> Self {
+        self.handle_signals = handle;
+        self
+    }
+
+    /// Checks the settings and builds the worker.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no queues, a concurrency of 0, or a name RQ cannot use.
+    pub fn build(self) -> Result<Worker> {
+        if self.queues.is_empty() {
+            return Err(Error::invalid("worker", "give at least one queue"));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::invalid("concurrency", "it must be 1 or more"));
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(Error::invalid("heartbeat interval", "it must be more than 0"));
+        }
+        let name = self.name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(Error::invalid("worker name", format!("{name:?}")));
+        }
+        let interval = self.heartbeat_interval.as_secs().max(1);
+        let (shutdown, _) = watch::channel(Stop::Running);
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                conn: self.conn,
+                name,
+                queues: self.queues,
+                functions: self.functions,
+                default_result_ttl: self.default_result_ttl,
+                liveness: Liveness { execution_ttl: interval * 6, worker_ttl: self.worker_ttl + 60 },
+                running: Mutex::new(HashMap::new()),
+                finished: Notify::new(),
+            }),
+            concurrency: self.concurrency,
+            burst: self.burst,
+            heartbeat_interval: self.heartbeat_interval,
+            handle_signals: self.handle_signals,
+            shutdown: Arc::new(shutdown),
+        })
+    }
+}
+
+/// Whether and how the worker is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stop {
+    Running,
+    /// Take no new job; finish the running ones.
+    Warm,
+    /// Put running jobs back on their queues and return now.
+    Cold,
+}
+
+/// Asks a running worker to stop, from another task.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    sender: Arc<watch::Sender<Stop>>,
+}
+
+impl ShutdownHandle {
+    /// Take no new job, finish the running ones, then return from [`Worker::work`].
+    pub fn warm(&self) {
+        self.sender.send_if_modified(|stop| escalate(stop, Stop::Warm));
+    }
+
+    /// Put the running jobs back at the head of their queues and return now.
+    pub fn cold(&self) {
+        self.sender.send_if_modified(|stop| escalate(stop, Stop::Cold));
+    }
+}
+
+fn escalate(stop: &mut Stop, to: Stop) -> bool {
+    let changed = *stop < to;
+    *stop = (*stop).max(to);
+    changed
+}
+
+/// What the worker's tasks share.
+struct Shared {
+    conn: Connection,
+    name: String,
+    queues: Vec<String>,
+    functions: Functions,
+    default_result_ttl: i64,
+    liveness: Liveness,
+    /// Running executions by execution id, for heartbeats and cold shutdown.
+    running: Mutex<HashMap<String, Execution>>,
+    /// Signalled whenever a job ends.
+    finished: Notify,
+}
+
+impl Shared {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Execution>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A worker. Build it with [`Worker::builder`], then [`work`](Worker::work).
+///
+/// # Examples
+/// ```no_run
+/// # async fn example() -> rqrs::Result<()> {
+/// use rqrs::{Functions, JobContext, JobError, Worker};
+///
+/// async fn add(_ctx: JobContext, (x, y): (i64, i64)) -> Result<i64, JobError> {
+///     Ok(x + y)
+/// }
+///
+/// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+/// let worker = Worker::builder(&conn)
+///     .queues(["high", "default"])
+///     .functions(Functions::new().register("tasks.add", add))
+///     .concurrency(32)
+///     .burst(true)
+///     .build()?;
+/// worker.work().await?;
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    shared: Arc<Shared>,
+    concurrency: usize,
+    burst: bool,
+    heartbeat_interval: Duration,
+    handle_signals: bool,
+    shutdown: Arc<watch::Sender<Stop>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.shared.name)
+            .field("queues", &self.shared.queues)
+            .field("concurrency", &self.concurrency)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A builder for a worker on `conn`.
+    pub fn builder(conn: &Connection) -> WorkerBuilder {
+        WorkerBuilder {
+            conn: conn.clone(),
+            queues: Vec::new(),
+            functions: Functions::new(),
+            name: None,
+            concurrency: 1,
+            burst: false,
+            default_result_ttl: DEFAULT_RESULT_TTL,
+            worker_ttl: DEFAULT_WORKER_TTL,
+            heartbeat_interval: Duration::from_secs(10),
+            handle_signals: false,
+        }
+    }
+
+    /// The workers alive now, Python's and rqrs's (`rq:workers`).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn all(conn: &Connection) -> Result<Vec<WorkerInfo>> {
+        conn.backend().workers(None).await
+    }
+
+    /// The workers that listen on `queue`.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn for_queue(conn: &Connection, queue: &str) -> Result<Vec<WorkerInfo>> {
+        conn.backend().workers(Some(queue)).await
+    }
+
+    /// The worker's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// A handle to stop the worker from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { sender: Arc::clone(&self.shutdown) }
+    }
+
+    /// Runs until the worker is stopped (or, in burst mode, the queues are empty).
+    ///
+    /// # Errors
+    /// [`Error::WorkerExists`] if a live worker has this name; a backend error at start-up.
+    /// Backend errors while working are logged and retried, not returned.
+    pub async fn work(self) -> Result<()> {
+        let shared = &self.shared;
+        let backend = shared.conn.backend();
+        let info = WorkerInfo::of_this_process(&shared.name, &shared.queues);
+        backend.register_worker(&info, shared.liveness).await?;
+        backend.set_worker_state(&shared.name, WorkerState::Idle).await?;
+        tracing::info!(worker = %shared.name, queues = ?shared.queues, concurrency = self.concurrency, "worker started");
+
+        let mut background = JoinSet::new();
+        background.spawn(heartbeat(Arc::clone(shared), self.heartbeat_interval, info));
+        if self.handle_signals {
+            background.spawn(stop_on_signals(self.shutdown_handle()));
+        }
+        let mut jobs = JoinSet::new();
+        let stop = self.dispatch(&mut jobs).await;
+
+        if stop == Stop::Cold {
+            jobs.abort_all();
+            while jobs.join_next().await.is_some() {}
+            let running: Vec<Execution> = shared.running().drain().map(|(_, execution)| execution).collect();
+            for execution in running {
+                if let Err(error) = backend.release(&execution, &shared.name).await {
+                    tracing::error!(job = %execution.job_id, %error, "could not put a job back on its queue");
+                }
+            }
+        } else {
+            while jobs.join_next().await.is_some() {}
+        }
+        background.abort_all();
+        backend.register_death(&shared.name, &shared.queues).await?;
+        tracing::info!(worker = %shared.name, "worker stopped");
+        Ok(())
+    }
+
+    /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).
+    async fn dispatch(&self, jobs: &mut JoinSet<()>) -> Stop {
+        let shared = &self.shared;
+        let backend = shared.conn.backend();
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let mut stop = self.shutdown.subscribe();
+        let waiter = (!self.burst).then(|| waiter::Waiter::start(&shared.conn, &shared.queues));
+        let mut idle = true;
+        let mut failures = 0u32;
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
+                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            let mut permits = vec![permit];
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                permits.push(permit);
+            }
+            let started = match backend.dequeue(&shared.conn, &shared.name, &shared.queues, permits.len(), shared.liveness).await {
+                Ok(started) => {
+                    failures = 0;
+                    started
+                }
+                Err(error) => {
+                    failures += 1;
+                    let delay = backoff(failures);
+                    tracing::warn!(%error, retry_in = ?delay, "dequeue failed");
+                    drop(permits);
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            while jobs.try_join_next().is_some() {}
+            if started.is_empty() {
+                drop(permits);
+                let running = shared.running().len();
+                if running == 0 && !idle {
+                    idle = true;
+                    if let Err(error) = backend.set_worker_state(&shared.name, WorkerState::Idle).await {
+                        tracing::warn!(%error, "could not mark the worker idle");
+                    }
+                }
+                match &waiter {
+                    None if running == 0 => return Stop::Running,
+                    // Burst: wait for a running job to end, then look again (it may have
+                    // enqueued more work).
+                    None => {
+                        let ended = shared.finished.notified();
+                        if shared.running().len() == running {
+                            ended.await;
+                        }
+                    }
+                    Some(waiter) => tokio::select! {
+                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
+                        () = waiter.wait() => {}
+                        () = shared.finished.notified(), if !idle => {}
+                    },
+                }
+                continue;
+            }
+            idle = false;
+            for (started, permit) in started.into_iter().zip(permits) {
+                shared.running().insert(started.execution.execution_id.clone(), started.execution.clone());
+                let shared = Arc::clone(shared);
+                jobs.spawn(async move {
+                    run::run(&shared, started).await;
+                    drop(permit);
+                    shared.finished.notify_waiters();
+                });
+            }
+        }
+        *stop.borrow()
+    }
+}
+
+/// Refreshes the worker and its running executions every `interval`.
+async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
+    let backend = shared.conn.backend();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let running: Vec<Execution> = shared.running().values().cloned().collect();
+        match backend.heartbeat(&shared.name, &running, shared.liveness).await {
+            Ok(reply) => {
+                for execution_id in reply.lost {
+                    tracing::warn!(execution = %execution_id, "a running job was recovered by someone else; its outcome will not be recorded");
+                }
+                if reply.worker_missing {
+                    tracing::warn!("the worker hash had expired; registering again");
+                    let mut info = info.clone();
+                    info.state = if running.is_empty() { WorkerState::Idle } else { WorkerState::Busy };
+                    if let Err(error) = backend.reregister_worker(&info, shared.liveness).await {
+                        tracing::warn!(%error, "could not register the worker again");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+}
+
+/// Warm stop on the first SIGINT/SIGTERM, cold on the second.
+async fn stop_on_signals(handle: ShutdownHandle) {
+    let mut count = 0;
+    loop {
+        if wait_for_signal().await.is_err() {
+            tracing::warn!("cannot listen for signals");
+            return;
+        }
+        count += 1;
+        if count == 1 {
+            tracing::info!("warm shutdown: finishing running jobs (signal again to stop at once)");
+            handle.warm();
+        } else {
+            tracing::info!("cold shutdown: putting running jobs back on their queues");
+            handle.cold();
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+/// 100 ms doubling up to 10 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
