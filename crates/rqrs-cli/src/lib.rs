@@ -1,0 +1,178 @@
+//! The `rqrs` command line, as a library: [`run`] gives a user's own binary the same CLI
+//! around its own functions, and [`run_worker`] a binary that is only a worker.
+//!
+//! ```no_run
+//! use rqrs::{Functions, JobContext, JobError};
+//!
+//! async fn add(_ctx: JobContext, (x, y): (i64, i64)) -> Result<i64, JobError> {
+//!     Ok(x + y)
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     rqrs_cli::run(Functions::new().register("tasks.add", add))
+//! }
+//! ```
+
+mod enqueue;
+mod info;
+mod worker;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use rqrs::{Connection, FailedJobRegistry, Functions, Queue};
+
+/// Where the backend is: `--url`, or `RQRS_URL`.
+#[derive(Debug, Args)]
+struct Backend {
+    /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS.
+    #[arg(long, short = 'u', env = "RQRS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    url: String,
+}
+
+impl Backend {
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        rqrs::connect(&self.url).await.with_context(|| format!("connecting to {}", self.url))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "rqrs", version, about = "Background jobs in Python RQ's Redis format")]
+struct Cli {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker for this binary's functions.
+    Worker(worker::WorkerArgs),
+    /// Show queues and workers.
+    Info(info::InfoArgs),
+    /// Enqueue a job: `rqrs enqueue tasks.add 1 :2 key=text key:=JSON`; prints its id.
+    Enqueue(enqueue::EnqueueArgs),
+    /// Move failed jobs back to their queue.
+    Requeue(RequeueArgs),
+    /// Remove every waiting job of queues, deleting the jobs.
+    Empty(EmptyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RequeueArgs {
+    /// The queue whose failed jobs to requeue.
+    #[arg(long, short = 'q', default_value = "default")]
+    queue: String,
+    /// Requeue every failed job of the queue.
+    #[arg(long, short = 'a', conflicts_with = "ids")]
+    all: bool,
+    /// The ids of the jobs to requeue.
+    #[arg(required_unless_present = "all")]
+    ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct EmptyArgs {
+    /// Empty every queue.
+    #[arg(long, short = 'a', conflicts_with = "queues")]
+    all: bool,
+    /// The queues to empty.
+    #[arg(required_unless_present = "all")]
+    queues: Vec<String>,
+}
+
+/// Runs the `rqrs` command line with `functions` as the worker's function table; returns the
+/// process's exit code.
+pub fn run(functions: Functions) -> ExitCode {
+    let cli = Cli::parse();
+    let log_level = match &cli.command {
+        Command::Worker(args) => args.logging_level.clone(),
+        _ => "warn".to_owned(),
+    };
+    execute(&log_level, async move {
+        match cli.command {
+            Command::Worker(args) => worker::run(&cli.backend, args, functions).await,
+            Command::Info(args) => info::run(&cli.backend.connect().await?, &args).await,
+            Command::Enqueue(args) => enqueue::run(&cli.backend.connect().await?, args).await,
+            Command::Requeue(args) => requeue(&cli.backend.connect().await?, args).await,
+            Command::Empty(args) => empty(&cli.backend.connect().await?, args).await,
+        }
+    })
+}
+
+/// Runs a worker with `functions`, taking the flags of `rqrs worker` with no subcommand:
+/// `BINARY [--url URL] [--burst] [--concurrency N] ... QUEUE...`.
+pub fn run_worker(functions: Functions) -> ExitCode {
+    #[derive(Debug, Parser)]
+    #[command(about = "An rqrs worker")]
+    struct WorkerCli {
+        #[command(flatten)]
+        backend: Backend,
+        #[command(flatten)]
+        worker: worker::WorkerArgs,
+    }
+    let cli = WorkerCli::parse();
+    let log_level = cli.worker.logging_level.clone();
+    execute(&log_level, async move { worker::run(&cli.backend, cli.worker, functions).await })
+}
+
+fn execute(log_level: &str, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level.to_ascii_lowercase()));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(work);
+    // Blocking jobs abandoned by a timeout or a cold shutdown must not hold the exit.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn requeue(conn: &Connection, args: RequeueArgs) -> anyhow::Result<()> {
+    let registry = FailedJobRegistry::new(conn, &args.queue);
+    if args.all {
+        let count = registry.requeue_all().await?;
+        println!("Requeued {count} jobs");
+        return Ok(());
+    }
+    let mut failed = 0;
+    for id in &args.ids {
+        let outcome = match id.parse() {
+            Ok(id) => registry.requeue(&id).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            eprintln!("{id}: {error}");
+            failed += 1;
+        }
+    }
+    println!("Requeued {} jobs", args.ids.len() - failed);
+    anyhow::ensure!(failed == 0, "{failed} jobs could not be requeued");
+    Ok(())
+}
+
+async fn empty(conn: &Connection, args: EmptyArgs) -> anyhow::Result<()> {
+    let queues = if args.all {
+        Queue::all(conn).await?
+    } else {
+        args.queues.iter().map(|name| Queue::new(conn, name)).collect()
+    };
+    for queue in queues {
+        let count = queue.empty().await?;
+        println!("{count} jobs removed from {} queue", queue.name());
+    }
+    Ok(())
+}

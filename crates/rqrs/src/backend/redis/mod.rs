@@ -662,6 +662,9 @@ impl RedisBackend {
     pub(crate) async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
         let set = queue.map_or_else(|| keys::WORKERS.to_owned(), keys::workers_by_queue);
         let members: Vec<String> = redis::cmd("SMEMBERS").arg(&set).query_async(&mut self.conn()).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for member in &members {
             pipe.hgetall(member);

@@ -1,0 +1,54 @@
+//! `rqrs worker`: runs a worker for the binary's functions.
+
+use clap::Args;
+use rqrs::{Functions, Worker};
+
+use crate::Backend;
+
+/// The flags of `rqrs worker` (and of a binary made with `run_worker`).
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// The queues to listen on, highest priority first.
+    #[arg(default_value = "default")]
+    queues: Vec<String>,
+    /// Return once the queues are empty.
+    #[arg(long, short = 'b')]
+    burst: bool,
+    /// How many jobs to run at once.
+    #[arg(long, short = 'c', default_value_t = 1)]
+    concurrency: usize,
+    /// The worker's name (default: random).
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    /// Seconds a success is kept when the job does not say.
+    #[arg(long, default_value_t = rqrs::DEFAULT_RESULT_TTL)]
+    results_ttl: i64,
+    /// Seconds the worker's registration outlives its last heartbeat, less 60.
+    #[arg(long, default_value_t = rqrs::DEFAULT_WORKER_TTL)]
+    worker_ttl: u64,
+    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (RUST_LOG overrides it).
+    #[arg(long, short = 'l', default_value = "INFO")]
+    pub(crate) logging_level: String,
+}
+
+pub(crate) async fn run(backend: &Backend, args: WorkerArgs, functions: Functions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !functions.names().is_empty(),
+        "this binary registers no job functions, so its worker could only fail every job; \
+         build your own binary with rqrs_cli::run(functions) and run its worker"
+    );
+    let conn = backend.connect().await?;
+    let mut builder = Worker::builder(&conn)
+        .queues(args.queues)
+        .functions(functions)
+        .concurrency(args.concurrency)
+        .burst(args.burst)
+        .default_result_ttl(args.results_ttl)
+        .worker_ttl(args.worker_ttl)
+        .handle_signals(true);
+    if let Some(name) = args.name {
+        builder = builder.name(name);
+    }
+    builder.build()?.work().await?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! A private `redis-server` on a free loopback port in a temporary directory, killed on drop.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A redis-server that lives as long as this value.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server with `--save "" --appendonly no`.
+    ///
+    /// # Panics
+    /// When `redis-server` is not installed (with the command that installs it), or does not
+    /// start after several ports were tried.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`].
+    pub fn start_with(extra: &[&str]) -> Self {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let port = free_port();
+            match spawn(dir.path(), port, extra) {
+                Some(child) => return RedisServer { child, port, dir },
+                None => continue,
+            }
+        }
+        panic!("redis-server did not start on any of 10 free ports");
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A plain client to look at the data directly.
+    ///
+    /// # Panics
+    /// When the URL is refused (it cannot be).
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("a valid url")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// Spawns the server and waits for it to answer; `None` if it exited (a lost race for the
+/// port).
+fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("cannot run redis-server ({error}); install it: apt-get install -y redis-server")
+        });
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a valid url");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
+            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
