@@ -40,7 +40,8 @@ struct Add {
 }
 
 async fn add(_ctx: JobContext, Add { x, y }: Add) -> Result<i64, JobError> {
-    x.checked_add(y).ok_or_else(|| JobError::new(format!("{x} + {y} overflows a 64-bit integer")))
+    x.checked_add(y)
+        .ok_or_else(|| JobError::new(format!("{x} + {y} overflows a 64-bit integer")))
 }
 
 async fn echo(ctx: JobContext, _: IgnoredAny) -> Result<Value, JobError> {
@@ -104,12 +105,22 @@ struct Append {
     seconds: Option<Number>,
 }
 
-async fn append(_ctx: JobContext, Append { path, line, seconds }: Append) -> Result<(), JobError> {
+async fn append(
+    _ctx: JobContext,
+    Append {
+        path,
+        line,
+        seconds,
+    }: Append,
+) -> Result<(), JobError> {
     if let Some(seconds) = &seconds {
         tokio::time::sleep(duration(seconds)?).await;
     }
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         // One write call, so that lines from concurrent workers never interleave.
         file.write_all(format!("{line}\n").as_bytes())
     })

@@ -37,9 +37,18 @@ fn make_venv() -> PathBuf {
     let lock = std::fs::File::create(parent.join(".rq-venv.lock")).expect("the venv lock file");
     lock.lock().expect("the venv lock");
     if !marker.exists() {
-        run_ok(Command::new("python3").arg("-m").arg("venv").arg("--clear").arg(&dir), "python3 -m venv");
         run_ok(
-            Command::new(&python).args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).arg(format!("rq=={RQ_VERSION}")),
+            Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg("--clear")
+                .arg(&dir),
+            "python3 -m venv",
+        );
+        run_ok(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .arg(format!("rq=={RQ_VERSION}")),
             "pip install rq",
         );
         std::fs::write(&marker, "").expect("the venv marker");
@@ -48,7 +57,9 @@ fn make_venv() -> PathBuf {
 }
 
 fn run_ok(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|error| panic!("{what}: cannot run ({error}); install python3 with venv"));
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: cannot run ({error}); install python3 with venv"));
     assert!(
         output.status.success(),
         "{what} failed:\n{}{}",
@@ -82,6 +93,9 @@ pub fn run(url: &str, script: &str, args: &[&str]) -> String {
 /// The venv's `rq` command line, as a `Command` ready for arguments.
 pub fn rq_cli() -> Command {
     let mut command = Command::new(python());
-    command.args(["-c", "import sys; from rq.cli import main; sys.argv[0] = 'rq'; sys.exit(main())"]);
+    command.args([
+        "-c",
+        "import sys; from rq.cli import main; sys.argv[0] = 'rq'; sys.exit(main())",
+    ]);
     command
 }

@@ -75,7 +75,16 @@ pub(crate) struct ContextParts {
 
 impl JobContext {
     pub(crate) fn new(parts: ContextParts) -> Self {
-        let ContextParts { conn, id, origin, worker_name, execution_id, args, kwargs, meta } = parts;
+        let ContextParts {
+            conn,
+            id,
+            origin,
+            worker_name,
+            execution_id,
+            args,
+            kwargs,
+            meta,
+        } = parts;
         JobContext {
             inner: Arc::new(Inner {
                 conn,
@@ -146,7 +155,10 @@ impl JobContext {
 
     fn lock_meta(&self) -> MutexGuard<'_, Map<String, Value>> {
         // A panic while the lock was held cannot leave a map half-written: take it anyway.
-        self.inner.meta.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .meta
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A copy of the job's metadata as this run knows it.
@@ -171,7 +183,11 @@ impl JobContext {
     /// backend error.
     pub async fn save_meta(&self) -> Result<()> {
         let meta = self.meta();
-        self.inner.conn.backend().save_meta(&self.inner.id, &meta).await
+        self.inner
+            .conn
+            .backend()
+            .save_meta(&self.inner.id, &meta)
+            .await
     }
 
     /// [`save_meta`](Self::save_meta) for blocking job functions, which run outside the async
@@ -197,5 +213,8 @@ impl JobContext {
 /// log_progress(1); // outside a job: nothing happens
 /// ```
 pub fn current_job() -> Option<JobContext> {
-    CURRENT.try_with(Clone::clone).ok().or_else(|| CURRENT_BLOCKING.with(|current| current.borrow().clone()))
+    CURRENT
+        .try_with(Clone::clone)
+        .ok()
+        .or_else(|| CURRENT_BLOCKING.with(|current| current.borrow().clone()))
 }

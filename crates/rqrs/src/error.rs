@@ -60,7 +60,10 @@ impl Error {
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        Error::Invalid { what, reason: reason.into() }
+        Error::Invalid {
+            what,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -108,17 +111,27 @@ pub enum JobErrorKind {
 impl JobError {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), causes: Vec::new(), kind: JobErrorKind::Fail }
+        JobError {
+            message: message.into(),
+            causes: Vec::new(),
+            kind: JobErrorKind::Fail,
+        }
     }
 
     /// A failure that must not be retried.
     pub fn abort(message: impl Into<String>) -> Self {
-        JobError { kind: JobErrorKind::Abort, ..JobError::new(message) }
+        JobError {
+            kind: JobErrorKind::Abort,
+            ..JobError::new(message)
+        }
     }
 
     /// A failure that asks to run the job again after `delay`.
     pub fn retry_after(message: impl Into<String>, delay: Duration) -> Self {
-        JobError { kind: JobErrorKind::RetryAfter(delay), ..JobError::new(message) }
+        JobError {
+            kind: JobErrorKind::RetryAfter(delay),
+            ..JobError::new(message)
+        }
     }
 
     /// The message.
@@ -156,6 +169,10 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
             causes.push(cause.to_string());
             source = cause.source();
         }
-        JobError { message: error.to_string(), causes, kind: JobErrorKind::Fail }
+        JobError {
+            message: error.to_string(),
+            causes,
+            kind: JobErrorKind::Fail,
+        }
     }
 }

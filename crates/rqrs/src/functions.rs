@@ -15,16 +15,18 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::Serialize;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_json::{Map, Value};
 
 use crate::context::JobContext;
 use crate::error::JobError;
 
 type JobFuture = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send>>;
-type AsyncHandler = dyn Fn(JobContext, Vec<Value>, Map<String, Value>) -> Result<JobFuture, JobError> + Send + Sync;
-type BlockingHandler = dyn Fn(JobContext, Vec<Value>, Map<String, Value>) -> Result<Value, JobError> + Send + Sync;
+type AsyncHandler =
+    dyn Fn(JobContext, Vec<Value>, Map<String, Value>) -> Result<JobFuture, JobError> + Send + Sync;
+type BlockingHandler =
+    dyn Fn(JobContext, Vec<Value>, Map<String, Value>) -> Result<Value, JobError> + Send + Sync;
 
 /// A registered function.
 #[derive(Clone)]
@@ -85,11 +87,16 @@ impl Functions {
     {
         let name = name.into();
         let label = name.clone();
-        let handler = move |ctx: JobContext, args: Vec<Value>, kwargs: Map<String, Value>| -> Result<JobFuture, JobError> {
+        let handler = move |ctx: JobContext,
+                            args: Vec<Value>,
+                            kwargs: Map<String, Value>|
+              -> Result<JobFuture, JobError> {
             let args: A = decode_args(&label, args, kwargs)?;
             let future = function(ctx, args);
             let label = label.clone();
-            Ok(Box::pin(async move { encode_return(&label, future.await?) }))
+            Ok(Box::pin(
+                async move { encode_return(&label, future.await?) },
+            ))
         };
         self.table.insert(name, Handler::Async(Arc::new(handler)));
         self
@@ -105,11 +112,15 @@ impl Functions {
     {
         let name = name.into();
         let label = name.clone();
-        let handler = move |ctx: JobContext, args: Vec<Value>, kwargs: Map<String, Value>| -> Result<Value, JobError> {
+        let handler = move |ctx: JobContext,
+                            args: Vec<Value>,
+                            kwargs: Map<String, Value>|
+              -> Result<Value, JobError> {
             let args: A = decode_args(&label, args, kwargs)?;
             encode_return(&label, function(ctx, args)?)
         };
-        self.table.insert(name, Handler::Blocking(Arc::new(handler)));
+        self.table
+            .insert(name, Handler::Blocking(Arc::new(handler)));
         self
     }
 
@@ -136,14 +147,21 @@ impl Functions {
     }
 }
 
-fn decode_args<A: DeserializeOwned>(name: &str, args: Vec<Value>, kwargs: Map<String, Value>) -> Result<A, JobError> {
+fn decode_args<A: DeserializeOwned>(
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+) -> Result<A, JobError> {
     A::deserialize(CallArgs { args, kwargs })
         .map_err(|error| JobError::new(format!("wrong arguments for {name}: {error}")))
 }
 
 fn encode_return<T: Serialize>(name: &str, value: T) -> Result<Value, JobError> {
-    serde_json::to_value(value)
-        .map_err(|error| JobError::new(format!("the return value of {name} cannot be stored as JSON: {error}")))
+    serde_json::to_value(value).map_err(|error| {
+        JobError::new(format!(
+            "the return value of {name} cannot be stored as JSON: {error}"
+        ))
+    })
 }
 
 /// A call's arguments as a serde [`Deserializer`](de::Deserializer) (see the module docs).
@@ -157,7 +175,9 @@ type DeError = serde_json::Error;
 impl CallArgs {
     fn positional_only(self) -> Result<Value, DeError> {
         if let Some(key) = self.kwargs.keys().next() {
-            return Err(de::Error::custom(format!("unexpected keyword argument {key:?}")));
+            return Err(de::Error::custom(format!(
+                "unexpected keyword argument {key:?}"
+            )));
         }
         Ok(Value::Array(self.args))
     }
@@ -166,7 +186,9 @@ impl CallArgs {
         let count = self.args.len() + self.kwargs.len();
         match self.positional_only()? {
             Value::Array(mut args) if args.len() == 1 => Ok(args.remove(0)),
-            _ => Err(de::Error::custom(format!("takes 1 positional argument but {count} were given"))),
+            _ => Err(de::Error::custom(format!(
+                "takes 1 positional argument but {count} were given"
+            ))),
         }
     }
 }
@@ -184,12 +206,19 @@ impl<'de> de::Deserializer<'de> for CallArgs {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         if self.args.is_empty() && !self.kwargs.is_empty() {
-            return Value::Object(self.kwargs).into_deserializer().deserialize_any(visitor);
+            return Value::Object(self.kwargs)
+                .into_deserializer()
+                .deserialize_any(visitor);
         }
         self.positional_only()?.deserialize_any(visitor)
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(self, name: &'static str, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         if self.args.len() > fields.len() {
             return Err(de::Error::custom(format!(
                 "takes {} positional arguments but {} were given",
@@ -197,13 +226,21 @@ impl<'de> de::Deserializer<'de> for CallArgs {
                 self.args.len()
             )));
         }
-        let mut named: Map<String, Value> = fields.iter().map(|field| (*field).to_owned()).zip(self.args).collect();
+        let mut named: Map<String, Value> = fields
+            .iter()
+            .map(|field| (*field).to_owned())
+            .zip(self.args)
+            .collect();
         for (key, value) in self.kwargs {
             if !fields.contains(&key.as_str()) {
-                return Err(de::Error::custom(format!("unexpected keyword argument {key:?}")));
+                return Err(de::Error::custom(format!(
+                    "unexpected keyword argument {key:?}"
+                )));
             }
             if named.contains_key(&key) {
-                return Err(de::Error::custom(format!("got multiple values for argument {key:?}")));
+                return Err(de::Error::custom(format!(
+                    "got multiple values for argument {key:?}"
+                )));
             }
             named.insert(key, value);
         }
@@ -213,12 +250,18 @@ impl<'de> de::Deserializer<'de> for CallArgs {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let count = self.args.len() + self.kwargs.len();
         if count > 0 {
-            return Err(de::Error::custom(format!("takes no arguments but {count} were given")));
+            return Err(de::Error::custom(format!(
+                "takes no arguments but {count} were given"
+            )));
         }
         visitor.visit_unit()
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
@@ -230,16 +273,28 @@ impl<'de> de::Deserializer<'de> for CallArgs {
         self.positional_only()?.deserialize_seq(visitor)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let given = self.args.len() + self.kwargs.len();
         if given != len {
-            return Err(de::Error::custom(format!("takes {len} positional arguments but {given} were given")));
+            return Err(de::Error::custom(format!(
+                "takes {len} positional arguments but {given} were given"
+            )));
         }
         self.positional_only()?.deserialize_tuple(len, visitor)
     }
 
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, name: &'static str, len: usize, visitor: V) -> Result<V::Value, DeError> {
-        self.positional_only()?.deserialize_tuple_struct(name, len, visitor)
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.positional_only()?
+            .deserialize_tuple_struct(name, len, visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -249,7 +304,11 @@ impl<'de> de::Deserializer<'de> for CallArgs {
         Value::Object(self.kwargs).deserialize_map(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -261,7 +320,12 @@ impl<'de> de::Deserializer<'de> for CallArgs {
         }
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(self, name: &'static str, variants: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.single()?.deserialize_enum(name, variants, visitor)
     }
 
@@ -295,29 +359,67 @@ mod tests {
     fn tuples_take_positional_arguments() {
         assert_eq!(decode::<(i64, i64)>(json!([1, 2]), json!({})), Ok((1, 2)));
         let error = decode::<(i64, i64)>(json!([1]), json!({})).unwrap_err();
-        assert_eq!(error, "wrong arguments for f: takes 2 positional arguments but 1 were given");
+        assert_eq!(
+            error,
+            "wrong arguments for f: takes 2 positional arguments but 1 were given"
+        );
         let error = decode::<(i64, i64)>(json!(["a", 2]), json!({})).unwrap_err();
         assert!(error.contains("invalid type: string \"a\""), "{error}");
     }
 
     #[test]
     fn structs_take_positional_and_keyword_arguments() {
-        assert_eq!(decode::<Add>(json!([1, 2]), json!({})), Ok(Add { x: 1, y: 2 }));
-        assert_eq!(decode::<Add>(json!([1]), json!({"y": 2})), Ok(Add { x: 1, y: 2 }));
-        assert_eq!(decode::<Add>(json!([]), json!({"y": 2, "x": 1})), Ok(Add { x: 1, y: 2 }));
-        assert!(decode::<Add>(json!([1]), json!({"x": 2})).unwrap_err().contains("multiple values for argument \"x\""));
-        assert!(decode::<Add>(json!([1, 2]), json!({"z": 2})).unwrap_err().contains("unexpected keyword argument \"z\""));
-        assert!(decode::<Add>(json!([1, 2, 3]), json!({})).unwrap_err().contains("takes 2 positional"));
-        assert!(decode::<Add>(json!([1]), json!({})).unwrap_err().contains("missing field `y`"));
+        assert_eq!(
+            decode::<Add>(json!([1, 2]), json!({})),
+            Ok(Add { x: 1, y: 2 })
+        );
+        assert_eq!(
+            decode::<Add>(json!([1]), json!({"y": 2})),
+            Ok(Add { x: 1, y: 2 })
+        );
+        assert_eq!(
+            decode::<Add>(json!([]), json!({"y": 2, "x": 1})),
+            Ok(Add { x: 1, y: 2 })
+        );
+        assert!(
+            decode::<Add>(json!([1]), json!({"x": 2}))
+                .unwrap_err()
+                .contains("multiple values for argument \"x\"")
+        );
+        assert!(
+            decode::<Add>(json!([1, 2]), json!({"z": 2}))
+                .unwrap_err()
+                .contains("unexpected keyword argument \"z\"")
+        );
+        assert!(
+            decode::<Add>(json!([1, 2, 3]), json!({}))
+                .unwrap_err()
+                .contains("takes 2 positional")
+        );
+        assert!(
+            decode::<Add>(json!([1]), json!({}))
+                .unwrap_err()
+                .contains("missing field `y`")
+        );
     }
 
     #[test]
     fn unit_single_and_ignored_arguments() {
         assert_eq!(decode::<()>(json!([]), json!({})), Ok(()));
-        assert!(decode::<()>(json!([1]), json!({})).unwrap_err().contains("takes no arguments"));
-        assert_eq!(decode::<String>(json!(["boom"]), json!({})), Ok("boom".to_owned()));
+        assert!(
+            decode::<()>(json!([1]), json!({}))
+                .unwrap_err()
+                .contains("takes no arguments")
+        );
+        assert_eq!(
+            decode::<String>(json!(["boom"]), json!({})),
+            Ok("boom".to_owned())
+        );
         assert!(decode::<String>(json!([]), json!({})).is_err());
         assert!(decode::<de::IgnoredAny>(json!([1, {"a": 2}]), json!({"k": 3})).is_ok());
-        assert_eq!(decode::<Vec<i64>>(json!([1, 2, 3]), json!({})), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            decode::<Vec<i64>>(json!([1, 2, 3]), json!({})),
+            Ok(vec![1, 2, 3])
+        );
     }
 }

@@ -30,7 +30,10 @@ pub struct Queue {
 impl Queue {
     /// The queue called `name` (it exists in the backend once a job is enqueued on it).
     pub fn new(conn: &Connection, name: impl Into<String>) -> Self {
-        Queue { conn: conn.clone(), name: name.into() }
+        Queue {
+            conn: conn.clone(),
+            name: name.into(),
+        }
     }
 
     /// Every queue that has had a job (RQ's `Queue.all`), by name.
@@ -39,7 +42,10 @@ impl Queue {
     /// A backend error.
     pub async fn all(conn: &Connection) -> Result<Vec<Queue>> {
         let names = conn.backend().queue_names().await?;
-        Ok(names.into_iter().map(|name| Queue::new(conn, name)).collect())
+        Ok(names
+            .into_iter()
+            .map(|name| Queue::new(conn, name))
+            .collect())
     }
 
     /// The queue's name.
@@ -56,11 +62,13 @@ impl Queue {
     /// that serializes to a JSON array (`()` for none; any other value is one argument).
     /// Set options on the returned builder, then [`send`](Enqueue::send) it.
     pub fn enqueue(&self, func_name: &str, args: impl Serialize) -> Enqueue<'_> {
-        let args = serde_json::to_value(args).map_err(Error::from).map(|value| match value {
-            Value::Array(args) => args,
-            Value::Null => Vec::new(),
-            other => vec![other],
-        });
+        let args = serde_json::to_value(args)
+            .map_err(Error::from)
+            .map(|value| match value {
+                Value::Array(args) => args,
+                Value::Null => Vec::new(),
+                other => vec![other],
+            });
         Enqueue::new(self, func_name, args)
     }
 
@@ -70,8 +78,13 @@ impl Queue {
             return Err(Error::invalid("function name", "it is empty"));
         }
         let id = options.job_id.clone().unwrap_or_else(JobId::random);
-        let mut jobs = self.conn.backend().enqueue(&self.conn, &self.name, vec![NewJob { id, call, options }]).await?;
-        jobs.pop().ok_or_else(|| Error::invalid("enqueue", "the backend returned no job"))
+        let mut jobs = self
+            .conn
+            .backend()
+            .enqueue(&self.conn, &self.name, vec![NewJob { id, call, options }])
+            .await?;
+        jobs.pop()
+            .ok_or_else(|| Error::invalid("enqueue", "the backend returned no job"))
     }
 
     /// How many jobs wait on the queue.
@@ -103,7 +116,10 @@ impl Queue {
     /// # Errors
     /// A backend error.
     pub async fn job_ids_range(&self, offset: usize, limit: usize) -> Result<Vec<JobId>> {
-        self.conn.backend().queue_job_ids(&self.name, offset, Some(limit)).await
+        self.conn
+            .backend()
+            .queue_job_ids(&self.name, offset, Some(limit))
+            .await
     }
 
     /// Removes every waiting job and deletes it; returns how many there were. Registries are

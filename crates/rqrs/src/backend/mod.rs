@@ -27,7 +27,9 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("url", &self.backend.url()).finish()
+        f.debug_struct("Connection")
+            .field("url", &self.backend.url())
+            .finish()
     }
 }
 
@@ -52,5 +54,7 @@ impl Connection {
 /// the server cannot be reached.
 pub async fn connect(url: &str) -> Result<Connection> {
     let backend = redis::RedisBackend::connect(url).await?;
-    Ok(Connection { backend: Arc::new(backend) })
+    Ok(Connection {
+        backend: Arc::new(backend),
+    })
 }

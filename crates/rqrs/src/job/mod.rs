@@ -53,7 +53,10 @@ impl FromStr for JobId {
     /// Checks RQ 2.8's rule: one or more of `[A-Za-z0-9_-]`. A `:` would break the
     /// `<id>:<execution id>` members of the started registry.
     fn from_str(id: &str) -> Result<Self> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(Error::invalid(
                 "job id",
@@ -227,7 +230,10 @@ impl Job {
     /// [`Error::NoSuchJob`] if it does not exist (never created, deleted, or expired);
     /// [`Error::MalformedJob`] if its hash is not a job; a backend error.
     pub async fn fetch(conn: &Connection, id: &JobId) -> Result<Job> {
-        conn.backend().fetch_job(conn, id).await?.ok_or_else(|| Error::NoSuchJob(id.clone()))
+        conn.backend()
+            .fetch_job(conn, id)
+            .await?
+            .ok_or_else(|| Error::NoSuchJob(id.clone()))
     }
 
     /// Reads the job again, so that status, meta and timestamps are current.
@@ -257,7 +263,9 @@ impl Job {
     /// The keyword arguments.
     pub fn kwargs(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.call.as_ref().map_or_else(|_| EMPTY.get_or_init(Map::new), |call| &call.kwargs)
+        self.call
+            .as_ref()
+            .map_or_else(|_| EMPTY.get_or_init(Map::new), |call| &call.kwargs)
     }
 
     /// Why the job's `data` cannot be decoded, if it cannot (a pickled job, bad JSON...).

@@ -39,7 +39,10 @@ impl EnqueueOptions {
             && ttl <= 0
             && ttl != -1
         {
-            return Err(Error::invalid("ttl", format!("{ttl}: give a positive number of seconds or -1")));
+            return Err(Error::invalid(
+                "ttl",
+                format!("{ttl}: give a positive number of seconds or -1"),
+            ));
         }
         if let Some(timeout) = self.timeout
             && timeout <= 0
@@ -50,11 +53,17 @@ impl EnqueueOptions {
                 format!("{timeout}: give a positive number of seconds, or -1 for none"),
             ));
         }
-        for (what, ttl) in [("result_ttl", self.result_ttl), ("failure_ttl", self.failure_ttl)] {
+        for (what, ttl) in [
+            ("result_ttl", self.result_ttl),
+            ("failure_ttl", self.failure_ttl),
+        ] {
             if let Some(ttl) = ttl
                 && ttl < -1
             {
-                return Err(Error::invalid(what, format!("{ttl}: give 0 or more seconds, or -1")));
+                return Err(Error::invalid(
+                    what,
+                    format!("{ttl}: give 0 or more seconds, or -1"),
+                ));
             }
         }
         Ok(())
@@ -90,8 +99,16 @@ pub struct Enqueue<'q> {
 
 impl<'q> Enqueue<'q> {
     pub(crate) fn new(queue: &'q Queue, func_name: &str, args: Result<Vec<Value>>) -> Self {
-        let call = args.map(|args| Call { func_name: func_name.to_owned(), args, kwargs: Map::new() });
-        Enqueue { queue, call, options: EnqueueOptions::default() }
+        let call = args.map(|args| Call {
+            func_name: func_name.to_owned(),
+            args,
+            kwargs: Map::new(),
+        });
+        Enqueue {
+            queue,
+            call,
+            options: EnqueueOptions::default(),
+        }
     }
 
     /// Keyword arguments: any value that serializes to a JSON object.
@@ -101,7 +118,10 @@ impl<'q> Enqueue<'q> {
                 Value::Object(map) => call.kwargs = map,
                 Value::Null => call.kwargs.clear(),
                 other => {
-                    return Err(Error::invalid("kwargs", format!("{other} is not a JSON object")));
+                    return Err(Error::invalid(
+                        "kwargs",
+                        format!("{other} is not a JSON object"),
+                    ));
                 }
             }
             Ok(call)
@@ -162,7 +182,10 @@ impl<'q> Enqueue<'q> {
         match serde_json::to_value(meta) {
             Ok(Value::Object(map)) => self.options.meta = map,
             Ok(other) => {
-                self.call = Err(Error::invalid("meta", format!("{other} is not a JSON object")));
+                self.call = Err(Error::invalid(
+                    "meta",
+                    format!("{other} is not a JSON object"),
+                ));
             }
             Err(error) => self.call = Err(error.into()),
         }

@@ -101,7 +101,10 @@ impl FinishedJobRegistry {
     /// # Errors
     /// A backend error.
     pub async fn remove(&self, id: &JobId, delete_job: bool) -> Result<bool> {
-        self.conn.backend().registry_remove(RegistryKind::Finished, &self.queue, id, delete_job).await
+        self.conn
+            .backend()
+            .registry_remove(RegistryKind::Finished, &self.queue, id, delete_job)
+            .await
     }
 }
 
@@ -112,7 +115,10 @@ impl FailedJobRegistry {
     /// # Errors
     /// A backend error.
     pub async fn remove(&self, id: &JobId, delete_job: bool) -> Result<bool> {
-        self.conn.backend().registry_remove(RegistryKind::Failed, &self.queue, id, delete_job).await
+        self.conn
+            .backend()
+            .registry_remove(RegistryKind::Failed, &self.queue, id, delete_job)
+            .await
     }
 
     /// Puts a failed job back at the tail of its queue.
@@ -124,7 +130,10 @@ impl FailedJobRegistry {
         if self.conn.backend().requeue(&self.queue, id).await? {
             Ok(())
         } else {
-            Err(Error::NotInRegistry { id: id.clone(), registry: RegistryKind::Failed.as_str() })
+            Err(Error::NotInRegistry {
+                id: id.clone(),
+                registry: RegistryKind::Failed.as_str(),
+            })
         }
     }
 
@@ -154,7 +163,12 @@ impl FailedJobRegistry {
         if job.origin() != self.queue {
             return Err(Error::invalid(
                 "registry",
-                format!("job {} belongs to queue {:?}, not {:?}", job.id(), job.origin(), self.queue),
+                format!(
+                    "job {} belongs to queue {:?}, not {:?}",
+                    job.id(),
+                    job.origin(),
+                    self.queue
+                ),
             ));
         }
         self.conn.backend().fail_by_hand(job, exc_info).await

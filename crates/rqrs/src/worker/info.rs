@@ -94,7 +94,9 @@ impl WorkerInfo {
         };
         WorkerInfo {
             name: name.to_owned(),
-            queues: text("queues").map(|queues| queues.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+            queues: text("queues")
+                .map(|queues| queues.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
             state,
             current_job: text("current_job"),
             hostname: text("hostname").unwrap_or_default(),
@@ -102,9 +104,15 @@ impl WorkerInfo {
             ip_address: text("ip_address"),
             birth: text("birth").and_then(|time| codec::parse_time(&time)),
             last_heartbeat: text("last_heartbeat").and_then(|time| codec::parse_time(&time)),
-            successful_job_count: text("successful_job_count").and_then(|n| n.parse().ok()).unwrap_or(0),
-            failed_job_count: text("failed_job_count").and_then(|n| n.parse().ok()).unwrap_or(0),
-            total_working_time: text("total_working_time").and_then(|n| n.parse().ok()).unwrap_or(0.0),
+            successful_job_count: text("successful_job_count")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            failed_job_count: text("failed_job_count")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            total_working_time: text("total_working_time")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0),
             version: text("version").unwrap_or_default(),
         }
     }

@@ -125,9 +125,14 @@ impl WorkerBuilder {
             return Err(Error::invalid("concurrency", "it must be 1 or more"));
         }
         if self.heartbeat_interval.is_zero() {
-            return Err(Error::invalid("heartbeat interval", "it must be more than 0"));
+            return Err(Error::invalid(
+                "heartbeat interval",
+                "it must be more than 0",
+            ));
         }
-        let name = self.name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let name = self
+            .name
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(Error::invalid("worker name", format!("{name:?}")));
         }
@@ -140,7 +145,10 @@ impl WorkerBuilder {
                 queues: self.queues,
                 functions: self.functions,
                 default_result_ttl: self.default_result_ttl,
-                liveness: Liveness { execution_ttl: interval * 6, worker_ttl: self.worker_ttl + 60 },
+                liveness: Liveness {
+                    execution_ttl: interval * 6,
+                    worker_ttl: self.worker_ttl + 60,
+                },
                 running: Mutex::new(HashMap::new()),
                 finished: Notify::new(),
             }),
@@ -172,12 +180,14 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// Take no new job, finish the running ones, then return from [`Worker::work`].
     pub fn warm(&self) {
-        self.sender.send_if_modified(|stop| escalate(stop, Stop::Warm));
+        self.sender
+            .send_if_modified(|stop| escalate(stop, Stop::Warm));
     }
 
     /// Put the running jobs back at the head of their queues and return now.
     pub fn cold(&self) {
-        self.sender.send_if_modified(|stop| escalate(stop, Stop::Cold));
+        self.sender
+            .send_if_modified(|stop| escalate(stop, Stop::Cold));
     }
 }
 
@@ -203,7 +213,9 @@ struct Shared {
 
 impl Shared {
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Execution>> {
-        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -288,7 +300,9 @@ impl Worker {
 
     /// A handle to stop the worker from elsewhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { sender: Arc::clone(&self.shutdown) }
+        ShutdownHandle {
+            sender: Arc::clone(&self.shutdown),
+        }
     }
 
     /// Runs until the worker is stopped (or, in burst mode, the queues are empty).
@@ -301,7 +315,9 @@ impl Worker {
         let backend = shared.conn.backend();
         let info = WorkerInfo::of_this_process(&shared.name, &shared.queues);
         backend.register_worker(&info, shared.liveness).await?;
-        backend.set_worker_state(&shared.name, WorkerState::Idle).await?;
+        backend
+            .set_worker_state(&shared.name, WorkerState::Idle)
+            .await?;
         tracing::info!(worker = %shared.name, queues = ?shared.queues, concurrency = self.concurrency, "worker started");
 
         let mut background = JoinSet::new();
@@ -315,7 +331,11 @@ impl Worker {
         if stop == Stop::Cold {
             jobs.abort_all();
             while jobs.join_next().await.is_some() {}
-            let running: Vec<Execution> = shared.running().drain().map(|(_, execution)| execution).collect();
+            let running: Vec<Execution> = shared
+                .running()
+                .drain()
+                .map(|(_, execution)| execution)
+                .collect();
             for execution in running {
                 if let Err(error) = backend.release(&execution, &shared.name).await {
                     tracing::error!(job = %execution.job_id, %error, "could not put a job back on its queue");
@@ -349,7 +369,16 @@ impl Worker {
             while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
                 permits.push(permit);
             }
-            let started = match backend.dequeue(&shared.conn, &shared.name, &shared.queues, permits.len(), shared.liveness).await {
+            let started = match backend
+                .dequeue(
+                    &shared.conn,
+                    &shared.name,
+                    &shared.queues,
+                    permits.len(),
+                    shared.liveness,
+                )
+                .await
+            {
                 Ok(started) => {
                     failures = 0;
                     started
@@ -371,7 +400,10 @@ impl Worker {
                 let running = shared.running().len();
                 if running == 0 && !idle {
                     idle = true;
-                    if let Err(error) = backend.set_worker_state(&shared.name, WorkerState::Idle).await {
+                    if let Err(error) = backend
+                        .set_worker_state(&shared.name, WorkerState::Idle)
+                        .await
+                    {
                         tracing::warn!(%error, "could not mark the worker idle");
                     }
                 }
@@ -395,7 +427,10 @@ impl Worker {
             }
             idle = false;
             for (started, permit) in started.into_iter().zip(permits) {
-                shared.running().insert(started.execution.execution_id.clone(), started.execution.clone());
+                shared.running().insert(
+                    started.execution.execution_id.clone(),
+                    started.execution.clone(),
+                );
                 let shared = Arc::clone(shared);
                 jobs.spawn(async move {
                     run::run(&shared, started).await;
@@ -417,7 +452,10 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
     loop {
         ticks.tick().await;
         let running: Vec<Execution> = shared.running().values().cloned().collect();
-        match backend.heartbeat(&shared.name, &running, shared.liveness).await {
+        match backend
+            .heartbeat(&shared.name, &running, shared.liveness)
+            .await
+        {
             Ok(reply) => {
                 for execution_id in reply.lost {
                     tracing::warn!(execution = %execution_id, "a running job was recovered by someone else; its outcome will not be recorded");
@@ -425,7 +463,11 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
                 if reply.worker_missing {
                     tracing::warn!("the worker hash had expired; registering again");
                     let mut info = info.clone();
-                    info.state = if running.is_empty() { WorkerState::Idle } else { WorkerState::Busy };
+                    info.state = if running.is_empty() {
+                        WorkerState::Idle
+                    } else {
+                        WorkerState::Busy
+                    };
                     if let Err(error) = backend.reregister_worker(&info, shared.liveness).await {
                         tracing::warn!(%error, "could not register the worker again");
                     }

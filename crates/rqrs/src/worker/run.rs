@@ -35,7 +35,13 @@ pub(super) async fn run(shared: &Shared, started: Started) {
                     kwargs: call.kwargs.clone(),
                     meta: job.meta.clone(),
                 });
-                call_with_timeout(handler.clone(), ctx, call, job.timeout.unwrap_or(DEFAULT_TIMEOUT)).await
+                call_with_timeout(
+                    handler.clone(),
+                    ctx,
+                    call,
+                    job.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                )
+                .await
             }
         },
     };
@@ -49,7 +55,15 @@ pub(super) async fn run(shared: &Shared, started: Started) {
             }
             Err(error) => {
                 tracing::info!(job = %job.id, error = %error, "job failed");
-                backend.fail(&execution, &shared.name, job.failure_ttl, &error.to_exc_info(), JobStatus::Failed).await
+                backend
+                    .fail(
+                        &execution,
+                        &shared.name,
+                        job.failure_ttl,
+                        &error.to_exc_info(),
+                        JobStatus::Failed,
+                    )
+                    .await
             }
         };
         match recorded {
@@ -78,7 +92,12 @@ pub(super) async fn run(shared: &Shared, started: Started) {
 /// Calls the function, bounded by the job's timeout in seconds (`-1`: none). An async function
 /// is cancelled at its deadline; a blocking one cannot be, so its thread is left to finish on
 /// its own while the job is failed and the slot freed.
-async fn call_with_timeout(handler: Handler, ctx: JobContext, call: Call, timeout: i64) -> Result<Value, JobError> {
+async fn call_with_timeout(
+    handler: Handler,
+    ctx: JobContext,
+    call: Call,
+    timeout: i64,
+) -> Result<Value, JobError> {
     let Call { args, kwargs, .. } = call;
     let task = match handler {
         Handler::Async(function) => {
@@ -112,7 +131,9 @@ async fn call_with_timeout(handler: Handler, ctx: JobContext, call: Call, timeou
                 .map(|text| (*text).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a non-text payload".to_owned());
-            Err(JobError::abort(format!("the job function panicked: {message}")))
+            Err(JobError::abort(format!(
+                "the job function panicked: {message}"
+            )))
         }
         Err(error) => Err(JobError::abort(format!("the job was cancelled: {error}"))),
     }

@@ -30,9 +30,18 @@ impl Waiter {
         let ready = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         for queue in queues {
-            tasks.spawn(watch_queue(conn.clone(), queue.clone(), waiting.subscribe(), Arc::clone(&ready)));
+            tasks.spawn(watch_queue(
+                conn.clone(),
+                queue.clone(),
+                waiting.subscribe(),
+                Arc::clone(&ready),
+            ));
         }
-        Waiter { waiting, ready, _tasks: tasks }
+        Waiter {
+            waiting,
+            ready,
+            _tasks: tasks,
+        }
     }
 
     /// Returns when a queue may hold a job, or after a while in any case (a safety net for a
@@ -51,7 +60,12 @@ impl Waiter {
     }
 }
 
-async fn watch_queue(conn: Connection, queue: String, mut waiting: watch::Receiver<bool>, ready: Arc<Notify>) {
+async fn watch_queue(
+    conn: Connection,
+    queue: String,
+    mut waiting: watch::Receiver<bool>,
+    ready: Arc<Notify>,
+) {
     let mut connection = None;
     loop {
         if waiting.wait_for(|waiting| *waiting).await.is_err() {

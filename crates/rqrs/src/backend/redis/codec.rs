@@ -41,8 +41,13 @@ pub(crate) fn epoch_float(time: DateTime<Utc>) -> String {
 
 /// zlib at the default level, as Python's `zlib.compress`.
 pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 2 + 16), Compression::default());
-    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
+    let mut encoder = ZlibEncoder::new(
+        Vec::with_capacity(bytes.len() / 2 + 16),
+        Compression::default(),
+    );
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -67,13 +72,18 @@ pub(crate) fn decode_data(raw: &[u8]) -> Result<Call, String> {
     let bytes = decompress(raw);
     // Pickle protocol 2+ opens with 0x80; RQ's default serializer is pickle (protocol 5).
     if bytes.first() == Some(&0x80) {
-        return Err("the job's data is pickled (Python RQ's default serializer); rqrs reads \
+        return Err(
+            "the job's data is pickled (Python RQ's default serializer); rqrs reads \
                     JSON only: enqueue with serializer=JSONSerializer"
-            .to_owned());
+                .to_owned(),
+        );
     }
-    let value = parse_json(&bytes).map_err(|reason| format!("the job's data is not valid JSON: {reason}"))?;
+    let value = parse_json(&bytes)
+        .map_err(|reason| format!("the job's data is not valid JSON: {reason}"))?;
     let Value::Array(mut parts) = value else {
-        return Err("the job's data is not a JSON array [func_name, instance, args, kwargs]".to_owned());
+        return Err(
+            "the job's data is not a JSON array [func_name, instance, args, kwargs]".to_owned(),
+        );
     };
     if parts.len() != 4 {
         return Err(format!(
@@ -92,13 +102,19 @@ pub(crate) fn decode_data(raw: &[u8]) -> Result<Call, String> {
         _ => return Err("the job's args are not a JSON array".to_owned()),
     };
     if !matches!(parts.pop(), Some(Value::Null)) {
-        return Err("the job calls a method of an object instance, which rqrs cannot run".to_owned());
+        return Err(
+            "the job calls a method of an object instance, which rqrs cannot run".to_owned(),
+        );
     }
     let func_name = match parts.pop() {
         Some(Value::String(name)) if !name.is_empty() => name,
         _ => return Err("the job's function name is not a string".to_owned()),
     };
-    Ok(Call { func_name, args, kwargs })
+    Ok(Call {
+        func_name,
+        args,
+        kwargs,
+    })
 }
 
 /// Parses JSON as Python writes it. Integers of any size are kept (`arbitrary_precision`);
@@ -142,7 +158,10 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Map<String, Value> {
         Ok(Value::Object(map)) => map,
         _ => {
             let mut map = Map::new();
-            map.insert("unserialized".to_owned(), Value::String(String::from_utf8_lossy(raw).into_owned()));
+            map.insert(
+                "unserialized".to_owned(),
+                Value::String(String::from_utf8_lossy(raw).into_owned()),
+            );
             map
         }
     }
@@ -180,9 +199,13 @@ pub(crate) fn encode_return_value(value: &Value) -> String {
 
 /// A return value from the result stream.
 pub(crate) fn decode_return_value(encoded: &[u8]) -> Result<Value, String> {
-    let bytes = BASE64.decode(encoded).map_err(|e| format!("return_value is not base64: {e}"))?;
+    let bytes = BASE64
+        .decode(encoded)
+        .map_err(|e| format!("return_value is not base64: {e}"))?;
     if bytes.first() == Some(&0x80) {
-        return Err("the return value is pickled; read it with Python RQ's default serializer".to_owned());
+        return Err(
+            "the return value is pickled; read it with Python RQ's default serializer".to_owned(),
+        );
     }
     parse_json(&bytes)
 }
@@ -206,7 +229,11 @@ pub(crate) fn call_string(call: &Call) -> String {
     let mut parts: Vec<String> = call.args.iter().map(short_repr).collect();
     let mut kwargs: Vec<_> = call.kwargs.iter().collect();
     kwargs.sort_by(|a, b| a.0.cmp(b.0));
-    parts.extend(kwargs.into_iter().map(|(key, value)| format!("{key}={}", short_repr(value))));
+    parts.extend(
+        kwargs
+            .into_iter()
+            .map(|(key, value)| format!("{key}={}", short_repr(value))),
+    );
     format!("{}({})", call.func_name, parts.join(", "))
 }
 
@@ -226,7 +253,11 @@ fn python_repr(value: &Value) -> String {
         Value::Bool(false) => "False".to_owned(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
             let mut out = String::with_capacity(s.len() + 2);
             out.push(quote);
             for c in s.chars() {
@@ -246,12 +277,19 @@ fn python_repr(value: &Value) -> String {
             out
         }
         Value::Array(items) => {
-            format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
-                .map(|(k, v)| format!("{}: {}", python_repr(&Value::String(k.clone())), python_repr(v)))
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_repr(&Value::String(k.clone())),
+                    python_repr(v)
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -285,7 +323,10 @@ mod tests {
             0xd2, 0x51, 0xc8, 0x2b, 0xcd, 0xc9, 0xd1, 0x51, 0x88, 0x36, 0xd4, 0x51, 0x30, 0x8a,
             0xd5, 0x51, 0xa8, 0xae, 0x8d, 0x05, 0x00, 0x9d, 0xbe, 0x09, 0x78,
         ];
-        assert_eq!(decode_data(&python), Ok(call("tasks.add", json!([1, 2]), json!({}))));
+        assert_eq!(
+            decode_data(&python),
+            Ok(call("tasks.add", json!([1, 2]), json!({})))
+        );
     }
 
     #[test]
@@ -306,36 +347,69 @@ mod tests {
         let error = decode_data(br#"["f", null, [NaN], {}]"#).unwrap_err();
         assert!(error.contains("NaN or Infinity"), "{error}");
         let big = decode_data(br#"["f", null, [123456789012345678901234567890], {}]"#);
-        assert_eq!(big.map(|c| c.args[0].to_string()), Ok("123456789012345678901234567890".to_owned()));
+        assert_eq!(
+            big.map(|c| c.args[0].to_string()),
+            Ok("123456789012345678901234567890".to_owned())
+        );
         assert!(decode_data(br#"["f", null, ["NaN"], {}]"#).is_ok());
     }
 
     #[test]
     fn malformed_data_says_what_is_wrong() {
-        assert!(decode_data(b"\x00\x01garbage").unwrap_err().contains("not valid JSON"));
-        assert!(decode_data(br#"["f", null, [1]]"#).unwrap_err().contains("3 elements"));
-        assert!(decode_data(br#"["f", {"x": 1}, [], {}]"#).unwrap_err().contains("instance"));
+        assert!(
+            decode_data(b"\x00\x01garbage")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert!(
+            decode_data(br#"["f", null, [1]]"#)
+                .unwrap_err()
+                .contains("3 elements")
+        );
+        assert!(
+            decode_data(br#"["f", {"x": 1}, [], {}]"#)
+                .unwrap_err()
+                .contains("instance")
+        );
     }
 
     #[test]
     fn timestamps_use_rqs_format() {
         let time = parse_time("2026-11-29T01:22:33.966393Z").expect("parses");
         assert_eq!(format_time(time), "2026-11-29T01:22:33.966393Z");
-        assert_eq!(parse_time("2026-11-29T01:22:33Z").map(format_time).as_deref(), Some("2026-11-29T01:22:33.000000Z"));
+        assert_eq!(
+            parse_time("2026-11-29T01:22:33Z")
+                .map(format_time)
+                .as_deref(),
+            Some("2026-11-29T01:22:33.000000Z")
+        );
         assert_eq!(parse_time(""), None);
     }
 
     #[test]
     fn description_is_pythons_call_string() {
-        let c = call("tasks.add", json!(["x", 1, null, true, [1, "a"]]), json!({"b": 3, "a": {"k": 1.5}}));
-        assert_eq!(call_string(&c), "tasks.add('x', 1, None, True, [1, 'a'], a={'k': 1.5}, b=3)");
+        let c = call(
+            "tasks.add",
+            json!(["x", 1, null, true, [1, "a"]]),
+            json!({"b": 3, "a": {"k": 1.5}}),
+        );
+        assert_eq!(
+            call_string(&c),
+            "tasks.add('x', 1, None, True, [1, 'a'], a={'k': 1.5}, b=3)"
+        );
         let long = call("f", json!(["y".repeat(100)]), json!({}));
         assert_eq!(call_string(&long), format!("f('{}...)", "y".repeat(74)));
     }
 
     #[test]
     fn meta_that_is_not_json_is_kept_as_text() {
-        assert_eq!(decode_meta(br#"{"a": 1}"#), json!({"a": 1}).as_object().cloned().unwrap_or_default());
-        assert_eq!(Value::Object(decode_meta(b"\x80\x05junk"))["unserialized"], json!("\u{fffd}\u{5}junk"));
+        assert_eq!(
+            decode_meta(br#"{"a": 1}"#),
+            json!({"a": 1}).as_object().cloned().unwrap_or_default()
+        );
+        assert_eq!(
+            Value::Object(decode_meta(b"\x80\x05junk"))["unserialized"],
+            json!("\u{fffd}\u{5}junk")
+        );
     }
 }

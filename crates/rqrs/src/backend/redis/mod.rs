@@ -115,7 +115,12 @@ fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
             }
         }
@@ -125,14 +130,20 @@ fn redact(url: &str) -> String {
 
 impl RedisBackend {
     pub(crate) async fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::invalid("url", format!("{}: {e}", redact(url))))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::invalid("url", format!("{}: {e}", redact(url))))?;
         // Scripts over many jobs (enqueue_many, empty) can take longer than the client's
         // default 500 ms response timeout.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(60)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
         let conn = client.get_connection_manager_with_config(config).await?;
-        Ok(RedisBackend { client, conn, scripts: Scripts::new(), url: redact(url) })
+        Ok(RedisBackend {
+            client,
+            conn,
+            scripts: Scripts::new(),
+            url: redact(url),
+        })
     }
 
     pub(crate) fn url(&self) -> String {
@@ -148,13 +159,21 @@ impl RedisBackend {
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
     }
 
     // ---- jobs -------------------------------------------------------------------------------
 
     /// Enqueues jobs on `queue` in one MULTI (one round trip however many jobs).
-    pub(crate) async fn enqueue(&self, conn: &Connection, queue: &str, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+    pub(crate) async fn enqueue(
+        &self,
+        conn: &Connection,
+        queue: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Job>> {
         let queue_key = keys::queue(queue);
         let created = now();
         let created_iso = codec::format_time(created);
@@ -163,7 +182,10 @@ impl RedisBackend {
         let mut out = Vec::with_capacity(jobs.len());
         for NewJob { id, call, options } in jobs {
             let job_key = keys::job(id.as_str());
-            let description = options.description.clone().unwrap_or_else(|| codec::call_string(&call));
+            let description = options
+                .description
+                .clone()
+                .unwrap_or_else(|| codec::call_string(&call));
             let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
             let mut fields: Vec<(&str, Vec<u8>)> = vec![
                 ("created_at", created_iso.clone().into_bytes()),
@@ -198,7 +220,8 @@ impl RedisBackend {
             if let Some(ttl) = options.ttl.filter(|ttl| *ttl > 0) {
                 pipe.expire(&job_key, ttl).ignore();
                 pipe.expire(keys::job_dependents(id.as_str()), ttl).ignore();
-                pipe.expire(keys::job_dependencies(id.as_str()), ttl).ignore();
+                pipe.expire(keys::job_dependencies(id.as_str()), ttl)
+                    .ignore();
             }
             if options.at_front {
                 pipe.lpush(&queue_key, id.as_str()).ignore();
@@ -231,14 +254,21 @@ impl RedisBackend {
     }
 
     pub(crate) async fn fetch_job(&self, conn: &Connection, id: &JobId) -> Result<Option<Job>> {
-        let hash: RawHash = redis::cmd("HGETALL").arg(keys::job(id.as_str())).query_async(&mut self.conn()).await?;
+        let hash: RawHash = redis::cmd("HGETALL")
+            .arg(keys::job(id.as_str()))
+            .query_async(&mut self.conn())
+            .await?;
         if hash.is_empty() {
             return Ok(None);
         }
         decode_job(conn, id.clone(), &hash).map(Some)
     }
 
-    pub(crate) async fn save_meta(&self, id: &JobId, meta: &Map<String, serde_json::Value>) -> Result<()> {
+    pub(crate) async fn save_meta(
+        &self,
+        id: &JobId,
+        meta: &Map<String, serde_json::Value>,
+    ) -> Result<()> {
         let written: i64 = self
             .scripts
             .save_meta
@@ -261,24 +291,46 @@ impl RedisBackend {
             .arg(1)
             .query_async(&mut self.conn())
             .await?;
-        reply.ids.into_iter().next().map(|entry| decode_result(id, &entry)).transpose()
+        reply
+            .ids
+            .into_iter()
+            .next()
+            .map(|entry| decode_result(id, &entry))
+            .transpose()
     }
 
     // ---- queues -----------------------------------------------------------------------------
 
     pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
-        let members: Vec<String> = redis::cmd("SMEMBERS").arg(keys::QUEUES).query_async(&mut self.conn()).await?;
-        let mut names: Vec<String> = members.iter().filter_map(|key| keys::queue_name(key)).map(str::to_owned).collect();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::QUEUES)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut names: Vec<String> = members
+            .iter()
+            .filter_map(|key| keys::queue_name(key))
+            .map(str::to_owned)
+            .collect();
         names.sort();
         Ok(names)
     }
 
     pub(crate) async fn queue_count(&self, queue: &str) -> Result<usize> {
-        Ok(redis::cmd("LLEN").arg(keys::queue(queue)).query_async(&mut self.conn()).await?)
+        Ok(redis::cmd("LLEN")
+            .arg(keys::queue(queue))
+            .query_async(&mut self.conn())
+            .await?)
     }
 
-    pub(crate) async fn queue_job_ids(&self, queue: &str, offset: usize, limit: Option<usize>) -> Result<Vec<JobId>> {
-        let end = limit.map_or(-1, |limit| i64::try_from(offset + limit).unwrap_or(i64::MAX) - 1);
+    pub(crate) async fn queue_job_ids(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<JobId>> {
+        let end = limit.map_or(-1, |limit| {
+            i64::try_from(offset + limit).unwrap_or(i64::MAX) - 1
+        });
         let ids: Vec<String> = redis::cmd("LRANGE")
             .arg(keys::queue(queue))
             .arg(offset)
@@ -310,12 +362,19 @@ impl RedisBackend {
     }
 
     pub(crate) async fn registry_count(&self, kind: RegistryKind, queue: &str) -> Result<usize> {
-        Ok(redis::cmd("ZCARD").arg(Self::registry_key(kind, queue)).query_async(&mut self.conn()).await?)
+        Ok(redis::cmd("ZCARD")
+            .arg(Self::registry_key(kind, queue))
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     /// Ids in the registry, oldest deadline first. Started-registry members are
     /// `<id>:<execution id>`; the id part is returned.
-    pub(crate) async fn registry_job_ids(&self, kind: RegistryKind, queue: &str) -> Result<Vec<JobId>> {
+    pub(crate) async fn registry_job_ids(
+        &self,
+        kind: RegistryKind,
+        queue: &str,
+    ) -> Result<Vec<JobId>> {
         let members: Vec<String> = redis::cmd("ZRANGE")
             .arg(Self::registry_key(kind, queue))
             .arg(0)
@@ -332,12 +391,24 @@ impl RedisBackend {
     }
 
     /// Removes a job from a finished or failed registry, deleting the job too if asked.
-    pub(crate) async fn registry_remove(&self, kind: RegistryKind, queue: &str, id: &JobId, delete_job: bool) -> Result<bool> {
+    pub(crate) async fn registry_remove(
+        &self,
+        kind: RegistryKind,
+        queue: &str,
+        id: &JobId,
+        delete_job: bool,
+    ) -> Result<bool> {
         let mut pipe = redis::pipe();
-        pipe.atomic().zrem(Self::registry_key(kind, queue), id.as_str());
+        pipe.atomic()
+            .zrem(Self::registry_key(kind, queue), id.as_str());
         if delete_job {
-            pipe.del(&[keys::job(id.as_str()), keys::job_dependents(id.as_str()), keys::job_dependencies(id.as_str()), keys::results(id.as_str())])
-                .ignore();
+            pipe.del(&[
+                keys::job(id.as_str()),
+                keys::job_dependents(id.as_str()),
+                keys::job_dependencies(id.as_str()),
+                keys::results(id.as_str()),
+            ])
+            .ignore();
         }
         let (removed,): (i64,) = pipe.query_async(&mut self.conn()).await?;
         Ok(removed == 1)
@@ -350,13 +421,27 @@ impl RedisBackend {
         let key = Self::registry_key(kind, queue);
         let now = now();
         if kind != RegistryKind::Started {
-            return Ok(redis::cmd("ZREMRANGEBYSCORE").arg(&key).arg(0).arg(now.timestamp()).query_async(&mut self.conn()).await?);
+            return Ok(redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg(0)
+                .arg(now.timestamp())
+                .query_async(&mut self.conn())
+                .await?);
         }
-        let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE").arg(&key).arg(0).arg(now.timestamp()).query_async(&mut self.conn()).await?;
+        let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&key)
+            .arg(0)
+            .arg(now.timestamp())
+            .query_async(&mut self.conn())
+            .await?;
         let mut count = 0;
         for member in expired {
             let Some((id, execution_id)) = member.rsplit_once(':') else {
-                let _: () = redis::cmd("ZREM").arg(&key).arg(&member).query_async(&mut self.conn()).await?;
+                let _: () = redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async(&mut self.conn())
+                    .await?;
                 continue;
             };
             let execution = Execution {
@@ -365,9 +450,15 @@ impl RedisBackend {
                 queue: queue.to_owned(),
                 started_at: now,
             };
-            let reason = format!("Moved to FailedJobRegistry, due to AbandonedJobError, at {}", codec::format_time(now));
+            let reason = format!(
+                "Moved to FailedJobRegistry, due to AbandonedJobError, at {}",
+                codec::format_time(now)
+            );
             let failure_ttl = self.job_failure_ttl(&execution.job_id).await?;
-            if self.fail(&execution, "", failure_ttl, &reason, JobStatus::Failed).await? {
+            if self
+                .fail(&execution, "", failure_ttl, &reason, JobStatus::Failed)
+                .await?
+            {
                 count += 1;
             }
         }
@@ -375,7 +466,11 @@ impl RedisBackend {
     }
 
     async fn job_failure_ttl(&self, id: &JobId) -> Result<Option<i64>> {
-        let ttl: Option<String> = redis::cmd("HGET").arg(keys::job(id.as_str())).arg("failure_ttl").query_async(&mut self.conn()).await?;
+        let ttl: Option<String> = redis::cmd("HGET")
+            .arg(keys::job(id.as_str()))
+            .arg("failure_ttl")
+            .query_async(&mut self.conn())
+            .await?;
         Ok(ttl.and_then(|ttl| ttl.parse().ok()))
     }
 
@@ -410,14 +505,22 @@ impl RedisBackend {
             queue: job.origin.clone(),
             started_at: now(),
         };
-        self.fail(&execution, "", job.failure_ttl, exc_info, JobStatus::Failed).await?;
+        self.fail(&execution, "", job.failure_ttl, exc_info, JobStatus::Failed)
+            .await?;
         Ok(())
     }
 
     // ---- runs -------------------------------------------------------------------------------
 
     /// Takes up to `count` jobs from `queues` (highest priority first) and starts them.
-    pub(crate) async fn dequeue(&self, conn: &Connection, worker: &str, queues: &[String], count: usize, liveness: Liveness) -> Result<Vec<Started>> {
+    pub(crate) async fn dequeue(
+        &self,
+        conn: &Connection,
+        worker: &str,
+        queues: &[String],
+        count: usize,
+        liveness: Liveness,
+    ) -> Result<Vec<Started>> {
         let now = now();
         let mut invocation = self.scripts.dequeue.prepare_invoke();
         for queue in queues {
@@ -444,21 +547,44 @@ impl RedisBackend {
         let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
         let mut started = Vec::with_capacity(reply.len() / 4);
         let mut items = reply.into_iter();
-        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) = (items.next(), items.next(), items.next(), items.next()) {
-            let queue_index: usize = redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
-            let queue = queues.get(queue_index.wrapping_sub(1)).cloned().unwrap_or_default();
-            let id = JobId::from_stored(redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?);
-            let execution_id: String = redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
+        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
+            (items.next(), items.next(), items.next(), items.next())
+        {
+            let queue_index: usize =
+                redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
+            let queue = queues
+                .get(queue_index.wrapping_sub(1))
+                .cloned()
+                .unwrap_or_default();
+            let id = JobId::from_stored(
+                redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
+            );
+            let execution_id: String =
+                redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
             let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
-            let job = decode_job(conn, id.clone(), &hash).unwrap_or_else(|error| Job::unreadable(conn, id.clone(), &queue, error.to_string()));
-            started.push(Started { job, execution: Execution { job_id: id, execution_id, queue, started_at: now } });
+            let job = decode_job(conn, id.clone(), &hash).unwrap_or_else(|error| {
+                Job::unreadable(conn, id.clone(), &queue, error.to_string())
+            });
+            started.push(Started {
+                job,
+                execution: Execution {
+                    job_id: id,
+                    execution_id,
+                    queue,
+                    started_at: now,
+                },
+            });
         }
         Ok(started)
     }
 
     /// Blocks until `queue` holds an id or `timeout` passes, without taking anything: a
     /// same-list `BLMOVE LEFT LEFT` pops the head and pushes it straight back.
-    pub(crate) async fn wait_for_job(connection: &mut MultiplexedConnection, queue: &str, timeout: Duration) -> Result<bool> {
+    pub(crate) async fn wait_for_job(
+        connection: &mut MultiplexedConnection,
+        queue: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
         let key = keys::queue(queue);
         let moved: Option<String> = redis::cmd("BLMOVE")
             .arg(&key)
@@ -471,7 +597,12 @@ impl RedisBackend {
         Ok(moved.is_some())
     }
 
-    pub(crate) async fn heartbeat(&self, worker: &str, running: &[Execution], liveness: Liveness) -> Result<HeartbeatReply> {
+    pub(crate) async fn heartbeat(
+        &self,
+        worker: &str,
+        running: &[Execution],
+        liveness: Liveness,
+    ) -> Result<HeartbeatReply> {
         let now = now();
         let mut invocation = self.scripts.heartbeat.key(keys::worker(worker));
         invocation
@@ -485,20 +616,43 @@ impl RedisBackend {
             .arg(keys::EXECUTION_PREFIX)
             .arg(keys::EXECUTIONS_PREFIX);
         for execution in running {
-            invocation.arg(execution.job_id.as_str()).arg(&execution.execution_id).arg(&execution.queue);
+            invocation
+                .arg(execution.job_id.as_str())
+                .arg(&execution.execution_id)
+                .arg(&execution.queue);
         }
         let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
         let mut items = reply.into_iter();
-        let worker_missing = items.next().map(redis::from_redis_value::<i64>).transpose().map_err(redis::RedisError::from)? == Some(1);
-        let lost = items.filter_map(|item| redis::from_redis_value::<String>(item).ok()).collect();
-        Ok(HeartbeatReply { worker_missing, lost })
+        let worker_missing = items
+            .next()
+            .map(redis::from_redis_value::<i64>)
+            .transpose()
+            .map_err(redis::RedisError::from)?
+            == Some(1);
+        let lost = items
+            .filter_map(|item| redis::from_redis_value::<String>(item).ok())
+            .collect();
+        Ok(HeartbeatReply {
+            worker_missing,
+            lost,
+        })
     }
 
     /// Records a success. `Ok(false)`: the execution was stale and nothing was written.
-    pub(crate) async fn finish(&self, execution: &Execution, worker: &str, result_ttl: i64, return_value: &serde_json::Value) -> Result<bool> {
+    pub(crate) async fn finish(
+        &self,
+        execution: &Execution,
+        worker: &str,
+        result_ttl: i64,
+        return_value: &serde_json::Value,
+    ) -> Result<bool> {
         let id = execution.job_id.as_str();
         let ended = now();
-        let encoded = if return_value.is_null() { String::new() } else { codec::encode_return_value(return_value) };
+        let encoded = if return_value.is_null() {
+            String::new()
+        } else {
+            codec::encode_return_value(return_value)
+        };
         let recorded: i64 = self
             .scripts
             .finish
@@ -528,10 +682,21 @@ impl RedisBackend {
 
     /// Records a failure (see `fail.lua` for its three uses). `Ok(false)`: the execution was
     /// stale, or the job is gone.
-    pub(crate) async fn fail(&self, execution: &Execution, worker: &str, failure_ttl: Option<i64>, exc_info: &str, status: JobStatus) -> Result<bool> {
+    pub(crate) async fn fail(
+        &self,
+        execution: &Execution,
+        worker: &str,
+        failure_ttl: Option<i64>,
+        exc_info: &str,
+        status: JobStatus,
+    ) -> Result<bool> {
         let id = execution.job_id.as_str();
         let ended = now();
-        let started = if execution.execution_id.is_empty() { String::new() } else { codec::epoch_float(execution.started_at) };
+        let started = if execution.execution_id.is_empty() {
+            String::new()
+        } else {
+            codec::epoch_float(execution.started_at)
+        };
         let recorded: i64 = self
             .scripts
             .fail
@@ -584,9 +749,18 @@ impl RedisBackend {
     // ---- workers ----------------------------------------------------------------------------
 
     /// Writes the worker hash and its memberships, as RQ's `register_birth` does.
-    pub(crate) async fn register_worker(&self, info: &WorkerInfo, liveness: Liveness) -> Result<()> {
+    pub(crate) async fn register_worker(
+        &self,
+        info: &WorkerInfo,
+        liveness: Liveness,
+    ) -> Result<()> {
         let key = keys::worker(&info.name);
-        let existing: Vec<Option<String>> = redis::cmd("HMGET").arg(&key).arg("birth").arg("death").query_async(&mut self.conn()).await?;
+        let existing: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("birth")
+            .arg("death")
+            .query_async(&mut self.conn())
+            .await?;
         if matches!(existing.as_slice(), [Some(_), None]) {
             return Err(Error::WorkerExists(info.name.clone()));
         }
@@ -595,7 +769,11 @@ impl RedisBackend {
 
     /// Writes the worker hash and memberships again (after the hash expired), as they are in
     /// `info`.
-    pub(crate) async fn reregister_worker(&self, info: &WorkerInfo, liveness: Liveness) -> Result<()> {
+    pub(crate) async fn reregister_worker(
+        &self,
+        info: &WorkerInfo,
+        liveness: Liveness,
+    ) -> Result<()> {
         let key = keys::worker(&info.name);
         let ip_address = self.client_address().await.unwrap_or_default();
         let now = codec::format_time(now());
@@ -620,20 +798,29 @@ impl RedisBackend {
         for queue in &info.queues {
             pipe.sadd(keys::workers_by_queue(queue), &key).ignore();
         }
-        pipe.expire(&key, i64::try_from(liveness.worker_ttl).unwrap_or(i64::MAX)).ignore();
+        pipe.expire(&key, i64::try_from(liveness.worker_ttl).unwrap_or(i64::MAX))
+            .ignore();
         let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 
     /// This connection's address as the server sees it (RQ's `ip_address`).
     async fn client_address(&self) -> Result<String> {
-        let info: String = redis::cmd("CLIENT").arg("INFO").query_async(&mut self.conn()).await?;
-        Ok(info.split_whitespace().find_map(|part| part.strip_prefix("addr=")).unwrap_or_default().to_owned())
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(info
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("addr="))
+            .unwrap_or_default()
+            .to_owned())
     }
 
     pub(crate) async fn set_worker_state(&self, worker: &str, state: WorkerState) -> Result<()> {
         let mut pipe = redis::pipe();
-        pipe.hset(keys::worker(worker), "state", state.as_str()).ignore();
+        pipe.hset(keys::worker(worker), "state", state.as_str())
+            .ignore();
         if state != WorkerState::Busy {
             pipe.hdel(keys::worker(worker), "current_job").ignore();
         }
@@ -661,7 +848,10 @@ impl RedisBackend {
     /// expired are dropped from the sets, as RQ's readers do.
     pub(crate) async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
         let set = queue.map_or_else(|| keys::WORKERS.to_owned(), keys::workers_by_queue);
-        let members: Vec<String> = redis::cmd("SMEMBERS").arg(&set).query_async(&mut self.conn()).await?;
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query_async(&mut self.conn())
+            .await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -673,10 +863,17 @@ impl RedisBackend {
         let mut workers = Vec::new();
         for (key, hash) in members.iter().zip(hashes) {
             if hash.is_empty() {
-                let _: () = redis::cmd("SREM").arg(&set).arg(key).query_async(&mut self.conn()).await?;
+                let _: () = redis::cmd("SREM")
+                    .arg(&set)
+                    .arg(key)
+                    .query_async(&mut self.conn())
+                    .await?;
                 continue;
             }
-            workers.push(WorkerInfo::from_hash(keys::worker_name(key).unwrap_or(key), &hash));
+            workers.push(WorkerInfo::from_hash(
+                keys::worker_name(key).unwrap_or(key),
+                &hash,
+            ));
         }
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(workers)
@@ -690,7 +887,10 @@ fn working_seconds(started: DateTime<Utc>, ended: DateTime<Utc>) -> String {
 
 /// A job from its hash.
 fn decode_job(conn: &Connection, id: JobId, hash: &RawHash) -> Result<Job> {
-    let status = codec::status(hash).map_err(|reason| Error::MalformedJob { id: id.clone(), reason })?;
+    let status = codec::status(hash).map_err(|reason| Error::MalformedJob {
+        id: id.clone(),
+        reason,
+    })?;
     let call = match hash.get("data") {
         Some(data) => codec::decode_data(data),
         None => Err("the job hash has no data field".to_owned()),
@@ -711,25 +911,52 @@ fn decode_job(conn: &Connection, id: JobId, hash: &RawHash) -> Result<Job> {
         result_ttl: codec::integer(hash, "result_ttl"),
         failure_ttl: codec::integer(hash, "failure_ttl"),
         ttl: codec::integer(hash, "ttl"),
-        meta: hash.get("meta").filter(|raw| !raw.is_empty()).map(|raw| codec::decode_meta(raw)).unwrap_or_default(),
-        legacy_exc_info: hash.get("exc_info").map(|raw| String::from_utf8_lossy(&codec::decompress(raw)).into_owned()),
+        meta: hash
+            .get("meta")
+            .filter(|raw| !raw.is_empty())
+            .map(|raw| codec::decode_meta(raw))
+            .unwrap_or_default(),
+        legacy_exc_info: hash
+            .get("exc_info")
+            .map(|raw| String::from_utf8_lossy(&codec::decompress(raw)).into_owned()),
         id,
     })
 }
 
 /// A result-stream entry.
 fn decode_result(id: &JobId, entry: &redis::streams::StreamId) -> Result<JobResult> {
-    let field = |name: &str| -> Option<Vec<u8>> { entry.map.get(name).and_then(|value| redis::from_redis_value_ref::<Vec<u8>>(value).ok()) };
-    let malformed = |reason: String| Error::MalformedJob { id: id.clone(), reason };
-    let code = field("type").and_then(|raw| String::from_utf8(raw).ok()).and_then(|text| text.parse::<u8>().ok());
-    let result_type = code.and_then(ResultType::from_code).ok_or_else(|| malformed(format!("result {} has no valid type", entry.id)))?;
-    let millis = entry.id.split('-').next().and_then(|ms| ms.parse::<i64>().ok());
+    let field = |name: &str| -> Option<Vec<u8>> {
+        entry
+            .map
+            .get(name)
+            .and_then(|value| redis::from_redis_value_ref::<Vec<u8>>(value).ok())
+    };
+    let malformed = |reason: String| Error::MalformedJob {
+        id: id.clone(),
+        reason,
+    };
+    let code = field("type")
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|text| text.parse::<u8>().ok());
+    let result_type = code
+        .and_then(ResultType::from_code)
+        .ok_or_else(|| malformed(format!("result {} has no valid type", entry.id)))?;
+    let millis = entry
+        .id
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse::<i64>().ok());
     Ok(JobResult {
         result_type,
         created_at: millis.and_then(DateTime::from_timestamp_millis),
-        return_value: field("return_value").map(|raw| codec::decode_return_value(&raw)).transpose().map_err(malformed)?,
+        return_value: field("return_value")
+            .map(|raw| codec::decode_return_value(&raw))
+            .transpose()
+            .map_err(malformed)?,
         exc_string: field("exc_string").map(|raw| codec::decode_exc_string(&raw)),
-        worker_name: field("worker_name").map(|raw| String::from_utf8_lossy(&raw).into_owned()).filter(|name| !name.is_empty()),
+        worker_name: field("worker_name")
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+            .filter(|name| !name.is_empty()),
         execution_id: field("execution_id").map(|raw| String::from_utf8_lossy(&raw).into_owned()),
     })
 }
@@ -740,7 +967,10 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_passwords() {
-        assert_eq!(redact("redis://user:secret@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
         assert_eq!(redact("redis://:secret@host"), "redis://:***@host");
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }

@@ -1,0 +1,199 @@
+use std::time::Duration;
+
+use rqrs::{Error, Job, JobStatus, Queue};
+use serde_json::json;
+
+use crate::{field, raw, setup, work};
+
+#[tokio::test]
+async fn enqueue_writes_rqs_job_hash() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("tasks.add", (1, 2))
+        .job_id("job-add-1".parse().unwrap())
+        .result_ttl(600)
+        .failure_ttl(300)
+        .meta(json!({"k": "v"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(job.id().as_str(), "job-add-1");
+    let key = "rq:job:job-add-1";
+    let text = |bytes: Option<Vec<u8>>| String::from_utf8(bytes.expect("field present")).unwrap();
+    assert_eq!(text(field(&server, key, "status").await), "queued");
+    assert_eq!(text(field(&server, key, "origin").await), "default");
+    assert_eq!(text(field(&server, key, "timeout").await), "180");
+    assert_eq!(text(field(&server, key, "result_ttl").await), "600");
+    assert_eq!(text(field(&server, key, "failure_ttl").await), "300");
+    assert_eq!(
+        text(field(&server, key, "description").await),
+        "tasks.add(1, 2)"
+    );
+    assert_eq!(text(field(&server, key, "meta").await), r#"{"k":"v"}"#);
+    assert_eq!(text(field(&server, key, "started_at").await), "");
+    let created = text(field(&server, key, "created_at").await);
+    assert_eq!(
+        created.len(),
+        "2026-11-29T01:22:33.966393Z".len(),
+        "{created}"
+    );
+    assert!(created.ends_with('Z'));
+    // data: zlib of the JSON array [func_name, null, args, kwargs].
+    let data = field(&server, key, "data").await.unwrap();
+    assert_eq!(&data[..2], &[0x78, 0x9c]);
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&data[..]), &mut json).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json).unwrap(),
+        json!(["tasks.add", null, [1, 2], {}])
+    );
+    assert_eq!(
+        field(&server, key, "ttl").await,
+        None,
+        "ttl is written only when given"
+    );
+    let queues: Vec<String> = raw(&server, &["SMEMBERS", "rq:queues"]).await;
+    assert_eq!(queues, ["rq:queue:default"]);
+    let ids: Vec<String> = raw(&server, &["LRANGE", "rq:queue:default", "0", "-1"]).await;
+    assert_eq!(ids, ["job-add-1"]);
+}
+
+#[tokio::test]
+async fn fetch_reads_back_what_was_enqueued() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "q1");
+    let sent = queue
+        .enqueue("tasks.echo", ("a", 1))
+        .kwargs(json!({"b": [1, 2]}))
+        .description("echo")
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    let job = Job::fetch(&conn, sent.id()).await.unwrap();
+    assert_eq!(job.func_name(), "tasks.echo");
+    assert_eq!(job.args(), [json!("a"), json!(1)]);
+    assert_eq!(job.kwargs().get("b"), Some(&json!([1, 2])));
+    assert_eq!(job.status(), JobStatus::Queued);
+    assert_eq!(job.origin(), "q1");
+    assert_eq!(job.description(), Some("echo"));
+    assert_eq!(job.timeout(), Some(30));
+    assert_eq!(
+        job.enqueued_at(),
+        sent.enqueued_at().map(|t| t.trunc_subsecs_micros())
+    );
+    assert!(job.data_error().is_none());
+    assert_eq!(queue.count().await.unwrap(), 1);
+    assert_eq!(queue.job_ids().await.unwrap(), [sent.id().clone()]);
+}
+
+trait Micros {
+    fn trunc_subsecs_micros(self) -> Self;
+}
+
+impl Micros for chrono::DateTime<chrono::Utc> {
+    fn trunc_subsecs_micros(self) -> Self {
+        chrono::SubsecRound::trunc_subsecs(self, 6)
+    }
+}
+
+#[tokio::test]
+async fn at_front_puts_the_job_at_the_head() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let first = queue.enqueue("f", ()).send().await.unwrap();
+    let front = queue.enqueue("f", ()).at_front(true).send().await.unwrap();
+    assert_eq!(
+        queue.job_ids().await.unwrap(),
+        [front.id().clone(), first.id().clone()]
+    );
+}
+
+#[tokio::test]
+async fn bad_options_and_ids_are_refused() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    assert!(matches!(
+        "a:b".parse::<rqrs::JobId>(),
+        Err(Error::Invalid { .. })
+    ));
+    let mut options = rqrs::EnqueueOptions::default();
+    options.ttl = Some(0);
+    let zero_ttl = queue.enqueue("f", ()).options(options).send().await;
+    assert!(
+        matches!(zero_ttl, Err(Error::Invalid { what: "ttl", .. })),
+        "{zero_ttl:?}"
+    );
+    let mut options = rqrs::EnqueueOptions::default();
+    options.timeout = Some(0);
+    let bad_timeout = queue.enqueue("f", ()).options(options).send().await;
+    assert!(matches!(
+        bad_timeout,
+        Err(Error::Invalid {
+            what: "timeout",
+            ..
+        })
+    ));
+    let bad_kwargs = queue.enqueue("f", ()).kwargs([1, 2]).send().await;
+    assert!(matches!(
+        bad_kwargs,
+        Err(Error::Invalid { what: "kwargs", .. })
+    ));
+    assert_eq!(queue.count().await.unwrap(), 0, "nothing was enqueued");
+}
+
+#[tokio::test]
+async fn fetching_a_missing_job_says_so() {
+    let (_server, conn) = setup().await;
+    let error = Job::fetch(&conn, &"nope".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(error.is_no_such_job(), "{error}");
+}
+
+#[tokio::test]
+async fn ttl_drops_a_job_that_did_not_start_in_time() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.noop", ())
+        .ttl(Duration::from_secs(1))
+        .send()
+        .await
+        .unwrap();
+    let keep = queue.enqueue("fixtures.add", (1, 1)).send().await.unwrap();
+    let ttl: i64 = raw(&server, &["TTL", &format!("rq:job:{}", job.id())]).await;
+    assert!((0..=1).contains(&ttl), "{ttl}");
+    rqrs_test::wait_for("the job to expire", Duration::from_secs(5), || async {
+        Job::fetch(&conn, job.id())
+            .await
+            .err()
+            .filter(rqrs::Error::is_no_such_job)
+    })
+    .await;
+    // The worker skips the expired id and runs the next job.
+    work(&conn, &["default"], 1, rqrs::Functions::new()).await;
+    assert_eq!(queue.count().await.unwrap(), 0);
+    assert_eq!(
+        Job::fetch(&conn, keep.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+}
+
+#[tokio::test]
+async fn empty_removes_and_deletes_waiting_jobs() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue.enqueue("f", ()).send().await.unwrap();
+    queue.enqueue("f", ()).send().await.unwrap();
+    assert_eq!(queue.empty().await.unwrap(), 2);
+    assert_eq!(queue.count().await.unwrap(), 0);
+    let exists: i64 = raw(&server, &["EXISTS", &format!("rq:job:{}", job.id())]).await;
+    assert_eq!(exists, 0);
+    assert_eq!(
+        rqrs::Queue::all(&conn).await.unwrap().len(),
+        1,
+        "the queue stays known"
+    );
+}

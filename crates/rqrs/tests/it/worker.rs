@@ -1,0 +1,539 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rqrs::{
+    FailedJobRegistry, FinishedJobRegistry, Functions, Job, JobContext, JobError, JobStatus, Queue,
+    ResultType, StartedJobRegistry, Worker, WorkerState,
+};
+use serde_json::{Value, json};
+
+use crate::{field, raw, setup, work};
+
+const HANG: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn success_is_recorded_in_rqs_format() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.return_value().await.unwrap(), Some(json!(3)));
+    assert!(job.started_at().is_some() && job.ended_at() >= job.started_at());
+    assert!(job.worker_name().is_some());
+    assert_eq!(
+        FinishedJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [job.id().clone()]
+    );
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+
+    let key = format!("rq:job:{}", job.id());
+    let ttl: i64 = raw(&server, &["TTL", &key]).await;
+    assert!(
+        (490..=500).contains(&ttl),
+        "default result_ttl is 500, got {ttl}"
+    );
+    let entries: Vec<(String, Vec<(String, String)>)> = raw(
+        &server,
+        &["XRANGE", &format!("rq:results:{}", job.id()), "-", "+"],
+    )
+    .await;
+    let fields: std::collections::HashMap<_, _> = entries[0].1.iter().cloned().collect();
+    assert_eq!(fields["type"], "1");
+    assert_eq!(fields["return_value"], "Mw==", "base64 of the JSON 3");
+    assert_eq!(fields["worker_name"], job.worker_name().unwrap());
+    assert!(fields["execution_started_at"].parse::<f64>().is_ok());
+    let executions: i64 = raw(&server, &["EXISTS", &format!("rq:executions:{}", job.id())]).await;
+    assert_eq!(executions, 0, "the execution set is emptied");
+    let worker = format!("rq:worker:{}", job.worker_name().unwrap());
+    assert_eq!(
+        field(&server, &worker, "successful_job_count").await,
+        Some(b"1".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn result_ttl_zero_deletes_the_job_and_minus_one_keeps_it() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let gone = queue
+        .enqueue("fixtures.add", (1, 2))
+        .result_ttl(0)
+        .send()
+        .await
+        .unwrap();
+    let kept = queue
+        .enqueue("fixtures.add", (1, 2))
+        .result_ttl(-1)
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 2, Functions::new()).await;
+    assert!(
+        Job::fetch(&conn, gone.id())
+            .await
+            .unwrap_err()
+            .is_no_such_job()
+    );
+    let ttl: i64 = raw(&server, &["TTL", &format!("rq:job:{}", kept.id())]).await;
+    assert_eq!(ttl, -1);
+    let score: String = raw(
+        &server,
+        &["ZSCORE", "rq:finished:default", kept.id().as_str()],
+    )
+    .await;
+    assert_eq!(score, "inf");
+    assert_eq!(
+        FinishedJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [kept.id().clone()]
+    );
+}
+
+#[tokio::test]
+async fn failure_goes_to_the_failed_registry_with_its_message() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.fail", ("boom",))
+        .send()
+        .await
+        .unwrap();
+    let explicit = queue
+        .enqueue("fixtures.fail", ("bang",))
+        .failure_ttl(100)
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Failed);
+    assert_eq!(job.exc_info().await.unwrap().as_deref(), Some("boom"));
+    assert_eq!(
+        job.latest_result().await.unwrap().unwrap().result_type(),
+        ResultType::Failed
+    );
+    assert_eq!(job.return_value().await.unwrap(), None);
+    let failed = FailedJobRegistry::new(&conn, "default")
+        .job_ids()
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2);
+    let ttl: i64 = raw(&server, &["TTL", &format!("rq:job:{}", job.id())]).await;
+    assert!(
+        ttl > 31_535_000,
+        "a failure is kept a year by default, got {ttl}"
+    );
+    let stream_ttl: i64 = raw(&server, &["TTL", &format!("rq:results:{}", job.id())]).await;
+    assert_eq!(
+        stream_ttl, -1,
+        "RQ: the results of a failure expire only with an explicit failure_ttl"
+    );
+    let stream_ttl: i64 = raw(&server, &["TTL", &format!("rq:results:{}", explicit.id())]).await;
+    assert!((90..=100).contains(&stream_ttl), "{stream_ttl}");
+    let worker = format!("rq:worker:{}", job.worker_name().unwrap());
+    assert_eq!(
+        field(&server, &worker, "failed_job_count").await,
+        Some(b"2".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn bad_jobs_fail_with_a_reason_and_the_worker_goes_on() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let unknown = queue.enqueue("fixtures.nothing", ()).send().await.unwrap();
+    let wrong = queue
+        .enqueue("fixtures.add", ("x", 1))
+        .send()
+        .await
+        .unwrap();
+    let missing = queue.enqueue("fixtures.add", (1,)).send().await.unwrap();
+    let panics = queue.enqueue("tests.panic", ()).send().await.unwrap();
+    // Hashes a producer could have written: pickled data, garbage, no data at all.
+    let pickled = zlib(b"\x80\x05\x95\x19\x00\x00\x00\x00\x00\x00\x00(\x8c\ttasks.add\x94N");
+    let mut redis = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (id, data) in [
+        ("pickled", Some(pickled)),
+        ("garbage", Some(b"\x01\x02{not json".to_vec())),
+        ("nodata", None),
+    ] {
+        let mut command = redis::cmd("HSET");
+        command
+            .arg(format!("rq:job:{id}"))
+            .arg("status")
+            .arg("queued")
+            .arg("origin")
+            .arg("default");
+        if let Some(data) = data {
+            command.arg("data").arg(data);
+        }
+        let _: () = command.query_async(&mut redis).await.unwrap();
+        let _: () = redis::cmd("RPUSH")
+            .arg("rq:queue:default")
+            .arg(id)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let good = queue.enqueue("fixtures.add", (2, 2)).send().await.unwrap();
+    let panic = Functions::new().register("tests.panic", |_ctx: JobContext, (): ()| async move {
+        if true {
+            panic!("deliberate");
+        }
+        Ok::<(), JobError>(())
+    });
+    work(&conn, &["default"], 2, panic).await;
+
+    let reason = |id: &str| {
+        let conn = conn.clone();
+        let id = id.to_owned();
+        async move {
+            let job = Job::fetch(&conn, &id.parse().unwrap()).await.unwrap();
+            assert_eq!(job.status(), JobStatus::Failed, "{id}");
+            job.exc_info().await.unwrap().unwrap_or_default()
+        }
+    };
+    assert!(
+        reason(unknown.id().as_str())
+            .await
+            .contains("unknown function \"fixtures.nothing\"")
+    );
+    let wrong = reason(wrong.id().as_str()).await;
+    assert!(
+        wrong.contains("wrong arguments for fixtures.add")
+            && wrong.contains("invalid type: string \"x\""),
+        "{wrong}"
+    );
+    assert!(
+        reason(missing.id().as_str())
+            .await
+            .contains("missing field `y`")
+    );
+    assert!(
+        reason(panics.id().as_str())
+            .await
+            .contains("panicked: deliberate")
+    );
+    assert!(
+        reason("pickled")
+            .await
+            .contains("serializer=JSONSerializer")
+    );
+    assert!(reason("garbage").await.contains("not valid JSON"));
+    assert!(reason("nodata").await.contains("no data field"));
+    let good = Job::fetch(&conn, good.id()).await.unwrap();
+    assert_eq!(good.return_value().await.unwrap(), Some(json!(4)));
+    assert_eq!(
+        FailedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        7
+    );
+}
+
+fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn concurrency_runs_jobs_at_the_same_time() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    // Each job waits until all four run at once: with fewer slots the burst would hang.
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let together = Functions::new().register("tests.together", move |_ctx: JobContext, (): ()| {
+        let barrier = Arc::clone(&barrier);
+        async move {
+            barrier.wait().await;
+            Ok::<_, JobError>(())
+        }
+    });
+    let blocking_barrier = Arc::new(std::sync::Barrier::new(2));
+    let blocking = Functions::new().register_blocking(
+        "tests.together_blocking",
+        move |_ctx: JobContext, (): ()| {
+            blocking_barrier.wait();
+            Ok::<_, JobError>(())
+        },
+    );
+    for _ in 0..4 {
+        queue.enqueue("tests.together", ()).send().await.unwrap();
+    }
+    for _ in 0..2 {
+        queue
+            .enqueue("tests.together_blocking", ())
+            .send()
+            .await
+            .unwrap();
+    }
+    work(&conn, &["default"], 4, together.merge(blocking)).await;
+    assert_eq!(
+        FinishedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn queues_are_served_in_priority_order() {
+    let (_server, conn) = setup().await;
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&order);
+    let record = Functions::new().register("tests.record", move |ctx: JobContext, (): ()| {
+        seen.lock().unwrap().push(ctx.origin().to_owned());
+        async { Ok::<_, JobError>(()) }
+    });
+    for queue in ["low", "default", "high"] {
+        for _ in 0..2 {
+            Queue::new(&conn, queue)
+                .enqueue("tests.record", ())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    work(&conn, &["high", "default", "low"], 1, record).await;
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["high", "high", "default", "default", "low", "low"]
+    );
+}
+
+#[tokio::test]
+async fn an_async_job_is_cancelled_at_its_timeout() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.sleep", (30,))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Failed);
+    assert!(
+        job.exc_info()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("exceeded maximum timeout value (1 seconds)")
+    );
+}
+
+/// Starts a non-burst worker in a task; returns its name, stop handle and task.
+fn spawn_worker(
+    conn: &rqrs::Connection,
+    concurrency: usize,
+) -> (
+    String,
+    rqrs::ShutdownHandle,
+    tokio::task::JoinHandle<rqrs::Result<()>>,
+) {
+    let worker = Worker::builder(conn)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions())
+        .concurrency(concurrency)
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let name = worker.name().to_owned();
+    let handle = worker.shutdown_handle();
+    (name, handle, tokio::spawn(worker.work()))
+}
+
+async fn wait_status(conn: &rqrs::Connection, id: &rqrs::JobId, status: JobStatus) -> Job {
+    rqrs_test::wait_for(&format!("{id} to be {status}"), HANG, || async {
+        Job::fetch(conn, id)
+            .await
+            .ok()
+            .filter(|job| job.status() == status)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_waiting_worker_takes_new_jobs_and_registers_as_rq_does() {
+    let (server, conn) = setup().await;
+    let (name, stop, task) = spawn_worker(&conn, 2);
+    let key = format!("rq:worker:{name}");
+    rqrs_test::wait_for("the worker to register", HANG, || async {
+        (field(&server, &key, "state").await == Some(b"idle".to_vec())).then_some(())
+    })
+    .await;
+    for (field_name, expected) in [
+        ("queues", "default".to_owned()),
+        ("pid", std::process::id().to_string()),
+    ] {
+        assert_eq!(
+            field(&server, &key, field_name).await,
+            Some(expected.into_bytes())
+        );
+    }
+    assert!(
+        field(&server, &key, "birth").await.is_some()
+            && field(&server, &key, "hostname").await.is_some()
+    );
+    let members: Vec<String> = raw(&server, &["SMEMBERS", "rq:workers"]).await;
+    assert_eq!(members, [key.clone()]);
+    let members: Vec<String> = raw(&server, &["SMEMBERS", "rq:workers:default"]).await;
+    assert_eq!(members, [key.clone()]);
+
+    let queue = Queue::new(&conn, "default");
+    let job = queue.enqueue("fixtures.sleep", (2,)).send().await.unwrap();
+    wait_status(&conn, job.id(), JobStatus::Started).await;
+    let workers = Worker::all(&conn).await.unwrap();
+    assert_eq!(workers[0].state, WorkerState::Busy);
+    assert_eq!(workers[0].current_job.as_deref(), Some(job.id().as_str()));
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [job.id().clone()]
+    );
+    // Heartbeats move the started-registry deadline forward while the job runs.
+    let member = format!("{}:", job.id());
+    let deadline = || async {
+        let entries: Vec<(String, f64)> = raw(
+            &server,
+            &["ZRANGE", "rq:wip:default", "0", "-1", "WITHSCORES"],
+        )
+        .await;
+        entries
+            .into_iter()
+            .find(|(m, _)| m.starts_with(&member))
+            .map(|(_, score)| score)
+    };
+    let first = deadline().await.unwrap();
+    rqrs_test::wait_for("a heartbeat", HANG, || async {
+        deadline().await.filter(|score| *score > first)
+    })
+    .await;
+
+    wait_status(&conn, job.id(), JobStatus::Finished).await;
+    stop.warm();
+    task.await.unwrap().unwrap();
+    let members: Vec<String> = raw(&server, &["SMEMBERS", "rq:workers"]).await;
+    assert!(members.is_empty(), "the worker unregisters");
+    assert!(field(&server, &key, "death").await.is_some());
+}
+
+#[tokio::test]
+async fn warm_shutdown_finishes_running_jobs_and_cold_puts_them_back() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let (_, stop, task) = spawn_worker(&conn, 1);
+    let job = queue.enqueue("fixtures.sleep", (1,)).send().await.unwrap();
+    let next = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
+    wait_status(&conn, job.id(), JobStatus::Started).await;
+    stop.warm();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+    assert_eq!(
+        queue.job_ids().await.unwrap(),
+        [next.id().clone()],
+        "no new job was taken"
+    );
+
+    queue.empty().await.unwrap();
+    let (_, stop, task) = spawn_worker(&conn, 1);
+    let long = queue.enqueue("fixtures.sleep", (60,)).send().await.unwrap();
+    wait_status(&conn, long.id(), JobStatus::Started).await;
+    stop.cold();
+    task.await.unwrap().unwrap();
+    let long = Job::fetch(&conn, long.id()).await.unwrap();
+    assert_eq!(long.status(), JobStatus::Queued);
+    assert_eq!(queue.job_ids().await.unwrap(), [long.id().clone()]);
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_second_worker_with_a_live_name_is_refused() {
+    let (_server, conn) = setup().await;
+    let worker = |name: &str| {
+        Worker::builder(&conn)
+            .queues(["default"])
+            .functions(rqrs_test::fixtures::functions())
+            .name(name)
+            .build()
+            .unwrap()
+    };
+    let first = worker("same");
+    let stop = first.shutdown_handle();
+    let task = tokio::spawn(first.work());
+    rqrs_test::wait_for("the first worker", HANG, || async {
+        (Worker::all(&conn).await.unwrap().len() == 1).then_some(())
+    })
+    .await;
+    let error = worker("same").work().await.unwrap_err();
+    assert!(matches!(error, rqrs::Error::WorkerExists(_)), "{error}");
+    stop.warm();
+    task.await.unwrap().unwrap();
+    // Once dead, the name can be used again.
+    let again = worker("same");
+    let stop = again.shutdown_handle();
+    let task = tokio::spawn(again.work());
+    rqrs_test::wait_for("the second worker", HANG, || async {
+        (Worker::all(&conn).await.unwrap().len() == 1).then_some(())
+    })
+    .await;
+    stop.warm();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn echo_returns_args_and_kwargs() {
+    let (_server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.echo", (1, "a"))
+        .kwargs(json!({"k": [true]}))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    let value: Option<Value> = Job::fetch(&conn, job.id())
+        .await
+        .unwrap()
+        .return_value()
+        .await
+        .unwrap();
+    assert_eq!(
+        value,
+        Some(json!({"args": [1, "a"], "kwargs": {"k": [true]}}))
+    );
+}
