@@ -344,8 +344,12 @@ mod tests {
     use serde_json::json;
 
     fn decode<A: DeserializeOwned>(args: Value, kwargs: Value) -> Result<A, String> {
-        let args = args.as_array().cloned().unwrap_or_default();
-        let kwargs = kwargs.as_object().cloned().unwrap_or_default();
+        let Value::Array(args) = args else {
+            panic!("args must be an array")
+        };
+        let Value::Object(kwargs) = kwargs else {
+            panic!("kwargs must be an object")
+        };
         decode_args("f", args, kwargs).map_err(|e| e.message().to_owned())
     }
 

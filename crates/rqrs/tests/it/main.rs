@@ -1,4 +1,8 @@
 //! Behaviour tests of the library against a private redis-server per test.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 mod context;
 mod enqueue;

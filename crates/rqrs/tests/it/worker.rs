@@ -400,9 +400,9 @@ async fn a_waiting_worker_takes_new_jobs_and_registers_as_rq_does() {
             && field(&server, &key, "hostname").await.is_some()
     );
     let members: Vec<String> = raw(&server, &["SMEMBERS", "rq:workers"]).await;
-    assert_eq!(members, [key.clone()]);
+    assert_eq!(members, std::slice::from_ref(&key));
     let members: Vec<String> = raw(&server, &["SMEMBERS", "rq:workers:default"]).await;
-    assert_eq!(members, [key.clone()]);
+    assert_eq!(members, std::slice::from_ref(&key));
 
     let queue = Queue::new(&conn, "default");
     let job = queue.enqueue("fixtures.sleep", (2,)).send().await.unwrap();

@@ -304,8 +304,14 @@ mod tests {
     fn call(func: &str, args: Value, kwargs: Value) -> Call {
         Call {
             func_name: func.to_owned(),
-            args: args.as_array().cloned().unwrap_or_default(),
-            kwargs: kwargs.as_object().cloned().unwrap_or_default(),
+            args: match args {
+                Value::Array(args) => args,
+                _ => Vec::new(),
+            },
+            kwargs: match kwargs {
+                Value::Object(kwargs) => kwargs,
+                _ => Map::new(),
+            },
         }
     }
 
