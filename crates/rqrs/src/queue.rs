@@ -73,18 +73,69 @@ impl Queue {
     }
 
     pub(crate) async fn enqueue_call(&self, call: Call, options: EnqueueOptions) -> Result<Job> {
-        validate_name(&self.name)?;
-        if call.func_name.is_empty() {
-            return Err(Error::invalid("function name", "it is empty"));
-        }
-        let id = options.job_id.clone().unwrap_or_else(JobId::random);
-        let mut jobs = self
-            .conn
-            .backend()
-            .enqueue(&self.conn, &self.name, vec![NewJob { id, call, options }])
-            .await?;
+        let mut jobs = self.enqueue_calls(vec![(call, options)]).await?;
         jobs.pop()
             .ok_or_else(|| Error::invalid("enqueue", "the backend returned no job"))
+    }
+
+    /// Enqueues several jobs built with [`Queue::enqueue`] in one atomic step and one round
+    /// trip (RQ's `enqueue_many`); returns them in order. Nothing is enqueued if any is
+    /// invalid.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+    /// let queue = rqrs::Queue::new(&conn, "default");
+    /// let jobs = queue
+    ///     .enqueue_many((0..100).map(|i| queue.enqueue("tasks.add", (i, 1))))
+    ///     .await?;
+    /// assert_eq!(jobs.len(), 100);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an invalid job or one built on another queue; a backend error.
+    pub async fn enqueue_many<'q>(
+        &self,
+        jobs: impl IntoIterator<Item = Enqueue<'q>>,
+    ) -> Result<Vec<Job>> {
+        let calls = jobs
+            .into_iter()
+            .map(|enqueue| {
+                let (queue, call, options) = enqueue.into_parts()?;
+                if queue.name != self.name {
+                    return Err(Error::invalid(
+                        "enqueue_many",
+                        format!(
+                            "a job was built on queue {:?}, not {:?}",
+                            queue.name, self.name
+                        ),
+                    ));
+                }
+                Ok((call, options))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.enqueue_calls(calls).await
+    }
+
+    async fn enqueue_calls(&self, calls: Vec<(Call, EnqueueOptions)>) -> Result<Vec<Job>> {
+        validate_name(&self.name)?;
+        let mut jobs = Vec::with_capacity(calls.len());
+        for (call, options) in calls {
+            if call.func_name.is_empty() {
+                return Err(Error::invalid("function name", "it is empty"));
+            }
+            let id = options.job_id.clone().unwrap_or_else(JobId::random);
+            jobs.push(NewJob { id, call, options });
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .backend()
+            .enqueue(&self.conn, &self.name, jobs)
+            .await
     }
 
     /// How many jobs wait on the queue.

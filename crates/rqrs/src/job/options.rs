@@ -203,9 +203,15 @@ impl<'q> Enqueue<'q> {
     /// # Errors
     /// [`Error::Invalid`] for an option or argument RQ would refuse; a backend error.
     pub async fn send(self) -> Result<Job> {
+        let (queue, call, options) = self.into_parts()?;
+        queue.enqueue_call(call, options).await
+    }
+
+    /// The queue, the call and its checked options.
+    pub(crate) fn into_parts(self) -> Result<(&'q Queue, Call, EnqueueOptions)> {
         let call = self.call?;
         self.options.validate()?;
-        self.queue.enqueue_call(call, self.options).await
+        Ok((self.queue, call, self.options))
     }
 }
 

@@ -197,3 +197,43 @@ async fn empty_removes_and_deletes_waiting_jobs() {
         "the queue stays known"
     );
 }
+
+#[tokio::test]
+async fn enqueue_many_sends_all_jobs_in_order_or_none() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let jobs = queue
+        .enqueue_many((0..5).map(|i| queue.enqueue("fixtures.add", (i, 1))))
+        .await
+        .unwrap();
+    let ids: Vec<_> = jobs.iter().map(|job| job.id().clone()).collect();
+    assert_eq!(queue.job_ids().await.unwrap(), ids);
+    let other = Queue::new(&conn, "other");
+    let mixed = queue
+        .enqueue_many([queue.enqueue("f", ()), other.enqueue("f", ())])
+        .await;
+    assert!(matches!(mixed, Err(Error::Invalid { .. })), "{mixed:?}");
+    let mut bad = rqrs::EnqueueOptions::default();
+    bad.ttl = Some(-5);
+    let invalid = queue
+        .enqueue_many([queue.enqueue("f", ()), queue.enqueue("f", ()).options(bad)])
+        .await;
+    assert!(invalid.is_err());
+    assert_eq!(
+        queue.count().await.unwrap(),
+        5,
+        "nothing of a refused batch was enqueued"
+    );
+    work(&conn, &["default"], 8, rqrs::Functions::new()).await;
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            Job::fetch(&conn, id)
+                .await
+                .unwrap()
+                .return_value()
+                .await
+                .unwrap(),
+            Some(json!(i + 1))
+        );
+    }
+}
