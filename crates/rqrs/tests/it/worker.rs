@@ -537,3 +537,33 @@ async fn echo_returns_args_and_kwargs() {
         Some(json!({"args": [1, "a"], "kwargs": {"k": [true]}}))
     );
 }
+
+#[tokio::test]
+async fn an_expired_worker_hash_is_registered_again_in_full() {
+    let (server, conn) = setup().await;
+    let (name, stop, task) = spawn_worker(&conn, 1);
+    let key = format!("rq:worker:{name}");
+    rqrs_test::wait_for("the worker to register", HANG, || async {
+        field(&server, &key, "birth").await
+    })
+    .await;
+    let _: i64 = raw(&server, &["DEL", &key]).await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.noop", ())
+        .send()
+        .await
+        .unwrap();
+    wait_status(&conn, job.id(), JobStatus::Finished).await;
+    assert_eq!(
+        field(&server, &key, "successful_job_count").await,
+        None,
+        "no stub hash of counters alone"
+    );
+    rqrs_test::wait_for("the worker to register again", HANG, || async {
+        field(&server, &key, "birth").await
+    })
+    .await;
+    assert!(field(&server, &key, "queues").await.is_some());
+    stop.warm();
+    task.await.unwrap().unwrap();
+}

@@ -38,6 +38,7 @@ struct Scripts {
     empty: Script,
     save_meta: Script,
     release: Script,
+    worker_state: Script,
 }
 
 impl Scripts {
@@ -51,6 +52,7 @@ impl Scripts {
             empty: Script::new(include_str!("scripts/empty.lua")),
             save_meta: Script::new(include_str!("scripts/save_meta.lua")),
             release: Script::new(include_str!("scripts/release.lua")),
+            worker_state: Script::new(include_str!("scripts/worker_state.lua")),
         }
     }
 }
@@ -818,13 +820,13 @@ impl RedisBackend {
     }
 
     pub(crate) async fn set_worker_state(&self, worker: &str, state: WorkerState) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.hset(keys::worker(worker), "state", state.as_str())
-            .ignore();
-        if state != WorkerState::Busy {
-            pipe.hdel(keys::worker(worker), "current_job").ignore();
-        }
-        let _: () = pipe.query_async(&mut self.conn()).await?;
+        let _: i64 = self
+            .scripts
+            .worker_state
+            .key(keys::worker(worker))
+            .arg(state.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 

@@ -45,7 +45,7 @@ for q = 1, queues do
     end
   end
 end
-if last_id then
+if last_id and redis.call('EXISTS', worker_key) == 1 then
   redis.call('HSET', worker_key, 'state', 'busy', 'current_job', last_id,
     'current_job_working_time', '0', 'last_heartbeat', iso)
 end

@@ -23,7 +23,8 @@ if eid ~= '' then
 else
   redis.call('LREM', KEYS[10], 0, id)
 end
-if worker ~= '' then
+-- Only a live worker hash is updated (see finish.lua).
+if worker ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('HINCRBY', KEYS[5], 'failed_job_count', 1)
   redis.call('HINCRBYFLOAT', KEYS[5], 'total_working_time', ARGV[10])
   if redis.call('HGET', KEYS[5], 'current_job') == id then

@@ -16,10 +16,14 @@ if not redis.call('ZSCORE', KEYS[2], member) then return 0 end
 redis.call('ZREM', KEYS[2], member)
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[4], eid)
-redis.call('HINCRBY', KEYS[5], 'successful_job_count', 1)
-redis.call('HINCRBYFLOAT', KEYS[5], 'total_working_time', ARGV[10])
-if redis.call('HGET', KEYS[5], 'current_job') == id then
-  redis.call('HDEL', KEYS[5], 'current_job')
+-- Only a live worker hash is updated: a counter written into an expired one would leave a
+-- hash without `birth`, which Python's worker readers cannot parse.
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('HINCRBY', KEYS[5], 'successful_job_count', 1)
+  redis.call('HINCRBYFLOAT', KEYS[5], 'total_working_time', ARGV[10])
+  if redis.call('HGET', KEYS[5], 'current_job') == id then
+    redis.call('HDEL', KEYS[5], 'current_job')
+  end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 local ttl = tonumber(ARGV[6])

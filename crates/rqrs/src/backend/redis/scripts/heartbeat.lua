@@ -9,8 +9,14 @@
 -- Returns: {worker hash was missing (1/0), ids of executions no longer in the started registry...}
 local iso, nowf, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local missing = redis.call('HSET', KEYS[1], 'last_heartbeat', iso)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+-- An expired worker hash is not brought back piecemeal (Python's readers need `birth`): the
+-- worker is told, and registers again in full.
+local missing = 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  missing = 0
+  redis.call('HSET', KEYS[1], 'last_heartbeat', iso)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+end
 local out = {missing}
 for i = 10, #ARGV, 3 do
   local id, eid, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
