@@ -443,14 +443,25 @@ impl Worker {
     }
 }
 
-/// Refreshes the worker and its running executions every `interval`.
+/// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
+/// workers are found here, so it is kept short; RQ's lock lets one process do it at a time.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Refreshes the worker and its running executions every `interval`, and cleans the
+/// registries of its queues every [`MAINTENANCE_INTERVAL`].
 async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
     let backend = shared.conn.backend();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut maintained = tokio::time::Instant::now();
+    maintain(&shared).await;
     ticks.tick().await;
     loop {
         ticks.tick().await;
+        if maintained.elapsed() >= MAINTENANCE_INTERVAL {
+            maintained = tokio::time::Instant::now();
+            maintain(&shared).await;
+        }
         let running: Vec<Execution> = shared.running().values().cloned().collect();
         match backend
             .heartbeat(&shared.name, &running, shared.liveness)
@@ -474,6 +485,19 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
                 }
             }
             Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+}
+
+/// Cleans the registries of the worker's queues (see `RedisBackend::maintain`).
+async fn maintain(shared: &Shared) {
+    for queue in &shared.queues {
+        match shared.conn.backend().maintain(queue).await {
+            Ok(Some(cleaned)) if cleaned > 0 => {
+                tracing::info!(%queue, cleaned, "registries cleaned")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
         }
     }
 }

@@ -567,3 +567,38 @@ async fn an_expired_worker_hash_is_registered_again_in_full() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_worker_fails_runs_abandoned_by_a_dead_worker() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.noop", ())
+        .send()
+        .await
+        .unwrap();
+    // As a worker killed mid-job leaves it: in the started registry, its deadline passed.
+    let _: i64 = raw(
+        &server,
+        &["LREM", "rq:queue:default", "0", job.id().as_str()],
+    )
+    .await;
+    let _: i64 = raw(
+        &server,
+        &["ZADD", "rq:wip:default", "1", &format!("{}:dead", job.id())],
+    )
+    .await;
+    let (_, stop, task) = spawn_worker(&conn, 1);
+    let failed = wait_status(&conn, job.id(), JobStatus::Failed).await;
+    assert!(
+        failed
+            .exc_info()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("AbandonedJobError")
+    );
+    let lock: i64 = raw(&server, &["EXISTS", "rq:clean_registries:default"]).await;
+    assert_eq!(lock, 0, "the maintenance lock is released");
+    stop.warm();
+    task.await.unwrap().unwrap();
+}

@@ -85,6 +85,12 @@ pub(crate) fn failed(queue: &str) -> String {
     format!("{FAILED_PREFIX}{queue}")
 }
 
+/// `rq:clean_registries:<q>`: the lock of a queue's registry maintenance, shared with RQ's
+/// workers so that one process at a time cleans a queue.
+pub(crate) fn clean_registries(queue: &str) -> String {
+    format!("rq:clean_registries:{queue}")
+}
+
 /// The queue name of a queue key, if it is one.
 pub(crate) fn queue_name(key: &str) -> Option<&str> {
     key.strip_prefix(QUEUE_PREFIX)

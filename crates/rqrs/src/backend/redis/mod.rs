@@ -467,6 +467,44 @@ impl RedisBackend {
         Ok(count)
     }
 
+    /// Cleans a queue's registries (abandoned runs to failed, expired entries dropped) under
+    /// RQ's maintenance lock; `Ok(None)` when another process holds the lock.
+    pub(crate) async fn maintain(&self, queue: &str) -> Result<Option<usize>> {
+        let lock = keys::clean_registries(queue);
+        // RQ holds the lock for at most 899 s; it is dropped as soon as the work is done.
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&lock)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(899)
+            .query_async(&mut self.conn())
+            .await?;
+        if taken.is_none() {
+            return Ok(None);
+        }
+        let mut cleaned = 0;
+        let mut outcome = Ok(());
+        for kind in [
+            RegistryKind::Started,
+            RegistryKind::Finished,
+            RegistryKind::Failed,
+        ] {
+            match self.registry_cleanup(kind, queue).await {
+                Ok(count) => cleaned += count,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        let _: () = redis::cmd("DEL")
+            .arg(&lock)
+            .query_async(&mut self.conn())
+            .await?;
+        outcome.map(|()| Some(cleaned))
+    }
+
     async fn job_failure_ttl(&self, id: &JobId) -> Result<Option<i64>> {
         let ttl: Option<String> = redis::cmd("HGET")
             .arg(keys::job(id.as_str()))
