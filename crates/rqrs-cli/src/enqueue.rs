@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 pub(crate) struct EnqueueArgs {
     /// The function's name, e.g. tasks.add.
     function: String,
-    /// The arguments (see `rq enqueue`): text, :JSON, key=text, key:=JSON, @file.
-    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    /// The arguments (see `rq enqueue`): text, :JSON, key=text, key:=JSON, @file. Options may
+    /// come between and after them, as with `rq enqueue`; after `--`, everything is an argument.
     arguments: Vec<String>,
     /// The queue.
     #[arg(long, short = 'q', default_value = "default")]
@@ -57,7 +57,12 @@ pub(crate) async fn run(conn: &Connection, args: EnqueueArgs) -> anyhow::Result<
     options.description = args.description;
     options.at_front = args.at_front;
     let queue = Queue::new(conn, args.queue);
-    let job = queue.enqueue(&args.function, positional).kwargs(keyword).options(options).send().await?;
+    let job = queue
+        .enqueue(&args.function, positional)
+        .kwargs(keyword)
+        .options(options)
+        .send()
+        .await?;
     println!("{}", job.id());
     Ok(())
 }
@@ -100,7 +105,10 @@ fn parse_argument(argument: &str, position: usize) -> anyhow::Result<(Option<Str
         None => raw.to_owned(),
     };
     let value = if json {
-        let what = key.map_or_else(|| format!("argument {position}"), |key| format!("keyword {key:?}"));
+        let what = key.map_or_else(
+            || format!("argument {position}"),
+            |key| format!("keyword {key:?}"),
+        );
         serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON: {text}"))?
     } else {
         Value::String(text)
@@ -114,14 +122,31 @@ mod tests {
     use serde_json::json;
 
     fn parse(arguments: &[&str]) -> anyhow::Result<(Vec<Value>, Map<String, Value>)> {
-        parse_arguments(&arguments.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+        parse_arguments(
+            &arguments
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn follows_rq_enqueue_syntax() {
-        let (args, kwargs) = parse(&["text", ":1", ":[1, 2]", "k=v", "n:=3", "u:={\"a\": null}", "=x"]).unwrap();
+        let (args, kwargs) = parse(&[
+            "text",
+            ":1",
+            ":[1, 2]",
+            "k=v",
+            "n:=3",
+            "u:={\"a\": null}",
+            "=x",
+        ])
+        .unwrap();
         assert_eq!(Value::Array(args), json!(["text", 1, [1, 2], "=x"]));
-        assert_eq!(Value::Object(kwargs), json!({"k": "v", "n": 3, "u": {"a": null}}));
+        assert_eq!(
+            Value::Object(kwargs),
+            json!({"k": "v", "n": 3, "u": {"a": null}})
+        );
     }
 
     #[test]
@@ -129,14 +154,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.json");
         std::fs::write(&path, "[1, 2]").unwrap();
-        let (args, kwargs) = parse(&[&format!(":@{}", path.display()), &format!("k=@{}", path.display())]).unwrap();
+        let (args, kwargs) = parse(&[
+            &format!(":@{}", path.display()),
+            &format!("k=@{}", path.display()),
+        ])
+        .unwrap();
         assert_eq!(Value::Array(args), json!([[1, 2]]));
         assert_eq!(Value::Object(kwargs), json!({"k": "[1, 2]"}));
     }
 
     #[test]
     fn bad_json_and_repeated_keywords_are_refused() {
-        assert!(parse(&[":{nope"]).unwrap_err().to_string().contains("argument 1 is not valid JSON"));
-        assert!(parse(&["k=1", "k=2"]).unwrap_err().to_string().contains("given twice"));
+        assert!(
+            parse(&[":{nope"])
+                .unwrap_err()
+                .to_string()
+                .contains("argument 1 is not valid JSON")
+        );
+        assert!(
+            parse(&["k=1", "k=2"])
+                .unwrap_err()
+                .to_string()
+                .contains("given twice")
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! `rqrs info`: queues with their counts and workers with their state, as text or JSON.
 
 use clap::Args;
-use rqrs::{Connection, FailedJobRegistry, FinishedJobRegistry, Queue, StartedJobRegistry, Worker, WorkerInfo};
+use rqrs::{
+    Connection, FailedJobRegistry, FinishedJobRegistry, Queue, StartedJobRegistry, Worker,
+    WorkerInfo,
+};
 use serde_json::json;
 
 #[derive(Debug, Args)]
@@ -23,7 +26,11 @@ struct QueueCounts {
 
 pub(crate) async fn run(conn: &Connection, args: &InfoArgs) -> anyhow::Result<()> {
     let names: Vec<String> = if args.queues.is_empty() {
-        Queue::all(conn).await?.iter().map(|queue| queue.name().to_owned()).collect()
+        Queue::all(conn)
+            .await?
+            .iter()
+            .map(|queue| queue.name().to_owned())
+            .collect()
     } else {
         args.queues.clone()
     };
@@ -39,10 +46,18 @@ pub(crate) async fn run(conn: &Connection, args: &InfoArgs) -> anyhow::Result<()
     }
     let mut workers = Worker::all(conn).await?;
     if !args.queues.is_empty() {
-        workers.retain(|worker| worker.queues.iter().any(|queue| args.queues.contains(queue)));
+        workers.retain(|worker| {
+            worker
+                .queues
+                .iter()
+                .any(|queue| args.queues.contains(queue))
+        });
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&queues, &workers))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&queues, &workers))?
+        );
     } else {
         print_text(&queues, &workers);
     }
@@ -70,14 +85,29 @@ fn print_text(queues: &[QueueCounts], workers: &[WorkerInfo]) {
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(["queue", "queued", "started", "finished", "failed"]);
     for q in queues {
-        table.add_row([q.name.clone(), q.queued.to_string(), q.started.to_string(), q.finished.to_string(), q.failed.to_string()]);
+        table.add_row([
+            q.name.clone(),
+            q.queued.to_string(),
+            q.started.to_string(),
+            q.finished.to_string(),
+            q.failed.to_string(),
+        ]);
     }
     println!("{table}");
     let total: usize = queues.iter().map(|q| q.queued).sum();
     println!("{} queues, {total} jobs queued\n", queues.len());
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header(["worker", "state", "queues", "current job", "host", "pid", "finished", "failed"]);
+    table.set_header([
+        "worker",
+        "state",
+        "queues",
+        "current job",
+        "host",
+        "pid",
+        "finished",
+        "failed",
+    ]);
     for w in workers {
         table.add_row([
             w.name.clone(),

@@ -27,18 +27,30 @@ use rqrs::{Connection, FailedJobRegistry, Functions, Queue};
 #[derive(Debug, Args)]
 struct Backend {
     /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS.
-    #[arg(long, short = 'u', env = "RQRS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    #[arg(
+        long,
+        short = 'u',
+        env = "RQRS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
     url: String,
 }
 
 impl Backend {
     async fn connect(&self) -> anyhow::Result<Connection> {
-        rqrs::connect(&self.url).await.with_context(|| format!("connecting to {}", self.url))
+        rqrs::connect(&self.url)
+            .await
+            .with_context(|| format!("connecting to {}", self.url))
     }
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "rqrs", version, about = "Background jobs in Python RQ's Redis format")]
+#[command(
+    name = "rqrs",
+    version,
+    about = "Background jobs in Python RQ's Redis format"
+)]
 struct Cli {
     #[command(flatten)]
     backend: Backend,
@@ -115,14 +127,22 @@ pub fn run_worker(functions: Functions) -> ExitCode {
     }
     let cli = WorkerCli::parse();
     let log_level = cli.worker.logging_level.clone();
-    execute(&log_level, async move { worker::run(&cli.backend, cli.worker, functions).await })
+    execute(&log_level, async move {
+        worker::run(&cli.backend, cli.worker, functions).await
+    })
 }
 
 fn execute(log_level: &str, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level.to_ascii_lowercase()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -168,7 +188,10 @@ async fn empty(conn: &Connection, args: EmptyArgs) -> anyhow::Result<()> {
     let queues = if args.all {
         Queue::all(conn).await?
     } else {
-        args.queues.iter().map(|name| Queue::new(conn, name)).collect()
+        args.queues
+            .iter()
+            .map(|name| Queue::new(conn, name))
+            .collect()
     };
     for queue in queues {
         let count = queue.empty().await?;

@@ -31,7 +31,11 @@ pub(crate) struct WorkerArgs {
     pub(crate) logging_level: String,
 }
 
-pub(crate) async fn run(backend: &Backend, args: WorkerArgs, functions: Functions) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    backend: &Backend,
+    args: WorkerArgs,
+    functions: Functions,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         !functions.names().is_empty(),
         "this binary registers no job functions, so its worker could only fail every job; \
