@@ -1,0 +1,610 @@
+//! rqrs and the real Python RQ 2.12.0 (`serializer=JSONSerializer`) on one Redis: Python
+//! producers and readers around the rqrs worker, rqrs producers around a Python worker, `rq info`
+//! around a running rqrs worker, requeues from either side.
+
+use std::collections::HashMap;
+
+use rqrs::{
+    FailedJobRegistry, FinishedJobRegistry, Job, JobId, JobStatus, Queue, Worker, WorkerState,
+};
+use rqrs_test::wait_for;
+use serde_json::{Value, json};
+
+use crate::{HANG, burst, python, rq_cli, rqrs, setup, sorted, start_worker, success};
+
+/// Reads back the jobs named in `sys.argv[1]` (a JSON object of name → id) as a Python client
+/// would, with the default queue's registries.
+const READ_JOBS: &str = r"
+ids = json.loads(sys.argv[1])
+out = {}
+for name, id in ids.items():
+    job = Job.fetch(id, connection=redis, serializer=JSONSerializer)
+    latest = job.latest_result()
+    out[name] = {
+        'status': job.get_status().value,
+        'return_value': job.return_value(),
+        'meta': job.get_meta(refresh=True),
+        'type': latest.type.name if latest else None,
+        'exc_string': latest.exc_string if latest else None,
+        'exc_info': job.exc_info,
+        'worker_name': job.worker_name,
+        'ttl': redis.ttl(job.key),
+        'results_ttl': redis.ttl('rq:results:' + id),
+    }
+out['finished'] = queue.finished_job_registry.get_job_ids()
+out['failed'] = queue.failed_job_registry.get_job_ids()
+print(json.dumps(out))
+";
+
+#[tokio::test]
+async fn python_jobs_run_on_rqrs_and_python_reads_their_results() {
+    let (server, _conn) = setup().await;
+    let ids = python(
+        &server,
+        r"
+ids = {
+    'add': queue.enqueue('fixtures.add', 2, 3).id,
+    'kwargs': queue.enqueue('fixtures.add', 2, y=40).id,
+    'echo': queue.enqueue('fixtures.echo', 1, 'two', [3.5], flag=True, none=None).id,
+    'meta': queue.enqueue('fixtures.add', 1, 1, meta={'owner': 'python', 'n': 1}).id,
+    'ttls': queue.enqueue('fixtures.add', 1, 2, result_ttl=1000, failure_ttl=2000).id,
+    'set_meta': queue.enqueue('fixtures.set_meta', 'progress', {'done': 3},
+                              meta={'owner': 'python'}).id,
+}
+print(json.dumps(ids))
+",
+        &[],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+
+    let out = python(&server, READ_JOBS, &[&ids.to_string()]).await;
+    for name in ["add", "kwargs", "echo", "meta", "ttls", "set_meta"] {
+        let job = &out[name];
+        assert_eq!(job["status"], "finished", "{name}: {job}");
+        assert_eq!(job["type"], "SUCCESSFUL", "{name}: {job}");
+        assert!(
+            job["worker_name"].as_str().is_some_and(|w| !w.is_empty()),
+            "{name}: {job}"
+        );
+    }
+    assert_eq!(out["add"]["return_value"], 5);
+    assert_eq!(out["kwargs"]["return_value"], 42);
+    assert_eq!(
+        out["echo"]["return_value"],
+        json!({"args": [1, "two", [3.5]], "kwargs": {"flag": true, "none": null}})
+    );
+    assert_eq!(out["add"]["meta"], json!({}));
+    assert_eq!(out["meta"]["meta"], json!({"owner": "python", "n": 1}));
+    assert_eq!(out["meta"]["return_value"], 2);
+    // The function's save_meta() adds to the producer's meta, which the worker keeps.
+    assert_eq!(
+        out["set_meta"]["meta"],
+        json!({"owner": "python", "progress": {"done": 3}})
+    );
+    assert_eq!(out["set_meta"]["return_value"], ids["set_meta"]);
+
+    let ttl = |name: &str, key: &str| out[name][key].as_i64().unwrap();
+    assert!((490..=500).contains(&ttl("add", "ttl")), "{out}");
+    assert!((490..=500).contains(&ttl("add", "results_ttl")), "{out}");
+    assert!((990..=1000).contains(&ttl("ttls", "ttl")), "{out}");
+    assert!((990..=1000).contains(&ttl("ttls", "results_ttl")), "{out}");
+
+    let mut all: Vec<String> = ids
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(sorted(&out["finished"]), all);
+    assert_eq!(out["failed"], json!([]));
+}
+
+#[tokio::test]
+async fn jobs_failed_by_rqrs_are_failures_to_python() {
+    let (server, _conn) = setup().await;
+    let ids = python(
+        &server,
+        r"
+ids = {
+    'fail': queue.enqueue('fixtures.fail', 'boom from python').id,
+    'fail_ttl': queue.enqueue('fixtures.fail', 'short-lived', failure_ttl=300).id,
+    'unknown': queue.enqueue('fixtures.nope', 1).id,
+    'bad_args': queue.enqueue('fixtures.add', 1, 2, 3).id,
+}
+print(json.dumps(ids))
+",
+        &[],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+
+    let out = python(&server, READ_JOBS, &[&ids.to_string()]).await;
+    let expected = [
+        ("fail", "boom from python"),
+        ("fail_ttl", "short-lived"),
+        ("unknown", "fixtures.nope"),
+        ("bad_args", "fixtures.add"),
+    ];
+    for (name, message) in expected {
+        let job = &out[name];
+        assert_eq!(job["status"], "failed", "{name}: {job}");
+        assert_eq!(job["type"], "FAILED", "{name}: {job}");
+        assert_eq!(job["return_value"], Value::Null, "{name}: {job}");
+        let exc_string = job["exc_string"].as_str().unwrap_or_default();
+        assert!(exc_string.contains(message), "{name}: {job}");
+        assert_eq!(job["exc_info"], job["exc_string"], "{name}: {job}");
+    }
+    // Without a failure_ttl the job is kept a year and its results stream forever, as RQ does.
+    let ttl = |name: &str, key: &str| out[name][key].as_i64().unwrap();
+    assert!(ttl("fail", "ttl") > 31_535_000, "{out}");
+    assert_eq!(ttl("fail", "results_ttl"), -1, "{out}");
+    assert!((290..=300).contains(&ttl("fail_ttl", "ttl")), "{out}");
+    assert!(
+        (290..=300).contains(&ttl("fail_ttl", "results_ttl")),
+        "{out}"
+    );
+
+    let mut all: Vec<String> = expected
+        .iter()
+        .map(|(name, _)| ids[*name].as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(sorted(&out["failed"]), all);
+    assert_eq!(out["finished"], json!([]));
+}
+
+#[tokio::test]
+async fn pickled_job_fails_naming_the_json_serializer_and_the_next_job_runs() {
+    let (server, _conn) = setup().await;
+    let ids = python(
+        &server,
+        r"
+pickled = Queue('default', connection=redis).enqueue('fixtures.add', 1, 2)
+good = queue.enqueue('fixtures.add', 2, 3)
+print(json.dumps({'pickled': pickled.id, 'good': good.id}))
+",
+        &[],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+
+    let out = python(
+        &server,
+        r"
+ids = json.loads(sys.argv[1])
+pickled = Job.fetch(ids['pickled'], connection=redis)
+good = Job.fetch(ids['good'], connection=redis, serializer=JSONSerializer)
+print(json.dumps({
+    'pickled_status': pickled.get_status().value,
+    'pickled_exc': pickled.latest_result().exc_string,
+    'pickled_args': list(pickled.args),
+    'good_status': good.get_status().value,
+    'good_value': good.return_value(),
+    'failed': queue.failed_job_registry.get_job_ids(),
+    'finished': queue.finished_job_registry.get_job_ids(),
+}))
+",
+        &[&ids.to_string()],
+    )
+    .await;
+    assert_eq!(out["pickled_status"], "failed", "{out}");
+    let exc = out["pickled_exc"].as_str().unwrap();
+    assert!(exc.contains("serializer=JSONSerializer"), "{exc}");
+    // rqrs failed the job without touching its data: Python still unpickles it.
+    assert_eq!(out["pickled_args"], json!([1, 2]));
+    assert_eq!(out["good_status"], "finished", "{out}");
+    assert_eq!(out["good_value"], 5);
+    assert_eq!(out["failed"], json!([ids["pickled"]]));
+    assert_eq!(out["finished"], json!([ids["good"]]));
+}
+
+/// A Python module with the functions the Python worker runs under the fixture names.
+const PYTHON_FIXTURES: &str = r"
+def add(x, y):
+    return x + y
+
+def echo(*args, **kwargs):
+    return {'args': list(args), 'kwargs': kwargs}
+
+def divide(x, y):
+    return x / y
+";
+
+#[tokio::test]
+async fn jobs_enqueued_by_rqrs_run_on_a_python_simple_worker() {
+    let (server, conn) = setup().await;
+    let modules = tempfile::tempdir().unwrap();
+    std::fs::write(modules.path().join("fixtures.py"), PYTHON_FIXTURES).unwrap();
+    let id = |stdout: String| stdout.trim().parse::<JobId>().unwrap();
+    let add = id(rqrs(&server, &["enqueue", "fixtures.add", ":2", ":3"]).await);
+    let echo = id(rqrs(
+        &server,
+        &[
+            "enqueue",
+            "fixtures.echo",
+            "text",
+            ":[1, 2.5]",
+            "k=v",
+            "n:=3",
+        ],
+    )
+    .await);
+    let divide = id(rqrs(&server, &["enqueue", "fixtures.divide", ":1", ":0"]).await);
+
+    let worker = python(
+        &server,
+        r"
+sys.path.insert(0, sys.argv[1])
+from rq import SimpleWorker
+worker = SimpleWorker([queue], connection=redis, serializer=JSONSerializer)
+worker.work(burst=True)
+print(json.dumps({'name': worker.name}))
+",
+        &[modules.path().to_str().unwrap()],
+    )
+    .await;
+
+    let add = Job::fetch(&conn, &add).await.unwrap();
+    assert_eq!(add.status(), JobStatus::Finished);
+    assert_eq!(add.return_value().await.unwrap(), Some(json!(5)));
+    assert_eq!(add.worker_name(), worker["name"].as_str());
+    let echo = Job::fetch(&conn, &echo).await.unwrap();
+    assert_eq!(echo.status(), JobStatus::Finished);
+    assert_eq!(
+        echo.return_value().await.unwrap(),
+        Some(json!({"args": ["text", [1, 2.5]], "kwargs": {"k": "v", "n": 3}}))
+    );
+    let divide = Job::fetch(&conn, &divide).await.unwrap();
+    assert_eq!(divide.status(), JobStatus::Failed);
+    assert_eq!(divide.return_value().await.unwrap(), None);
+    let exc_info = divide.exc_info().await.unwrap().unwrap_or_default();
+    assert!(exc_info.contains("ZeroDivisionError"), "{exc_info}");
+
+    let mut finished = FinishedJobRegistry::new(&conn, "default")
+        .job_ids()
+        .await
+        .unwrap();
+    finished.sort();
+    let mut expected = vec![add.id().clone(), echo.id().clone()];
+    expected.sort();
+    assert_eq!(finished, expected);
+    assert_eq!(
+        FailedJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [divide.id().clone()]
+    );
+}
+
+/// The worker `name` as `rqrs::Worker::all` sees it, once it is in `state`.
+async fn wait_for_worker(
+    conn: &rqrs::Connection,
+    name: &str,
+    state: WorkerState,
+) -> rqrs::WorkerInfo {
+    wait_for(
+        &format!("worker {name} to be {}", state.as_str()),
+        HANG,
+        || async {
+            Worker::all(conn)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|worker| worker.name == name && worker.state == state)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rq_info_lists_a_running_rqrs_worker_until_sigterm_stops_it() {
+    let (server, conn) = setup().await;
+    let mut worker = start_worker(&server, "rqrs-info", &["default", "low"]);
+    let info = wait_for_worker(&conn, "rqrs-info", WorkerState::Idle).await;
+    assert_eq!(info.queues, ["default", "low"]);
+
+    let text = success(&rq_cli(&server, &["info"]).await, "rq info");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("rqrs-info ("))
+        .unwrap_or_else(|| panic!("rq info does not list the worker:\n{text}"));
+    assert!(line.contains(": idle default, low."), "{line}");
+    assert!(line.contains(&format!(" {})", info.pid)), "{line}");
+    assert!(text.contains("1 workers"), "{text}");
+
+    let python_view = python(
+        &server,
+        r"
+from datetime import datetime, timezone
+from rq import Worker
+workers = Worker.all(connection=redis, serializer=JSONSerializer)
+now = datetime.now(timezone.utc)
+print(json.dumps([{
+    'name': w.name, 'state': w.get_state(), 'queues': w.queue_names(), 'pid': w.pid,
+    'born_seconds_ago': (now - w.birth_date).total_seconds(),
+    'heartbeat_seconds_ago': (now - w.last_heartbeat).total_seconds(),
+    'successful_job_count': w.successful_job_count, 'current_job': w.get_current_job_id(),
+} for w in workers]))
+",
+        &[],
+    )
+    .await;
+    let python_view = &python_view[0];
+    assert_eq!(python_view["name"], "rqrs-info", "{python_view}");
+    assert_eq!(python_view["state"], "idle", "{python_view}");
+    assert_eq!(python_view["queues"], json!(["default", "low"]));
+    assert_eq!(python_view["pid"], info.pid);
+    for age in ["born_seconds_ago", "heartbeat_seconds_ago"] {
+        let seconds = python_view[age].as_f64().unwrap();
+        assert!(
+            (-5.0..HANG.as_secs_f64()).contains(&seconds),
+            "{python_view}"
+        );
+    }
+    assert_eq!(python_view["successful_job_count"], 0);
+    assert_eq!(python_view["current_job"], Value::Null);
+
+    let ours: Value = serde_json::from_str(&rqrs(&server, &["info", "--json"]).await).unwrap();
+    assert_eq!(ours["workers"][0]["name"], "rqrs-info", "{ours}");
+    assert_eq!(ours["workers"][0]["state"], "idle", "{ours}");
+
+    let pid = worker.id().expect("the worker runs").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(HANG, worker.wait())
+        .await
+        .expect("the worker stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    assert!(Worker::all(&conn).await.unwrap().is_empty());
+    let mut redis = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("rq:workers")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(members.is_empty(), "{members:?}");
+    let text = success(&rq_cli(&server, &["info"]).await, "rq info");
+    assert!(!text.contains("rqrs-info"), "{text}");
+    assert!(text.contains("0 workers"), "{text}");
+}
+
+#[tokio::test]
+async fn python_sees_a_busy_rqrs_worker_and_its_current_job() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.sleep", (120,))
+        .send()
+        .await
+        .unwrap();
+    let _worker = start_worker(&server, "rqrs-busy", &["default"]);
+    let info = wait_for_worker(&conn, "rqrs-busy", WorkerState::Busy).await;
+    assert_eq!(info.current_job.as_deref(), Some(job.id().as_str()));
+
+    let text = success(&rq_cli(&server, &["info", "--raw"]).await, "rq info --raw");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("worker rqrs-busy (") && line.contains(") busy default.")),
+        "rq info --raw does not show the busy worker:\n{text}"
+    );
+
+    // rq info cleaned the started registry above; the running job must have survived it.
+    let out = python(
+        &server,
+        r"
+from rq import Worker
+worker = Worker.find_by_key('rq:worker:rqrs-busy', connection=redis, serializer=JSONSerializer)
+current = worker.get_current_job()
+print(json.dumps({
+    'state': worker.get_state(),
+    'current_job_id': worker.get_current_job_id(),
+    'func_name': current.func_name,
+    'args': current.args,
+    'status': current.get_status().value,
+    'started': queue.started_job_registry.get_job_ids(),
+}))
+",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out,
+        json!({
+            "state": "busy",
+            "current_job_id": job.id().as_str(),
+            "func_name": "fixtures.sleep",
+            "args": [120],
+            "status": "started",
+            "started": [job.id().as_str()],
+        })
+    );
+}
+
+#[tokio::test]
+async fn jobs_requeued_from_python_run_again_on_rqrs() {
+    let (server, conn) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first runs fail: the directory they append to does not exist yet.
+    let out_dir = dir.path().join("out");
+    let path = out_dir.join("lines.txt");
+    let ids = python(
+        &server,
+        r"
+path = sys.argv[1]
+print(json.dumps({
+    'job': queue.enqueue('fixtures.append', path, 'from job.requeue').id,
+    'registry': queue.enqueue('fixtures.append', path, 'from the registry').id,
+}))
+",
+        &[path.to_str().unwrap()],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+    let failed = FailedJobRegistry::new(&conn, "default");
+    assert_eq!(failed.count().await.unwrap(), 2);
+
+    std::fs::create_dir(&out_dir).unwrap();
+    let requeued = python(
+        &server,
+        r"
+ids = json.loads(sys.argv[1])
+Job.fetch(ids['job'], connection=redis, serializer=JSONSerializer).requeue()
+queue.failed_job_registry.requeue(ids['registry'])
+print(json.dumps({
+    'statuses': [Job.fetch(id, connection=redis, serializer=JSONSerializer).get_status().value
+                 for id in ids.values()],
+    'queued': queue.get_job_ids(),
+}))
+",
+        &[&ids.to_string()],
+    )
+    .await;
+    assert_eq!(requeued["statuses"], json!(["queued", "queued"]));
+    assert_eq!(requeued["queued"], json!([ids["job"], ids["registry"]]));
+
+    burst(&server, &["default"]).await;
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["from job.requeue", "from the registry"]);
+    assert_eq!(failed.count().await.unwrap(), 0);
+
+    let out = python(
+        &server,
+        r"
+ids = json.loads(sys.argv[1])
+out = {}
+for name, id in ids.items():
+    job = Job.fetch(id, connection=redis, serializer=JSONSerializer)
+    out[name] = {'status': job.get_status().value,
+                 'results': [result.type.name for result in job.results()]}
+print(json.dumps(out))
+",
+        &[&ids.to_string()],
+    )
+    .await;
+    let runs = json!({"status": "finished", "results": ["SUCCESSFUL", "FAILED"]});
+    assert_eq!(out, json!({"job": runs, "registry": runs}));
+}
+
+#[tokio::test]
+async fn jobs_failed_by_rqrs_and_requeued_by_the_cli_are_queued_for_python() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let mut ids = HashMap::new();
+    for name in ["first", "second"] {
+        let job = queue
+            .enqueue("fixtures.fail", (name,))
+            .send()
+            .await
+            .unwrap();
+        ids.insert(name, job.id().as_str().to_owned());
+    }
+    burst(&server, &["default"]).await;
+    assert_eq!(
+        FailedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        2
+    );
+
+    let stdout = rqrs(&server, &["requeue", "--all", "--queue", "default"]).await;
+    assert_eq!(stdout.trim(), "Requeued 2 jobs");
+
+    let ids = json!(ids);
+    let out = python(
+        &server,
+        r"
+ids = json.loads(sys.argv[1])
+out = {'queued': queue.get_job_ids(), 'failed': queue.failed_job_registry.get_job_ids()}
+for name, id in ids.items():
+    job = Job.fetch(id, connection=redis, serializer=JSONSerializer)
+    out[name] = {'status': job.get_status().value, 'args': job.args,
+                 'started_at': job.started_at, 'ended_at': job.ended_at,
+                 'enqueued': job.enqueued_at is not None}
+print(json.dumps(out))
+",
+        &[&ids.to_string()],
+    )
+    .await;
+    assert_eq!(
+        sorted(&out["queued"]),
+        sorted(&json!([ids["first"], ids["second"]]))
+    );
+    assert_eq!(out["failed"], json!([]));
+    for name in ["first", "second"] {
+        assert_eq!(
+            out[name],
+            json!({"status": "queued", "args": [name], "started_at": null, "ended_at": null,
+                   "enqueued": true}),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pythons_json_values_round_trip_or_fail_with_a_reason() {
+    let (server, _conn) = setup().await;
+    let ids = python(
+        &server,
+        r"
+print(json.dumps({
+    'big': queue.enqueue('fixtures.echo', 2**70, -2**80, 1.5e300).id,
+    'text': queue.enqueue('fixtures.echo', 'é ☃ \U0001F600', {1: [None]}, t=(1, 2)).id,
+    'nan': queue.enqueue('fixtures.echo', float('nan'), float('inf')).id,
+    'overflow': queue.enqueue('fixtures.add', 2**62, 2**62).id,
+    'after': queue.enqueue('fixtures.add', 1, 1).id,
+}))
+",
+        &[],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+
+    let out = python(
+        &server,
+        r"
+ids = json.loads(sys.argv[1])
+out = {}
+for name, id in ids.items():
+    job = Job.fetch(id, connection=redis, serializer=JSONSerializer)
+    latest = job.latest_result()
+    out[name] = {'status': job.get_status().value, 'value': job.return_value(),
+                 'exc': latest.exc_string if latest else None,
+                 'big_is_exact': job.return_value() == {'args': [2**70, -2**80, 1.5e300],
+                                                        'kwargs': {}}}
+print(json.dumps(out))
+",
+        &[&ids.to_string()],
+    )
+    .await;
+    // Integers beyond 64 bits come back exact: rqrs keeps numbers as Python wrote them.
+    assert_eq!(out["big"]["status"], "finished", "{out}");
+    assert_eq!(out["big"]["big_is_exact"], true, "{out}");
+    assert_eq!(out["text"]["status"], "finished", "{out}");
+    assert_eq!(
+        out["text"]["value"],
+        json!({"args": ["é ☃ \u{1F600}", {"1": [null]}], "kwargs": {"t": [1, 2]}})
+    );
+    // NaN and Infinity cannot be JSON: the job fails saying so, and the worker goes on.
+    assert_eq!(out["nan"]["status"], "failed", "{out}");
+    let exc = out["nan"]["exc"].as_str().unwrap_or_default();
+    assert!(exc.contains("NaN or Infinity"), "{exc}");
+    assert_eq!(out["overflow"]["status"], "failed", "{out}");
+    assert_eq!(out["after"]["value"], 2, "{out}");
+}
