@@ -100,3 +100,177 @@ pub(crate) fn queue_name(key: &str) -> Option<&str> {
 pub(crate) fn worker_name(key: &str) -> Option<&str> {
     key.strip_prefix(WORKER_PREFIX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The compatibility contract, whose key table must list exactly the keys built here.
+    const LAYOUT: &str = include_str!("../../../../../docs/redis-layout.md");
+    /// This file, to catch a key function added without a line in [`built`].
+    const SOURCE: &str = include_str!("keys.rs");
+
+    /// Every full key and key builder of this file, by name, with placeholders for its parts.
+    fn built() -> Vec<(&'static str, String)> {
+        vec![
+            ("QUEUES", QUEUES.to_owned()),
+            ("WORKERS", WORKERS.to_owned()),
+            ("queue", queue("<q>")),
+            ("job", job("<id>")),
+            ("job_dependents", job_dependents("<id>")),
+            ("job_dependencies", job_dependencies("<id>")),
+            ("results", results("<id>")),
+            ("execution", execution("<id>", "<eid>")),
+            ("executions", executions("<id>")),
+            ("worker", worker("<name>")),
+            ("workers_by_queue", workers_by_queue("<q>")),
+            ("started", started("<q>")),
+            ("finished", finished("<q>")),
+            ("failed", failed("<q>")),
+            ("clean_registries", clean_registries("<q>")),
+        ]
+    }
+
+    /// Functions that read keys instead of building them.
+    const PARSERS: &[&str] = &["queue_name", "worker_name"];
+
+    /// Constants that are pieces of keys, handed to Lua scripts and parsers.
+    const PIECES: &[&str] = &[
+        "QUEUE_PREFIX",
+        "JOB_PREFIX",
+        "RESULTS_PREFIX",
+        "EXECUTION_PREFIX",
+        "EXECUTIONS_PREFIX",
+        "WORKER_PREFIX",
+        "WORKERS_BY_QUEUE_PREFIX",
+        "STARTED_PREFIX",
+        "FINISHED_PREFIX",
+        "FAILED_PREFIX",
+        "DEPENDENTS_SUFFIX",
+    ];
+
+    /// The key patterns in the first column of the document's key table (the first table
+    /// under `## Keys`).
+    fn documented() -> Vec<String> {
+        let mut lines = LAYOUT.lines().skip_while(|line| line.trim() != "## Keys");
+        assert!(
+            lines.next().is_some(),
+            "docs/redis-layout.md has no `## Keys` section"
+        );
+        let rows: Vec<&str> = lines
+            .take_while(|line| !line.starts_with("## "))
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        assert!(
+            rows.len() > 2,
+            "the `## Keys` section of docs/redis-layout.md has no key table"
+        );
+        // rows[0] is the header and rows[1] the separator.
+        rows[2..]
+            .iter()
+            .map(|row| {
+                let cell = row.split('|').nth(1).unwrap_or_default().trim();
+                let pattern = cell
+                    .strip_prefix('`')
+                    .and_then(|cell| cell.strip_suffix('`'))
+                    .filter(|pattern| pattern.starts_with("rq:") && !pattern.contains('`'));
+                pattern
+                    .unwrap_or_else(|| {
+                        panic!("a key table row must open with one `rq:...` pattern: {row}")
+                    })
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The names declared as `pub(crate) <keyword> <name>` in the code above the tests.
+    fn declared(keyword: &str) -> Vec<String> {
+        let code = SOURCE.split("\n#[cfg(test)]").next().unwrap_or_default();
+        let opening = format!("pub(crate) {keyword} ");
+        code.lines()
+            .filter_map(|line| line.trim_start().strip_prefix(opening.as_str()))
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layout_doc_lists_exactly_the_keys_built_here() {
+        let documented = documented();
+        let doc: BTreeSet<String> = documented.iter().cloned().collect();
+        assert_eq!(
+            doc.len(),
+            documented.len(),
+            "a key appears twice in the key table of docs/redis-layout.md: {documented:?}"
+        );
+        let code: BTreeSet<String> = built().into_iter().map(|(_, key)| key).collect();
+        let undocumented: Vec<_> = code.difference(&doc).collect();
+        let unbuilt: Vec<_> = doc.difference(&code).collect();
+        assert!(
+            undocumented.is_empty() && unbuilt.is_empty(),
+            "docs/redis-layout.md and keys.rs disagree.\n\
+             Built by keys.rs but missing from the key table: {undocumented:?}\n\
+             In the key table but not built by keys.rs: {unbuilt:?}"
+        );
+    }
+
+    #[test]
+    fn every_key_function_and_constant_is_known_to_the_layout_test() {
+        let built: Vec<&str> = built().into_iter().map(|(name, _)| name).collect();
+        let functions = declared("fn");
+        let constants = declared("const");
+        let unknown: Vec<&String> =
+            functions
+                .iter()
+                .filter(|name| !built.contains(&name.as_str()) && !PARSERS.contains(&name.as_str()))
+                .chain(constants.iter().filter(|name| {
+                    !built.contains(&name.as_str()) && !PIECES.contains(&name.as_str())
+                }))
+                .collect();
+        assert!(
+            unknown.is_empty(),
+            "keys.rs declares {unknown:?}, unknown to its tests: add key builders and full keys \
+             to `built()` (and a row to docs/redis-layout.md), parsers to PARSERS, key pieces \
+             to PIECES"
+        );
+        for name in PARSERS {
+            assert!(
+                functions.iter().any(|f| f == name),
+                "PARSERS names {name}, which keys.rs no longer declares"
+            );
+        }
+        for name in PIECES {
+            assert!(
+                constants.iter().any(|c| c == name),
+                "PIECES names {name}, which keys.rs no longer declares"
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_compose_the_same_keys_as_the_builders() {
+        // dequeue.lua, heartbeat.lua and empty.lua build these keys from the pieces.
+        assert_eq!(format!("{JOB_PREFIX}<id>"), job("<id>"));
+        assert_eq!(
+            format!("{JOB_PREFIX}<id>{DEPENDENTS_SUFFIX}"),
+            job_dependents("<id>")
+        );
+        assert_eq!(format!("{STARTED_PREFIX}<q>"), started("<q>"));
+        assert_eq!(
+            format!("{EXECUTION_PREFIX}<id>:<eid>"),
+            execution("<id>", "<eid>")
+        );
+        assert_eq!(format!("{EXECUTIONS_PREFIX}<id>"), executions("<id>"));
+        // requeue.lua's member of `rq:queues` and the readers of the sets.
+        assert_eq!(queue_name(&queue("default")), Some("default"));
+        assert_eq!(queue_name("rq:worker:w1"), None);
+        assert_eq!(worker_name(&worker("w1")), Some("w1"));
+        assert_eq!(worker_name("rq:queue:default"), None);
+    }
+}
