@@ -8,6 +8,7 @@
 )]
 
 mod cli;
+mod examples;
 mod interop;
 
 use std::path::{Path, PathBuf};
@@ -29,12 +30,18 @@ async fn setup() -> (RedisServer, Connection) {
     (server, conn)
 }
 
-/// The `worker` example (the fixture functions), which `cargo test` builds beside the binary.
+/// The `worker` example (the fixture functions).
 fn worker_example() -> PathBuf {
+    example("worker")
+}
+
+/// An example of this crate, which `cargo test` builds beside the binary.
+fn example(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_rqrs"))
         .parent()
         .expect("the binary is in a directory")
-        .join("examples/worker");
+        .join("examples")
+        .join(name);
     assert!(
         path.exists(),
         "{} is missing: build the examples first (cargo test --workspace --all-targets, or \
