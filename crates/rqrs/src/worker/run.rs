@@ -109,12 +109,13 @@ async fn call_with_timeout(
             scoped.scope_blocking(|| function(ctx, args, kwargs))
         }),
     };
-    let abort = task.abort_handle();
+    // Leaving this function, by a timeout or by the worker aborting the job (a cold
+    // shutdown), stops an async function too.
+    let _abort = AbortOnDrop(task.abort_handle());
     let joined = match u64::try_from(timeout) {
         Ok(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), task).await {
             Ok(joined) => joined,
             Err(_) => {
-                abort.abort();
                 return Err(JobError::abort(format!(
                     "JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
                 )));
@@ -136,5 +137,14 @@ async fn call_with_timeout(
             )))
         }
         Err(error) => Err(JobError::abort(format!("the job was cancelled: {error}"))),
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -166,3 +166,107 @@ async fn finished_registry_cleanup_drops_expired_entries() {
     assert_eq!(finished.cleanup().await.unwrap(), 1);
     assert_eq!(finished.job_ids().await.unwrap(), ["new".parse().unwrap()]);
 }
+
+#[tokio::test]
+async fn requeue_goes_to_the_jobs_origin_and_abandoned_results_have_no_execution() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "origin")
+        .enqueue("fixtures.add", (1, 2))
+        .send()
+        .await
+        .unwrap();
+    let _: i64 = raw(
+        &server,
+        &["LREM", "rq:queue:origin", "0", job.id().as_str()],
+    )
+    .await;
+    let _: i64 = raw(
+        &server,
+        &["ZADD", "rq:wip:origin", "1", &format!("{}:gone", job.id())],
+    )
+    .await;
+    StartedJobRegistry::new(&conn, "origin")
+        .cleanup()
+        .await
+        .unwrap();
+    let entries: Vec<(String, Vec<(String, String)>)> = raw(
+        &server,
+        &["XRANGE", &format!("rq:results:{}", job.id()), "-", "+"],
+    )
+    .await;
+    let fields: Vec<&str> = entries[0].1.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["type", "worker_name", "exc_string"],
+        "RQ writes no execution fields for abandoned runs"
+    );
+    // A failed registry entry filed under another queue still goes back to the job's origin.
+    let _: i64 = raw(&server, &["ZREM", "rq:failed:origin", job.id().as_str()]).await;
+    let _: i64 = raw(
+        &server,
+        &["ZADD", "rq:failed:elsewhere", "1", job.id().as_str()],
+    )
+    .await;
+    FailedJobRegistry::new(&conn, "elsewhere")
+        .requeue(job.id())
+        .await
+        .unwrap();
+    assert_eq!(
+        Queue::new(&conn, "origin").job_ids().await.unwrap(),
+        [job.id().clone()]
+    );
+    assert_eq!(Queue::new(&conn, "elsewhere").count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn cleanup_leaves_live_runs_alone() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (1, 2))
+        .send()
+        .await
+        .unwrap();
+    let _: i64 = raw(
+        &server,
+        &[
+            "ZADD",
+            "rq:wip:default",
+            "99999999999",
+            &format!("{}:alive", job.id()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .cleanup()
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn failure_ttl_zero_deletes_the_job_and_its_results() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.fail", ("x",))
+        .failure_ttl(0)
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    let exists: i64 = raw(
+        &server,
+        &[
+            "EXISTS",
+            &format!("rq:job:{}", job.id()),
+            &format!("rq:results:{}", job.id()),
+        ],
+    )
+    .await;
+    assert_eq!(exists, 0);
+}

@@ -521,12 +521,12 @@ impl RedisBackend {
             .requeue
             .key(keys::failed(queue))
             .key(keys::job(id.as_str()))
-            .key(keys::queue(queue))
             .key(keys::QUEUES)
             .arg(id.as_str())
             .arg(codec::format_time(now()))
             .arg(EMPTY_EXC_INFO)
-            .arg(keys::queue(queue))
+            .arg(keys::QUEUE_PREFIX)
+            .arg(queue)
             .invoke_async(&mut self.conn())
             .await?;
         match status {
@@ -732,7 +732,9 @@ impl RedisBackend {
     ) -> Result<bool> {
         let id = execution.job_id.as_str();
         let ended = now();
-        let started = if execution.execution_id.is_empty() {
+        // Only the worker that ran the job knows when it started: abandoned runs and jobs failed
+        // by hand get no execution fields, as in RQ.
+        let started = if worker.is_empty() {
             String::new()
         } else {
             codec::epoch_float(execution.started_at)

@@ -4,7 +4,8 @@
 -- run found by registry cleanup (execution id, worker name ''); a job moved to the failed
 -- registry by hand (execution id '': the job leaves its queue list instead).
 -- A run's failure is refused when its execution is no longer in the started registry (it was
--- recovered and handed out again).
+-- recovered and handed out again); an abandoned run's, also when a late heartbeat moved its
+-- deadline past now. Abandoned runs get no execution fields in their result, as in RQ.
 -- KEYS[1]: job hash; [2]: started registry; [3]: execution hash; [4]: execution set;
 -- [5]: worker hash; [6]: failed registry; [7]: result stream; [8]: dependents set;
 -- [9]: dependencies set; [10]: queue list
@@ -16,7 +17,9 @@
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 if eid ~= '' then
   local member = id .. ':' .. eid
-  if not redis.call('ZSCORE', KEYS[2], member) then return 0 end
+  local deadline = redis.call('ZSCORE', KEYS[2], member)
+  if not deadline then return 0 end
+  if worker == '' and tonumber(deadline) > tonumber(ARGV[5]) then return 0 end
   redis.call('ZREM', KEYS[2], member)
   redis.call('DEL', KEYS[3])
   redis.call('ZREM', KEYS[4], eid)
@@ -41,7 +44,7 @@ local ttl = 31536000
 if explicit then ttl = tonumber(ARGV[6]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[11], 'ended_at', ARGV[4])
 local entry = {'type', '2', 'worker_name', worker, 'exc_string', ARGV[7]}
-if eid ~= '' then
+if ARGV[8] ~= '' then
   entry[#entry + 1] = 'execution_id'
   entry[#entry + 1] = eid
   entry[#entry + 1] = 'execution_started_at'
@@ -63,7 +66,9 @@ elseif ttl > 0 then
   redis.call('EXPIRE', KEYS[9], ttl)
 end
 if explicit then
-  if ttl > 0 then
+  if ttl == 0 then
+    redis.call('DEL', KEYS[7])
+  elseif ttl > 0 then
     redis.call('EXPIRE', KEYS[7], ttl)
   elseif ttl < 0 then
     redis.call('PERSIST', KEYS[7])
