@@ -608,3 +608,87 @@ print(json.dumps(out))
     assert_eq!(out["overflow"]["status"], "failed", "{out}");
     assert_eq!(out["after"]["value"], 2, "{out}");
 }
+
+#[tokio::test]
+async fn python_reads_jobs_enqueued_by_the_rqrs_library() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    queue
+        .enqueue("fixtures.add", (1, 2))
+        .job_id("rust-job".parse().unwrap())
+        .kwargs(json!({}))
+        .meta(json!({"owner": "rust", "tags": ["a"]}))
+        .result_ttl(100)
+        .failure_ttl(200)
+        .ttl(std::time::Duration::from_secs(300))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    queue
+        .enqueue("fixtures.noop", ())
+        .job_id("no-timeout".parse().unwrap())
+        .no_timeout()
+        .at_front(true)
+        .send()
+        .await
+        .unwrap();
+    queue
+        .enqueue_many([
+            queue
+                .enqueue("fixtures.echo", ("many",))
+                .job_id("many-1".parse().unwrap()),
+            queue
+                .enqueue("fixtures.echo", ())
+                .kwargs(json!({"k": [1]}))
+                .job_id("many-2".parse().unwrap()),
+        ])
+        .await
+        .unwrap();
+
+    let out = python(
+        &server,
+        r"
+out = {'queued': queue.get_job_ids()}
+for job in Job.fetch_many(['rust-job', 'no-timeout', 'many-1', 'many-2'], connection=redis,
+                          serializer=JSONSerializer):
+    out[job.id] = {
+        'func_name': job.func_name, 'args': job.args, 'kwargs': job.kwargs, 'meta': job.meta,
+        'status': job.get_status().value, 'origin': job.origin, 'description': job.description,
+        'timeout': job.timeout, 'result_ttl': job.result_ttl, 'failure_ttl': job.failure_ttl,
+        'ttl': job.ttl, 'key_ttl': redis.ttl(job.key), 'position': job.get_position(),
+        'created': job.created_at is not None, 'enqueued': job.enqueued_at is not None,
+    }
+print(json.dumps(out))
+",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out["queued"],
+        json!(["no-timeout", "rust-job", "many-1", "many-2"])
+    );
+    let job = &out["rust-job"];
+    assert!(
+        (290..=300).contains(&job["key_ttl"].as_i64().unwrap()),
+        "{job}"
+    );
+    assert_eq!(
+        job,
+        &json!({
+            "func_name": "fixtures.add", "args": [1, 2], "kwargs": {},
+            "meta": {"owner": "rust", "tags": ["a"]}, "status": "queued", "origin": "default",
+            "description": "fixtures.add(1, 2)", "timeout": 30, "result_ttl": 100,
+            "failure_ttl": 200, "ttl": 300, "key_ttl": job["key_ttl"], "position": 1,
+            "created": true, "enqueued": true,
+        })
+    );
+    assert_eq!(out["no-timeout"]["timeout"], -1, "{out}");
+    assert_eq!(out["no-timeout"]["position"], 0, "{out}");
+    assert_eq!(out["no-timeout"]["key_ttl"], -1, "{out}");
+    assert_eq!(out["many-1"]["args"], json!(["many"]));
+    assert_eq!(out["many-1"]["description"], "fixtures.echo('many')");
+    assert_eq!(out["many-2"]["kwargs"], json!({"k": [1]}));
+    assert_eq!(out["many-2"]["description"], "fixtures.echo(k=[1])");
+    assert_eq!(out["many-2"]["timeout"], 180);
+}
