@@ -1,0 +1,265 @@
+//! Runs of jobs: the atomic dequeue that starts them, the wait for work, heartbeats, and the
+//! outcome (finish, fail, release), each one script.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use super::codec::RawHash;
+use super::jobs::decode_job;
+use super::{Execution, HeartbeatReply, Liveness, RedisBackend, Started, codec, keys, now};
+use crate::Connection;
+use crate::error::Result;
+use crate::job::{Job, JobId, JobStatus};
+
+static DEQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/dequeue.lua")));
+static HEARTBEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fail.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+
+impl RedisBackend {
+    /// Takes up to `count` jobs from `queues` (highest priority first) and starts them.
+    pub(crate) async fn dequeue(
+        &self,
+        conn: &Connection,
+        worker: &str,
+        queues: &[String],
+        count: usize,
+        liveness: Liveness,
+    ) -> Result<Vec<Started>> {
+        let now = now();
+        let mut invocation = DEQUEUE.prepare_invoke();
+        for queue in queues {
+            invocation.key(keys::queue(queue));
+        }
+        invocation
+            .key(keys::worker(worker))
+            .arg(count)
+            .arg(worker)
+            .arg(codec::format_time(now))
+            .arg(codec::epoch_float(now))
+            .arg(now.timestamp())
+            .arg(liveness.execution_ttl)
+            .arg(keys::JOB_PREFIX)
+            .arg(keys::STARTED_PREFIX)
+            .arg(keys::EXECUTION_PREFIX)
+            .arg(keys::EXECUTIONS_PREFIX);
+        for queue in queues {
+            invocation.arg(queue);
+        }
+        for _ in 0..count {
+            invocation.arg(uuid::Uuid::new_v4().simple().to_string());
+        }
+        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
+        let mut started = Vec::with_capacity(reply.len() / 4);
+        let mut items = reply.into_iter();
+        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
+            (items.next(), items.next(), items.next(), items.next())
+        {
+            let queue_index: usize =
+                redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
+            let queue = queues
+                .get(queue_index.wrapping_sub(1))
+                .cloned()
+                .unwrap_or_default();
+            let id = JobId::from_stored(
+                redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
+            );
+            let execution_id: String =
+                redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
+            let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
+            let job = decode_job(conn, id.clone(), &hash).unwrap_or_else(|error| {
+                Job::unreadable(conn, id.clone(), &queue, error.to_string())
+            });
+            started.push(Started {
+                job,
+                execution: Execution {
+                    job_id: id,
+                    execution_id,
+                    queue,
+                    started_at: now,
+                },
+            });
+        }
+        Ok(started)
+    }
+
+    /// Blocks until `queue` holds an id or `timeout` passes, without taking anything: a
+    /// same-list `BLMOVE LEFT LEFT` pops the head and pushes it straight back.
+    pub(crate) async fn wait_for_job(
+        connection: &mut MultiplexedConnection,
+        queue: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let key = keys::queue(queue);
+        let moved: Option<String> = redis::cmd("BLMOVE")
+            .arg(&key)
+            .arg(&key)
+            .arg("LEFT")
+            .arg("LEFT")
+            .arg(timeout.as_secs_f64())
+            .query_async(connection)
+            .await?;
+        Ok(moved.is_some())
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        worker: &str,
+        running: &[Execution],
+        liveness: Liveness,
+    ) -> Result<HeartbeatReply> {
+        let now = now();
+        let mut invocation = HEARTBEAT.key(keys::worker(worker));
+        invocation
+            .arg(codec::format_time(now))
+            .arg(codec::epoch_float(now))
+            .arg(now.timestamp())
+            .arg(liveness.execution_ttl)
+            .arg(liveness.worker_ttl)
+            .arg(keys::JOB_PREFIX)
+            .arg(keys::STARTED_PREFIX)
+            .arg(keys::EXECUTION_PREFIX)
+            .arg(keys::EXECUTIONS_PREFIX);
+        for execution in running {
+            invocation
+                .arg(execution.job_id.as_str())
+                .arg(&execution.execution_id)
+                .arg(&execution.queue);
+        }
+        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
+        let mut items = reply.into_iter();
+        let worker_missing = items
+            .next()
+            .map(redis::from_redis_value::<i64>)
+            .transpose()
+            .map_err(redis::RedisError::from)?
+            == Some(1);
+        let lost = items
+            .filter_map(|item| redis::from_redis_value::<String>(item).ok())
+            .collect();
+        Ok(HeartbeatReply {
+            worker_missing,
+            lost,
+        })
+    }
+
+    /// Records a success. `Ok(false)`: the execution was stale and nothing was written.
+    pub(crate) async fn finish(
+        &self,
+        execution: &Execution,
+        worker: &str,
+        result_ttl: i64,
+        return_value: &serde_json::Value,
+    ) -> Result<bool> {
+        let id = execution.job_id.as_str();
+        let ended = now();
+        let encoded = if return_value.is_null() {
+            String::new()
+        } else {
+            codec::encode_return_value(return_value)
+        };
+        let recorded: i64 = FINISH
+            .key(keys::job(id))
+            .key(keys::started(&execution.queue))
+            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::executions(id))
+            .key(keys::worker(worker))
+            .key(keys::finished(&execution.queue))
+            .key(keys::results(id))
+            .key(keys::job_dependents(id))
+            .key(keys::job_dependencies(id))
+            .arg(id)
+            .arg(&execution.execution_id)
+            .arg(worker)
+            .arg(codec::format_time(ended))
+            .arg(ended.timestamp())
+            .arg(result_ttl)
+            .arg(encoded)
+            .arg(codec::epoch_float(execution.started_at))
+            .arg(codec::epoch_float(ended))
+            .arg(working_seconds(execution.started_at, ended))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Records a failure (see `fail.lua` for its three uses). `Ok(false)`: the execution was
+    /// stale, or the job is gone.
+    pub(crate) async fn fail(
+        &self,
+        execution: &Execution,
+        worker: &str,
+        failure_ttl: Option<i64>,
+        exc_info: &str,
+        status: JobStatus,
+    ) -> Result<bool> {
+        let id = execution.job_id.as_str();
+        let ended = now();
+        // Only the worker that ran the job knows when it started: abandoned runs and jobs failed
+        // by hand get no execution fields, as in RQ.
+        let started = if worker.is_empty() {
+            String::new()
+        } else {
+            codec::epoch_float(execution.started_at)
+        };
+        let recorded: i64 = FAIL
+            .key(keys::job(id))
+            .key(keys::started(&execution.queue))
+            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::executions(id))
+            .key(keys::worker(worker))
+            .key(keys::failed(&execution.queue))
+            .key(keys::results(id))
+            .key(keys::job_dependents(id))
+            .key(keys::job_dependencies(id))
+            .key(keys::queue(&execution.queue))
+            .arg(id)
+            .arg(&execution.execution_id)
+            .arg(worker)
+            .arg(codec::format_time(ended))
+            .arg(ended.timestamp())
+            .arg(failure_ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
+            .arg(codec::encode_exc_string(exc_info))
+            .arg(started)
+            .arg(codec::epoch_float(ended))
+            .arg(working_seconds(execution.started_at, ended))
+            .arg(status.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Ends a running execution and puts its job back at the head of its queue.
+    pub(crate) async fn release(&self, execution: &Execution, worker: &str) -> Result<bool> {
+        let id = execution.job_id.as_str();
+        let released: i64 = RELEASE
+            .key(keys::job(id))
+            .key(keys::started(&execution.queue))
+            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::executions(id))
+            .key(keys::queue(&execution.queue))
+            .key(keys::worker(worker))
+            .arg(id)
+            .arg(&execution.execution_id)
+            .arg(codec::format_time(now()))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(released == 1)
+    }
+}
+
+fn working_seconds(started: DateTime<Utc>, ended: DateTime<Utc>) -> String {
+    let micros = (ended - started).num_microseconds().unwrap_or(0).max(0);
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}

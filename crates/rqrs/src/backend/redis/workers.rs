@@ -1,0 +1,145 @@
+//! Workers: registration as RQ does it, state, death, and the list of live workers.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use std::collections::HashMap;
+
+use super::{Liveness, RedisBackend, codec, keys, now};
+use crate::error::{Error, Result};
+use crate::worker::{WorkerInfo, WorkerState};
+
+static WORKER_STATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/worker_state.lua")));
+
+impl RedisBackend {
+    /// Writes the worker hash and its memberships, as RQ's `register_birth` does.
+    pub(crate) async fn register_worker(
+        &self,
+        info: &WorkerInfo,
+        liveness: Liveness,
+    ) -> Result<()> {
+        let key = keys::worker(&info.name);
+        let existing: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg("birth")
+            .arg("death")
+            .query_async(&mut self.conn())
+            .await?;
+        if matches!(existing.as_slice(), [Some(_), None]) {
+            return Err(Error::WorkerExists(info.name.clone()));
+        }
+        self.reregister_worker(info, liveness).await
+    }
+
+    /// Writes the worker hash and memberships again (after the hash expired), as they are in
+    /// `info`.
+    pub(crate) async fn reregister_worker(
+        &self,
+        info: &WorkerInfo,
+        liveness: Liveness,
+    ) -> Result<()> {
+        let key = keys::worker(&info.name);
+        let ip_address = self.client_address().await.unwrap_or_default();
+        let now = codec::format_time(now());
+        let birth = info.birth.map_or_else(|| now.clone(), codec::format_time);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key).ignore();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("birth", birth.as_str()),
+                ("last_heartbeat", now.as_str()),
+                ("queues", &info.queues.join(",")),
+                ("pid", &info.pid.to_string()),
+                ("hostname", &info.hostname),
+                ("ip_address", &ip_address),
+                ("version", &info.version),
+                ("state", info.state.as_str()),
+            ],
+        )
+        .ignore();
+        pipe.sadd(keys::WORKERS, &key).ignore();
+        for queue in &info.queues {
+            pipe.sadd(keys::workers_by_queue(queue), &key).ignore();
+        }
+        pipe.expire(&key, i64::try_from(liveness.worker_ttl).unwrap_or(i64::MAX))
+            .ignore();
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// This connection's address as the server sees it (RQ's `ip_address`).
+    async fn client_address(&self) -> Result<String> {
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(info
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("addr="))
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    pub(crate) async fn set_worker_state(&self, worker: &str, state: WorkerState) -> Result<()> {
+        let _: i64 = WORKER_STATE
+            .key(keys::worker(worker))
+            .arg(state.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the worker from the worker sets and marks its hash dead (kept 60 s), as RQ's
+    /// `register_death` does.
+    pub(crate) async fn register_death(&self, worker: &str, queues: &[String]) -> Result<()> {
+        let key = keys::worker(worker);
+        let mut pipe = redis::pipe();
+        pipe.atomic().srem(keys::WORKERS, &key).ignore();
+        for queue in queues {
+            pipe.srem(keys::workers_by_queue(queue), &key).ignore();
+        }
+        pipe.hset(&key, "death", codec::format_time(now())).ignore();
+        pipe.hdel(&key, "current_job").ignore();
+        pipe.expire(&key, 60).ignore();
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// The live workers (of one queue, or all), Python's and rqrs's alike. Keys whose hash has
+    /// expired are dropped from the sets, as RQ's readers do.
+    pub(crate) async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
+        let set = queue.map_or_else(|| keys::WORKERS.to_owned(), keys::workers_by_queue);
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query_async(&mut self.conn())
+            .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for member in &members {
+            pipe.hgetall(member);
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        let mut workers = Vec::new();
+        for (key, hash) in members.iter().zip(hashes) {
+            if hash.is_empty() {
+                let _: () = redis::cmd("SREM")
+                    .arg(&set)
+                    .arg(key)
+                    .query_async(&mut self.conn())
+                    .await?;
+                continue;
+            }
+            workers.push(WorkerInfo::from_hash(
+                keys::worker_name(key).unwrap_or(key),
+                &hash,
+            ));
+        }
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(workers)
+    }
+}
