@@ -39,6 +39,9 @@ pub enum Error {
         /// The registry's name (e.g. "failed").
         registry: &'static str,
     },
+    /// A unique job was enqueued with the id of a job that exists.
+    #[error("a job with id {0} exists already (unique enqueue)")]
+    DuplicateJob(JobId),
     /// A worker with this name is alive already.
     #[error("there is an active worker named {0} already")]
     WorkerExists(String),

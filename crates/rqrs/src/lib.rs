@@ -46,16 +46,21 @@ mod job;
 mod queue;
 mod registry;
 mod results;
+mod retry;
 mod worker;
 
 pub use backend::{Connection, connect};
 pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;
-pub use job::{Enqueue, EnqueueOptions, Job, JobId, JobStatus};
+pub use job::{Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat};
 pub use queue::Queue;
-pub use registry::{FailedJobRegistry, FinishedJobRegistry, RegistryKind, StartedJobRegistry};
+pub use registry::{
+    CanceledJobRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, RegistryKind,
+    ScheduledJobRegistry, StartedJobRegistry,
+};
 pub use results::{JobResult, ResultType};
+pub use retry::Retry;
 pub use worker::{
     DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo,
     WorkerState,

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use options::{Enqueue, EnqueueOptions};
+pub use options::{Callback, Dependency, Enqueue, EnqueueOptions, Repeat};
 
 use crate::Connection;
 use crate::error::{Error, Result};

@@ -5,9 +5,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use chrono::{DateTime, Utc};
+
 use super::{Call, Job, JobId};
-use crate::Queue;
 use crate::error::{Error, Result};
+use crate::{Queue, Retry};
 
 /// The options RQ's `enqueue` takes, with RQ's names and meanings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,6 +32,130 @@ pub struct EnqueueOptions {
     pub meta: Map<String, Value>,
     /// Put the job at the head of the queue instead of the tail.
     pub at_front: bool,
+    /// Jobs that must end first (RQ's `depends_on` / `Dependency`).
+    pub depends_on: Option<Dependency>,
+    /// When to enqueue the job (RQ's `enqueue_at`); at once if `None`.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Refuse the enqueue if a job with this id exists (RQ's `unique=True`; needs `job_id`).
+    pub unique: bool,
+    /// Runs again after failures.
+    pub retry: Option<Retry>,
+    /// Runs again after successes (RQ's `Repeat`).
+    pub repeat: Option<Repeat>,
+    /// Called after a success.
+    pub on_success: Option<Callback>,
+    /// Called after a failure.
+    pub on_failure: Option<Callback>,
+    /// Called after the job is stopped.
+    pub on_stopped: Option<Callback>,
+}
+
+/// What a job waits for before it is enqueued (RQ's `Dependency`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dependency {
+    /// The jobs that must end first.
+    pub jobs: Vec<JobId>,
+    /// Enqueue the job even when one of them failed.
+    pub allow_failure: bool,
+    /// Put the job at the head of its queue once they have ended.
+    pub enqueue_at_front: bool,
+}
+
+impl Dependency {
+    /// Waits for `jobs` to finish.
+    pub fn new(jobs: impl IntoIterator<Item = JobId>) -> Self {
+        Dependency {
+            jobs: jobs.into_iter().collect(),
+            allow_failure: false,
+            enqueue_at_front: false,
+        }
+    }
+
+    /// Also go ahead when a dependency failed.
+    pub fn allow_failure(mut self, allow: bool) -> Self {
+        self.allow_failure = allow;
+        self
+    }
+
+    /// Go to the head of the queue once released.
+    pub fn enqueue_at_front(mut self, at_front: bool) -> Self {
+        self.enqueue_at_front = at_front;
+        self
+    }
+}
+
+/// A function called when a job ends, named as registered in the worker's functions (RQ's
+/// `Callback`, which stores only the name and a timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    name: String,
+    timeout: i64,
+}
+
+impl Callback {
+    /// RQ's default callback timeout in seconds.
+    pub const DEFAULT_TIMEOUT: i64 = 60;
+
+    /// Calls the function registered as `name`, with RQ's default timeout (60 s).
+    pub fn new(name: impl Into<String>) -> Self {
+        Callback {
+            name: name.into(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// How long the callback may run, in seconds.
+    pub fn timeout(mut self, seconds: i64) -> Self {
+        self.timeout = seconds;
+        self
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The timeout in seconds.
+    pub fn timeout_secs(&self) -> i64 {
+        self.timeout
+    }
+}
+
+/// Runs a job again after it succeeds (RQ 2.3's `Repeat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    times: u32,
+    intervals: Vec<u64>,
+}
+
+impl Repeat {
+    /// `times` more runs, each at once.
+    pub fn new(times: u32) -> Self {
+        Repeat {
+            times,
+            intervals: vec![0],
+        }
+    }
+
+    /// Seconds between runs (a list: one per run; see RQ's indexing in the worker).
+    pub fn intervals(mut self, seconds: impl IntoIterator<Item = u64>) -> Self {
+        self.intervals = seconds.into_iter().collect();
+        if self.intervals.is_empty() {
+            self.intervals.push(0);
+        }
+        self
+    }
+
+    /// The number of repeats.
+    pub fn times(&self) -> u32 {
+        self.times
+    }
+
+    /// The intervals in seconds.
+    pub fn intervals_secs(&self) -> &[u64] {
+        &self.intervals
+    }
 }
 
 impl EnqueueOptions {
@@ -51,6 +177,21 @@ impl EnqueueOptions {
             return Err(Error::invalid(
                 "timeout",
                 format!("{timeout}: give a positive number of seconds, or -1 for none"),
+            ));
+        }
+        if let Some(retry) = &self.retry {
+            retry.validate()?;
+        }
+        if self.repeat.as_ref().is_some_and(|repeat| repeat.times == 0) {
+            return Err(Error::invalid("repeat", "times must be 1 or more"));
+        }
+        if self.unique && self.job_id.is_none() {
+            return Err(Error::invalid("unique", "a unique job needs a job_id"));
+        }
+        if self.unique && self.depends_on.is_some() {
+            return Err(Error::invalid(
+                "unique",
+                "a unique job cannot have dependencies (as in RQ)",
             ));
         }
         for (what, ttl) in [
@@ -195,6 +336,63 @@ impl<'q> Enqueue<'q> {
     /// Put the job at the head of the queue.
     pub fn at_front(mut self, at_front: bool) -> Self {
         self.options.at_front = at_front;
+        self
+    }
+
+    /// Wait for other jobs first: the job is deferred until they have finished.
+    pub fn depends_on(mut self, dependency: Dependency) -> Self {
+        self.options.depends_on = Some(dependency);
+        self
+    }
+
+    /// Enqueue at `time` instead of now (RQ's `enqueue_at`; a scheduler must run).
+    pub fn at(mut self, time: DateTime<Utc>) -> Self {
+        self.options.scheduled_at = Some(time);
+        self
+    }
+
+    /// Enqueue after `delay` instead of now (RQ's `enqueue_in`; a scheduler must run).
+    pub fn delay(self, delay: Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let time = Utc::now()
+            .checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.at(time)
+    }
+
+    /// Refuse the enqueue if a job with this id exists, instead of overwriting it.
+    pub fn unique(mut self, unique: bool) -> Self {
+        self.options.unique = unique;
+        self
+    }
+
+    /// Run again after a failure.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.options.retry = Some(retry);
+        self
+    }
+
+    /// Run again after a success.
+    pub fn repeat(mut self, repeat: Repeat) -> Self {
+        self.options.repeat = Some(repeat);
+        self
+    }
+
+    /// Call a registered function after a success.
+    pub fn on_success(mut self, callback: Callback) -> Self {
+        self.options.on_success = Some(callback);
+        self
+    }
+
+    /// Call a registered function after a failure.
+    pub fn on_failure(mut self, callback: Callback) -> Self {
+        self.options.on_failure = Some(callback);
+        self
+    }
+
+    /// Call a registered function after the job is stopped.
+    pub fn on_stopped(mut self, callback: Callback) -> Self {
+        self.options.on_stopped = Some(callback);
         self
     }
 

@@ -1,6 +1,7 @@
 //! The registries of a queue, RQ's sorted sets of job ids by state: started (`rq:wip:<q>`),
-//! finished (`rq:finished:<q>`) and failed (`rq:failed:<q>`). All share one shape: `count`,
-//! `job_ids`, `remove`, `cleanup`; the failed registry adds requeue and `add`.
+//! finished, failed, deferred, scheduled and canceled (`rq:<state>:<q>`). All share one shape:
+//! `count`, `job_ids`, `cleanup`; finished and failed add `remove`, failed adds requeue and
+//! `add`.
 
 use crate::Connection;
 use crate::error::{Error, Result};
@@ -16,6 +17,12 @@ pub enum RegistryKind {
     Finished,
     /// Jobs that failed, scored by when the failure expires.
     Failed,
+    /// Jobs waiting for their dependencies, scored by when they were deferred.
+    Deferred,
+    /// Jobs waiting for their time, scored by when they are due.
+    Scheduled,
+    /// Jobs canceled before they ran, scored by when they were canceled.
+    Canceled,
 }
 
 impl RegistryKind {
@@ -25,6 +32,9 @@ impl RegistryKind {
             RegistryKind::Started => "started",
             RegistryKind::Finished => "finished",
             RegistryKind::Failed => "failed",
+            RegistryKind::Deferred => "deferred",
+            RegistryKind::Scheduled => "scheduled",
+            RegistryKind::Canceled => "canceled",
         }
     }
 }
@@ -92,6 +102,22 @@ registry!(
     /// Jobs that failed (`rq:failed:<q>`), kept for `failure_ttl` (one year by default).
     FailedJobRegistry,
     RegistryKind::Failed
+);
+
+registry!(
+    /// Jobs waiting for the jobs they depend on (`rq:deferred:<q>`).
+    DeferredJobRegistry,
+    RegistryKind::Deferred
+);
+registry!(
+    /// Jobs waiting for their time (`rq:scheduled:<q>`); a scheduler enqueues them when due.
+    ScheduledJobRegistry,
+    RegistryKind::Scheduled
+);
+registry!(
+    /// Jobs canceled before they ran (`rq:canceled:<q>`); never cleaned, as in RQ.
+    CanceledJobRegistry,
+    RegistryKind::Canceled
 );
 
 impl FinishedJobRegistry {

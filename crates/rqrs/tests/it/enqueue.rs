@@ -237,3 +237,104 @@ async fn enqueue_many_sends_all_jobs_in_order_or_none() {
         );
     }
 }
+
+#[tokio::test]
+async fn dependencies_defer_a_job_until_its_parents_are_done() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let parent = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    let child = queue
+        .enqueue("fixtures.add", (3, 4))
+        .depends_on(rqrs::Dependency::new([parent.id().clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(child.status(), JobStatus::Deferred);
+    assert_eq!(queue.job_ids().await.unwrap(), [parent.id().clone()]);
+    assert_eq!(
+        rqrs::DeferredJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [child.id().clone()]
+    );
+    let dependents: Vec<String> = raw(
+        &server,
+        &["SMEMBERS", &format!("rq:job:{}:dependents", parent.id())],
+    )
+    .await;
+    assert_eq!(dependents, [child.id().as_str()]);
+    let dependencies: Vec<String> = raw(
+        &server,
+        &["SMEMBERS", &format!("rq:job::{}:dependencies", child.id())],
+    )
+    .await;
+    assert_eq!(dependencies, [parent.id().as_str()]);
+    let key = format!("rq:job:{}", child.id());
+    assert_eq!(
+        field(&server, &key, "dependency_ids").await,
+        Some(format!("[\"{}\"]", parent.id()).into_bytes())
+    );
+    assert_eq!(
+        field(&server, &key, "enqueued_at").await,
+        None,
+        "a deferred job has no enqueued_at (as RQ)"
+    );
+    // A dependency that is already finished, or gone, does not hold a job back.
+    let free = queue
+        .enqueue("f", ())
+        .depends_on(rqrs::Dependency::new(["gone".parse().unwrap()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(free.status(), JobStatus::Queued);
+}
+
+#[tokio::test]
+async fn scheduled_and_unique_enqueues() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let later = queue
+        .enqueue("f", ())
+        .delay(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), JobStatus::Scheduled);
+    assert_eq!(queue.count().await.unwrap(), 0);
+    let score: f64 = raw(
+        &server,
+        &["ZSCORE", "rq:scheduled:default", later.id().as_str()],
+    )
+    .await;
+    let due = chrono::Utc::now().timestamp() as f64 + 60.0;
+    assert!((due - 2.0..=due + 1.0).contains(&score), "{score} vs {due}");
+    let id: rqrs::JobId = "only-once".parse().unwrap();
+    queue
+        .enqueue("f", (1,))
+        .job_id(id.clone())
+        .unique(true)
+        .send()
+        .await
+        .unwrap();
+    let again = queue
+        .enqueue("f", (2,))
+        .job_id(id.clone())
+        .unique(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Error::DuplicateJob(ref dup) if *dup == id),
+        "{again}"
+    );
+    assert_eq!(
+        Job::fetch(&conn, &id).await.unwrap().args(),
+        [json!(1)],
+        "not overwritten"
+    );
+    assert!(
+        queue.enqueue("f", ()).unique(true).send().await.is_err(),
+        "unique needs a job id"
+    );
+}

@@ -11,73 +11,89 @@ use super::codec::RawHash;
 use super::{DEFAULT_TIMEOUT, NewJob, RedisBackend, codec, keys, now};
 use crate::Connection;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{Call, Callback, EnqueueOptions, Job, JobId, JobStatus};
 use crate::results::{JobResult, ResultType};
 
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/enqueue.lua")));
 static SAVE_META: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_meta.lua")));
 
 impl RedisBackend {
-    /// Enqueues jobs on `queue` in one MULTI (one round trip however many jobs).
+    /// Enqueues jobs on `queue` in one script call: each is queued, scheduled or deferred.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateJob`] when a unique job's id is taken (nothing is enqueued).
     pub(crate) async fn enqueue(
         &self,
         conn: &Connection,
         queue: &str,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Job>> {
-        let queue_key = keys::queue(queue);
         let created = now();
         let created_iso = codec::format_time(created);
-        let mut pipe = redis::pipe();
-        pipe.atomic().sadd(keys::QUEUES, &queue_key).ignore();
+        let mut invocation = ENQUEUE.prepare_invoke();
+        invocation
+            .key(keys::QUEUES)
+            .key(keys::queue(queue))
+            .key(keys::deferred(queue))
+            .key(keys::scheduled(queue))
+            .arg(keys::queue(queue))
+            .arg(&created_iso)
+            .arg(created.timestamp())
+            .arg(keys::JOB_PREFIX)
+            .arg(keys::DEPENDENTS_SUFFIX)
+            .arg(keys::DEPENDENCIES_PREFIX)
+            .arg(keys::DEPENDENCIES_SUFFIX);
         let mut out = Vec::with_capacity(jobs.len());
         for NewJob { id, call, options } in jobs {
-            let job_key = keys::job(id.as_str());
             let description = options
                 .description
                 .clone()
                 .unwrap_or_else(|| codec::call_string(&call));
             let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            let mut fields: Vec<(&str, Vec<u8>)> = vec![
-                ("created_at", created_iso.clone().into_bytes()),
-                ("data", codec::encode_data(&call)),
-                ("success_callback_name", Vec::new()),
-                ("failure_callback_name", Vec::new()),
-                ("stopped_callback_name", Vec::new()),
-                ("started_at", Vec::new()),
-                ("ended_at", Vec::new()),
-                ("last_heartbeat", Vec::new()),
-                ("worker_name", Vec::new()),
-                ("group_id", Vec::new()),
-                ("origin", queue.as_bytes().to_vec()),
-                ("description", description.clone().into_bytes()),
-                ("enqueued_at", created_iso.clone().into_bytes()),
-                ("timeout", timeout.to_string().into_bytes()),
-                ("status", JobStatus::Queued.as_str().as_bytes().to_vec()),
-            ];
-            for (field, value) in [
-                ("result_ttl", options.result_ttl),
-                ("failure_ttl", options.failure_ttl),
-                ("ttl", options.ttl.filter(|ttl| *ttl > 0)),
-            ] {
-                if let Some(value) = value {
-                    fields.push((field, value.to_string().into_bytes()));
-                }
+            let fields = job_fields(queue, &created_iso, &call, &description, timeout, &options)?;
+            let placement = match (options.scheduled_at, options.at_front) {
+                (Some(_), _) => "S",
+                (None, true) => "L",
+                (None, false) => "R",
+            };
+            let dependencies = options
+                .depends_on
+                .as_ref()
+                .map(|d| d.jobs.as_slice())
+                .unwrap_or_default();
+            invocation
+                .arg(id.as_str())
+                .arg(placement)
+                .arg(
+                    options
+                        .scheduled_at
+                        .map(|at| at.timestamp().to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(if options.unique { "1" } else { "" })
+                .arg(
+                    options
+                        .ttl
+                        .filter(|ttl| *ttl > 0)
+                        .map(|ttl| ttl.to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(
+                    if options.depends_on.as_ref().is_some_and(|d| d.allow_failure) {
+                        "1"
+                    } else {
+                        ""
+                    },
+                )
+                .arg(dependencies.len());
+            for dependency in dependencies {
+                invocation.arg(dependency.as_str());
             }
-            if !options.meta.is_empty() {
-                fields.push(("meta", serde_json::to_vec(&options.meta)?));
-            }
-            pipe.hset_multiple(&job_key, &fields).ignore();
-            if let Some(ttl) = options.ttl.filter(|ttl| *ttl > 0) {
-                pipe.expire(&job_key, ttl).ignore();
-                pipe.expire(keys::job_dependents(id.as_str()), ttl).ignore();
-                pipe.expire(keys::job_dependencies(id.as_str()), ttl)
-                    .ignore();
-            }
-            if options.at_front {
-                pipe.lpush(&queue_key, id.as_str()).ignore();
-            } else {
-                pipe.rpush(&queue_key, id.as_str()).ignore();
+            invocation.arg(fields.len());
+            for (field, value) in &fields {
+                invocation.arg(*field).arg(value.as_slice());
             }
             out.push(Job {
                 conn: conn.clone(),
@@ -100,7 +116,18 @@ impl RedisBackend {
                 legacy_exc_info: None,
             });
         }
-        let _: () = pipe.query_async(&mut self.conn()).await?;
+        let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
+        if let [marker, id] = reply.as_slice()
+            && marker == "duplicate"
+        {
+            return Err(Error::DuplicateJob(JobId::from_stored(id.clone())));
+        }
+        for (job, status) in out.iter_mut().zip(&reply) {
+            job.status = status.parse()?;
+            if job.status != JobStatus::Queued {
+                job.enqueued_at = None;
+            }
+        }
         Ok(out)
     }
 
@@ -147,6 +174,96 @@ impl RedisBackend {
             .map(|entry| decode_result(id, &entry))
             .transpose()
     }
+}
+
+/// The hash fields of a new job, as RQ's `Job.to_dict()` writes them (status and
+/// `enqueued_at` are the script's to set).
+fn job_fields(
+    queue: &str,
+    created_iso: &str,
+    call: &Call,
+    description: &str,
+    timeout: i64,
+    options: &EnqueueOptions,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let text = |value: &str| value.as_bytes().to_vec();
+    let callback_name = |callback: &Option<Callback>| {
+        callback
+            .as_ref()
+            .map(|c| text(c.name()))
+            .unwrap_or_default()
+    };
+    let mut fields = vec![
+        ("created_at", text(created_iso)),
+        ("data", codec::encode_data(call)),
+        ("success_callback_name", callback_name(&options.on_success)),
+        ("failure_callback_name", callback_name(&options.on_failure)),
+        ("stopped_callback_name", callback_name(&options.on_stopped)),
+        ("started_at", Vec::new()),
+        ("ended_at", Vec::new()),
+        ("last_heartbeat", Vec::new()),
+        ("worker_name", Vec::new()),
+        ("group_id", Vec::new()),
+        ("origin", text(queue)),
+        ("description", text(description)),
+        ("timeout", timeout.to_string().into_bytes()),
+    ];
+    for (field, value) in [
+        ("result_ttl", options.result_ttl),
+        ("failure_ttl", options.failure_ttl),
+        ("ttl", options.ttl.filter(|ttl| *ttl > 0)),
+    ] {
+        if let Some(value) = value {
+            fields.push((field, value.to_string().into_bytes()));
+        }
+    }
+    if !options.meta.is_empty() {
+        fields.push(("meta", serde_json::to_vec(&options.meta)?));
+    }
+    for (field, callback) in [
+        ("success_callback_timeout", &options.on_success),
+        ("failure_callback_timeout", &options.on_failure),
+        ("stopped_callback_timeout", &options.on_stopped),
+    ] {
+        if let Some(callback) = callback {
+            fields.push((field, callback.timeout_secs().to_string().into_bytes()));
+        }
+    }
+    if let Some(retry) = &options.retry {
+        fields.push(("retries_left", retry.max().to_string().into_bytes()));
+        fields.push((
+            "retry_intervals",
+            serde_json::to_vec(retry.intervals_secs())?,
+        ));
+        if retry.is_at_front() {
+            fields.push(("enqueue_at_front_on_retry", text("1")));
+        }
+    }
+    if let Some(repeat) = &options.repeat {
+        fields.push(("repeats_left", repeat.times().to_string().into_bytes()));
+        fields.push((
+            "repeat_intervals",
+            serde_json::to_vec(repeat.intervals_secs())?,
+        ));
+    }
+    if let Some(dependency) = &options.depends_on
+        && let Some(first) = dependency.jobs.first()
+    {
+        let ids: Vec<&str> = dependency.jobs.iter().map(JobId::as_str).collect();
+        fields.push(("dependency_id", text(first.as_str())));
+        fields.push(("dependency_ids", serde_json::to_vec(&ids)?));
+        fields.push((
+            "allow_dependency_failures",
+            text(if dependency.allow_failure { "1" } else { "0" }),
+        ));
+        if dependency.enqueue_at_front {
+            fields.push(("enqueue_at_front", text("1")));
+        }
+    }
+    if options.scheduled_at.is_some() && options.at_front {
+        fields.push(("enqueue_at_front", text("1")));
+    }
+    Ok(fields)
 }
 
 /// A job from its hash.

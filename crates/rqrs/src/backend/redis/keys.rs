@@ -20,6 +20,9 @@ pub(crate) const WORKERS_BY_QUEUE_PREFIX: &str = "rq:workers:";
 pub(crate) const STARTED_PREFIX: &str = "rq:wip:";
 pub(crate) const FINISHED_PREFIX: &str = "rq:finished:";
 pub(crate) const FAILED_PREFIX: &str = "rq:failed:";
+pub(crate) const DEFERRED_PREFIX: &str = "rq:deferred:";
+pub(crate) const SCHEDULED_PREFIX: &str = "rq:scheduled:";
+pub(crate) const CANCELED_PREFIX: &str = "rq:canceled:";
 
 /// `rq:queue:<q>`: LIST of job ids.
 pub(crate) fn queue(name: &str) -> String {
@@ -39,10 +42,15 @@ pub(crate) fn job_dependents(id: &str) -> String {
     format!("{JOB_PREFIX}{id}{DEPENDENTS_SUFFIX}")
 }
 
-/// `rq:job::<id>:dependencies`: SET of the ids the job waits on. The double colon is RQ's
-/// (it builds the key as `'rq:job:' + ':' + id`); readers must spell it the same way.
+/// What comes before `<id>` in the key of a job's dependencies: RQ's double colon (it builds
+/// the key as `'rq:job:' + ':' + id`); readers must spell it the same way.
+pub(crate) const DEPENDENCIES_PREFIX: &str = "rq:job::";
+/// What follows `<id>` in the key of a job's dependencies.
+pub(crate) const DEPENDENCIES_SUFFIX: &str = ":dependencies";
+
+/// `rq:job::<id>:dependencies`: SET of the ids the job waits on.
 pub(crate) fn job_dependencies(id: &str) -> String {
-    format!("{JOB_PREFIX}:{id}:dependencies")
+    format!("{DEPENDENCIES_PREFIX}{id}{DEPENDENCIES_SUFFIX}")
 }
 
 /// `rq:results:<id>`: STREAM of the job's results.
@@ -83,6 +91,21 @@ pub(crate) fn finished(queue: &str) -> String {
 /// `rq:failed:<q>`: ZSET FailedJobRegistry.
 pub(crate) fn failed(queue: &str) -> String {
     format!("{FAILED_PREFIX}{queue}")
+}
+
+/// `rq:deferred:<q>`: ZSET DeferredJobRegistry, scored by when the job was deferred.
+pub(crate) fn deferred(queue: &str) -> String {
+    format!("{DEFERRED_PREFIX}{queue}")
+}
+
+/// `rq:scheduled:<q>`: ZSET ScheduledJobRegistry, scored by the whole epoch second it is due.
+pub(crate) fn scheduled(queue: &str) -> String {
+    format!("{SCHEDULED_PREFIX}{queue}")
+}
+
+/// `rq:canceled:<q>`: ZSET CanceledJobRegistry, scored by when the job was canceled.
+pub(crate) fn canceled(queue: &str) -> String {
+    format!("{CANCELED_PREFIX}{queue}")
 }
 
 /// `rq:clean_registries:<q>`: the lock of a queue's registry maintenance, shared with RQ's
@@ -130,6 +153,9 @@ mod tests {
             ("finished", finished("<q>")),
             ("failed", failed("<q>")),
             ("clean_registries", clean_registries("<q>")),
+            ("deferred", deferred("<q>")),
+            ("scheduled", scheduled("<q>")),
+            ("canceled", canceled("<q>")),
         ]
     }
 
@@ -149,6 +175,11 @@ mod tests {
         "FINISHED_PREFIX",
         "FAILED_PREFIX",
         "DEPENDENTS_SUFFIX",
+        "DEPENDENCIES_PREFIX",
+        "DEPENDENCIES_SUFFIX",
+        "DEFERRED_PREFIX",
+        "SCHEDULED_PREFIX",
+        "CANCELED_PREFIX",
     ];
 
     /// The key patterns in the first column of the document's key table (the first table

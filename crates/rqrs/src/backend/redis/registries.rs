@@ -19,6 +19,9 @@ impl RedisBackend {
             RegistryKind::Started => keys::started(queue),
             RegistryKind::Finished => keys::finished(queue),
             RegistryKind::Failed => keys::failed(queue),
+            RegistryKind::Deferred => keys::deferred(queue),
+            RegistryKind::Scheduled => keys::scheduled(queue),
+            RegistryKind::Canceled => keys::canceled(queue),
         }
     }
 
@@ -81,13 +84,20 @@ impl RedisBackend {
     pub(crate) async fn registry_cleanup(&self, kind: RegistryKind, queue: &str) -> Result<usize> {
         let key = Self::registry_key(kind, queue);
         let now = now();
-        if kind != RegistryKind::Started {
-            return Ok(redis::cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg(0)
-                .arg(now.timestamp())
-                .query_async(&mut self.conn())
-                .await?);
+        match kind {
+            RegistryKind::Started => {}
+            // Scored by a time, not an expiry: nothing there expires (as in RQ).
+            RegistryKind::Deferred | RegistryKind::Scheduled | RegistryKind::Canceled => {
+                return Ok(0);
+            }
+            RegistryKind::Finished | RegistryKind::Failed => {
+                return Ok(redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(now.timestamp())
+                    .query_async(&mut self.conn())
+                    .await?);
+            }
         }
         let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(&key)

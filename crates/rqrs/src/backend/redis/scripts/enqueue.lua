@@ -1,0 +1,77 @@
+-- Enqueues a batch of jobs of one queue in one step. Each job is pushed on the queue, or put in
+-- the scheduled registry for later, or deferred until the jobs it depends on have ended (RQ's
+-- rule: every dependency that still exists is finished, or failed when failures are allowed).
+-- A unique job whose id is taken refuses the whole batch before anything is written.
+-- KEYS[1]: the set of queues; [2]: the queue list; [3]: the deferred registry;
+-- [4]: the scheduled registry
+-- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (whole seconds);
+-- [4]: job key prefix; [5]: dependents suffix; [6]: dependencies key prefix;
+-- [7]: dependencies suffix
+-- Then per job: id; placement ('R' tail, 'L' head, 'S' scheduled); due time (whole seconds, or
+-- ''); unique ('1' or ''); ttl (seconds, or ''); failures allowed ('1' or ''); the number of
+-- dependencies, then their ids; the number of fields, then (field, value) pairs.
+-- Returns: {'duplicate', id} when a unique id is taken; otherwise the status of each job.
+local job_prefix, dependents_suffix = ARGV[4], ARGV[5]
+local dependencies_prefix, dependencies_suffix = ARGV[6], ARGV[7]
+local jobs = {}
+local i = 8
+while i <= #ARGV do
+  local job = {id = ARGV[i], placement = ARGV[i + 1], due = ARGV[i + 2], unique = ARGV[i + 3],
+    ttl = ARGV[i + 4], allow_failure = ARGV[i + 5] == '1'}
+  local count = tonumber(ARGV[i + 6])
+  job.dependencies = {}
+  for d = 1, count do job.dependencies[d] = ARGV[i + 6 + d] end
+  i = i + 7 + count
+  count = tonumber(ARGV[i])
+  job.fields = {}
+  for f = 1, 2 * count do job.fields[f] = ARGV[i + f] end
+  i = i + 1 + 2 * count
+  if job.unique == '1' and redis.call('EXISTS', job_prefix .. job.id) == 1 then
+    return {'duplicate', job.id}
+  end
+  jobs[#jobs + 1] = job
+end
+
+redis.call('SADD', KEYS[1], ARGV[1])
+local out = {}
+for _, job in ipairs(jobs) do
+  local key = job_prefix .. job.id
+  local waiting = false
+  for _, dependency in ipairs(job.dependencies) do
+    local status = redis.call('HGET', job_prefix .. dependency, 'status')
+    if status and status ~= 'finished' and not (job.allow_failure and status == 'failed') then
+      waiting = true
+    end
+  end
+  local status = 'queued'
+  if waiting then
+    status = 'deferred'
+  elseif job.placement == 'S' then
+    status = 'scheduled'
+  end
+  redis.call('HSET', key, unpack(job.fields))
+  redis.call('HSET', key, 'status', status)
+  if job.ttl ~= '' then
+    redis.call('EXPIRE', key, job.ttl)
+    redis.call('EXPIRE', key .. dependents_suffix, job.ttl)
+    redis.call('EXPIRE', dependencies_prefix .. job.id .. dependencies_suffix, job.ttl)
+  end
+  if status == 'deferred' then
+    for _, dependency in ipairs(job.dependencies) do
+      redis.call('SADD', job_prefix .. dependency .. dependents_suffix, job.id)
+      redis.call('SADD', dependencies_prefix .. job.id .. dependencies_suffix, dependency)
+    end
+    redis.call('ZADD', KEYS[3], ARGV[3], job.id)
+  elseif status == 'scheduled' then
+    redis.call('ZADD', KEYS[4], job.due, job.id)
+  else
+    redis.call('HSET', key, 'enqueued_at', ARGV[2])
+    if job.placement == 'L' then
+      redis.call('LPUSH', KEYS[2], job.id)
+    else
+      redis.call('RPUSH', KEYS[2], job.id)
+    end
+  end
+  out[#out + 1] = status
+end
+return out

@@ -1,0 +1,129 @@
+//! Retry policies, stored in the job hash as RQ stores them (`retries_left`, `retry_intervals`,
+//! `enqueue_at_front_on_retry`), so that Python producers' `Retry(max, interval)` works on an
+//! rqrs worker and the reverse.
+
+use crate::error::{Error, Result};
+
+/// How often, and after how long, a failed job runs again (RQ's `Retry`).
+///
+/// # Examples
+/// ```
+/// use rqrs::Retry;
+///
+/// let retry = Retry::new(3).intervals([10, 30, 60]);
+/// assert_eq!(retry.max(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    max: u32,
+    intervals: Vec<u64>,
+    at_front: bool,
+}
+
+impl Retry {
+    /// Up to `max` more runs after a failure, at once (interval 0).
+    pub fn new(max: u32) -> Self {
+        Retry {
+            max,
+            intervals: vec![0],
+            at_front: false,
+        }
+    }
+
+    /// Seconds to wait before every retry.
+    pub fn interval(mut self, seconds: u64) -> Self {
+        self.intervals = vec![seconds];
+        self
+    }
+
+    /// Seconds to wait before each retry in turn; the last one repeats if there are more
+    /// retries than intervals.
+    pub fn intervals(mut self, seconds: impl IntoIterator<Item = u64>) -> Self {
+        self.intervals = seconds.into_iter().collect();
+        if self.intervals.is_empty() {
+            self.intervals.push(0);
+        }
+        self
+    }
+
+    /// Exponential backoff (an rqrs option, written out as RQ's list of intervals so that any
+    /// worker honours it): `base`, `2 × base`, `4 × base`... seconds, each at most `cap`.
+    pub fn exponential(mut self, base: u64, cap: u64) -> Self {
+        self.intervals = (0..self.max.max(1))
+            .map(|n| base.saturating_mul(1u64 << n.min(62)).min(cap))
+            .collect();
+        self
+    }
+
+    /// Put the job at the head of its queue when it is retried.
+    pub fn at_front(mut self, at_front: bool) -> Self {
+        self.at_front = at_front;
+        self
+    }
+
+    /// The number of retries.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// The intervals in seconds.
+    pub fn intervals_secs(&self) -> &[u64] {
+        &self.intervals
+    }
+
+    /// Whether retries go to the head of the queue.
+    pub fn is_at_front(&self) -> bool {
+        self.at_front
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max == 0 {
+            return Err(Error::invalid("retry", "max must be 1 or more"));
+        }
+        Ok(())
+    }
+}
+
+/// The delay before the next retry when `retries_left` remain, as RQ computes it:
+/// `intervals[max(len - retries_left, 0)]`, the last interval repeating.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the worker's retry path is being built")
+)]
+pub(crate) fn next_interval(intervals: &[u64], retries_left: u64) -> u64 {
+    let len = intervals.len() as u64;
+    let index = len.saturating_sub(retries_left);
+    intervals
+        .get(usize::try_from(index).unwrap_or(usize::MAX))
+        .or(intervals.last())
+        .copied()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_rqs_indexing() {
+        // Retry(max=3, interval=[10, 30, 60]): retries_left 3, 2, 1 -> 10, 30, 60.
+        assert_eq!(
+            [3, 2, 1].map(|left| next_interval(&[10, 30, 60], left)),
+            [10, 30, 60]
+        );
+        // More retries than intervals: the first interval is used until the list fits.
+        assert_eq!(
+            [4, 3, 2, 1].map(|left| next_interval(&[10, 30], left)),
+            [10, 10, 10, 30]
+        );
+        assert_eq!(next_interval(&[], 1), 0);
+    }
+
+    #[test]
+    fn exponential_backoff_is_capped() {
+        assert_eq!(
+            Retry::new(5).exponential(2, 10).intervals_secs(),
+            [2, 4, 8, 10, 10]
+        );
+    }
+}
