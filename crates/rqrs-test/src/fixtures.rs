@@ -11,6 +11,8 @@
 //! | `fixtures.set_meta(key, value)` | sets `meta[key] = value` on the job, saves it, returns the job's id |
 //! | `fixtures.noop()` | returns `null` |
 //! | `fixtures.append(path, line, seconds=0)` | waits `seconds`, then appends `line` and a newline to the file `path` |
+//! | `fixtures.on_success_mark` | a callback: sets meta `"callback"` to `"success"` on the job and saves it |
+//! | `fixtures.on_failure_mark` | a callback: sets meta `"callback"` to `"failure"` on the job and saves it |
 
 use std::io::Write;
 use std::time::Duration;
@@ -31,6 +33,21 @@ pub fn functions() -> Functions {
         .register("fixtures.set_meta", set_meta)
         .register("fixtures.noop", noop)
         .register("fixtures.append", append)
+        .register(
+            "fixtures.on_success_mark",
+            |ctx: JobContext, _: IgnoredAny| mark(ctx, "success"),
+        )
+        .register(
+            "fixtures.on_failure_mark",
+            |ctx: JobContext, _: IgnoredAny| mark(ctx, "failure"),
+        )
+}
+
+/// A callback (it runs with the context of the job it is called for).
+async fn mark(ctx: JobContext, outcome: &'static str) -> Result<(), JobError> {
+    ctx.set_meta("callback", outcome);
+    ctx.save_meta().await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]

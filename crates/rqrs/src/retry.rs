@@ -86,10 +86,6 @@ impl Retry {
 
 /// The delay before the next retry when `retries_left` remain, as RQ computes it:
 /// `intervals[max(len - retries_left, 0)]`, the last interval repeating.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the worker's retry path is being built")
-)]
 pub(crate) fn next_interval(intervals: &[u64], retries_left: u64) -> u64 {
     let len = intervals.len() as u64;
     let index = len.saturating_sub(retries_left);

@@ -197,6 +197,23 @@ pub struct Job {
     pub(crate) meta: Map<String, Value>,
     /// The legacy `exc_info` field of the hash (RQ 1.x, or a requeue's empty marker).
     pub(crate) legacy_exc_info: Option<String>,
+    /// What happens around its runs: retries, repeats, callbacks, dependencies.
+    pub(crate) lifecycle: Lifecycle,
+}
+
+/// The settings of a job that decide what happens after a run, as stored in its hash.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Lifecycle {
+    pub(crate) retries_left: u64,
+    pub(crate) retry_intervals: Vec<u64>,
+    pub(crate) retry_at_front: bool,
+    pub(crate) repeats_left: u64,
+    pub(crate) repeat_intervals: Vec<u64>,
+    pub(crate) on_success: Option<Callback>,
+    pub(crate) on_failure: Option<Callback>,
+    pub(crate) on_stopped: Option<Callback>,
+    pub(crate) dependency_ids: Vec<JobId>,
+    pub(crate) allow_dependency_failures: bool,
 }
 
 impl Job {
@@ -221,6 +238,7 @@ impl Job {
             ttl: None,
             meta: Map::new(),
             legacy_exc_info: None,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -337,6 +355,21 @@ impl Job {
     /// How long the job may wait on its queue before it is dropped, in seconds.
     pub fn ttl(&self) -> Option<i64> {
         self.ttl
+    }
+
+    /// How many more times the job runs after a failure.
+    pub fn retries_left(&self) -> u64 {
+        self.lifecycle.retries_left
+    }
+
+    /// How many more times the job runs after a success.
+    pub fn repeats_left(&self) -> u64 {
+        self.lifecycle.repeats_left
+    }
+
+    /// The jobs this one waits for.
+    pub fn dependency_ids(&self) -> &[JobId] {
+        &self.lifecycle.dependency_ids
     }
 
     /// The job's free-form metadata.

@@ -1,21 +1,49 @@
-//! Running one job: find its function, call it under the job's context and timeout, record the
-//! outcome. Whatever the job's data holds, the outcome is a success or a failure with a reason;
-//! the worker itself never fails because of a job.
+//! Running one job: find its function, call it under the job's context and timeout, run its
+//! callbacks, decide between finish, retry and fail, and record that in one step. Whatever the
+//! job's data holds, the outcome is a success or a failure with a reason; the worker itself
+//! never fails because of a job.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Shared;
 use crate::backend::redis::{DEFAULT_TIMEOUT, Started};
 use crate::context::{ContextParts, JobContext};
-use crate::error::JobError;
+use crate::error::{JobError, JobErrorKind};
 use crate::functions::Handler;
-use crate::job::{Call, JobStatus};
+use crate::job::{Callback, Job, JobStatus};
+use crate::retry;
+
+/// What to record for a run.
+enum Record {
+    Finish {
+        value: Value,
+        repeat_in: Option<u64>,
+    },
+    Retry {
+        exc_info: String,
+        delay: u64,
+        at_front: bool,
+    },
+    Fail {
+        exc_info: String,
+    },
+}
 
 /// Runs a started job to its recorded outcome.
 pub(super) async fn run(shared: &Shared, started: Started) {
     let Started { job, execution } = started;
+    let ctx = JobContext::new(ContextParts {
+        conn: shared.conn.clone(),
+        id: job.id.clone(),
+        origin: job.origin.clone(),
+        worker_name: shared.name.clone(),
+        execution_id: execution.execution_id.clone(),
+        args: job.args().to_vec(),
+        kwargs: job.kwargs().clone(),
+        meta: job.meta.clone(),
+    });
     let outcome = match job.call.clone() {
         Err(reason) => Err(JobError::abort(reason)),
         Ok(call) => match shared.functions.get(&call.func_name) {
@@ -25,42 +53,45 @@ pub(super) async fn run(shared: &Shared, started: Started) {
                 shared.functions.names().join(", ")
             ))),
             Some(handler) => {
-                let ctx = JobContext::new(ContextParts {
-                    conn: shared.conn.clone(),
-                    id: job.id.clone(),
-                    origin: job.origin.clone(),
-                    worker_name: shared.name.clone(),
-                    execution_id: execution.execution_id.clone(),
-                    args: call.args.clone(),
-                    kwargs: call.kwargs.clone(),
-                    meta: job.meta.clone(),
-                });
+                let timeout = job.timeout.unwrap_or(DEFAULT_TIMEOUT);
                 call_with_timeout(
                     handler.clone(),
-                    ctx,
-                    call,
-                    job.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                    ctx.clone(),
+                    call.args,
+                    call.kwargs,
+                    timeout,
                 )
                 .await
             }
         },
     };
+    let record = decide(shared, &job, &ctx, outcome).await;
     let backend = shared.conn.backend();
     let mut attempt = 0u32;
     loop {
-        let recorded = match &outcome {
-            Ok(value) => {
+        let recorded = match &record {
+            Record::Finish { value, repeat_in } => {
                 let ttl = job.result_ttl.unwrap_or(shared.default_result_ttl);
-                backend.finish(&execution, &shared.name, ttl, value).await
+                backend
+                    .finish(&execution, &shared.name, ttl, value, *repeat_in)
+                    .await
             }
-            Err(error) => {
-                tracing::info!(job = %job.id, error = %error, "job failed");
+            Record::Retry {
+                exc_info,
+                delay,
+                at_front,
+            } => {
+                backend
+                    .retry(&execution, &shared.name, exc_info, *delay, *at_front)
+                    .await
+            }
+            Record::Fail { exc_info } => {
                 backend
                     .fail(
                         &execution,
                         &shared.name,
                         job.failure_ttl,
-                        &error.to_exc_info(),
+                        exc_info,
                         JobStatus::Failed,
                     )
                     .await
@@ -89,16 +120,125 @@ pub(super) async fn run(shared: &Shared, started: Started) {
     shared.running().remove(&execution.execution_id);
 }
 
+/// Runs the job's callbacks and decides what to record, as RQ does: a success whose
+/// `on_success` callback fails is a failure; every failure runs `on_failure` (whose own error
+/// is added to the record), then retries while `retries_left` allows, else fails.
+async fn decide(
+    shared: &Shared,
+    job: &Job,
+    ctx: &JobContext,
+    outcome: Result<Value, JobError>,
+) -> Record {
+    let lifecycle = &job.lifecycle;
+    let error = match outcome {
+        Ok(value) => match run_callback(
+            shared,
+            ctx,
+            lifecycle.on_success.as_ref(),
+            vec![value.clone()],
+        )
+        .await
+        {
+            Ok(()) => {
+                let repeat_in = (lifecycle.repeats_left > 0)
+                    .then(|| repeat_interval(&lifecycle.repeat_intervals, lifecycle.repeats_left));
+                return Record::Finish { value, repeat_in };
+            }
+            Err(reason) => JobError::new(reason),
+        },
+        Err(error) => error,
+    };
+    let mut exc_info = error.to_exc_info();
+    tracing::info!(job = %job.id, error = %error, "job failed");
+    if let Err(reason) = run_callback(
+        shared,
+        ctx,
+        lifecycle.on_failure.as_ref(),
+        vec![Value::String(exc_info.clone())],
+    )
+    .await
+    {
+        tracing::warn!(job = %job.id, %reason);
+        exc_info.push_str("\n\n");
+        exc_info.push_str(&reason);
+    }
+    let delay = match error.kind() {
+        _ if lifecycle.retries_left == 0 => None,
+        JobErrorKind::Abort => None,
+        JobErrorKind::RetryAfter(delay) => {
+            Some(delay.as_secs() + u64::from(delay.subsec_nanos() > 0))
+        }
+        _ => Some(retry::next_interval(
+            &lifecycle.retry_intervals,
+            lifecycle.retries_left,
+        )),
+    };
+    match delay {
+        Some(delay) => Record::Retry {
+            exc_info,
+            delay,
+            at_front: lifecycle.retry_at_front,
+        },
+        None => Record::Fail { exc_info },
+    }
+}
+
+/// RQ's repeat interval: indexed by the runs *remaining*, so `[0, 5]` with two repeats waits 5 s
+/// first (RQ 2.12's `Repeat`; kept so Python producers get what they get from Python workers).
+fn repeat_interval(intervals: &[u64], repeats_left: u64) -> u64 {
+    let index = usize::try_from(repeats_left.saturating_sub(1)).unwrap_or(usize::MAX);
+    intervals
+        .get(index)
+        .or(intervals.last())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Calls a callback by its registered name, with its own timeout, under the job's context.
+/// `Err` says what went wrong, for the job's record.
+async fn run_callback(
+    shared: &Shared,
+    ctx: &JobContext,
+    callback: Option<&Callback>,
+    args: Vec<Value>,
+) -> Result<(), String> {
+    let Some(callback) = callback else {
+        return Ok(());
+    };
+    let Some(handler) = shared.functions.get(callback.name()) else {
+        return Err(format!(
+            "callback {:?} is not a function this worker runs",
+            callback.name()
+        ));
+    };
+    call_with_timeout(
+        handler.clone(),
+        ctx.clone(),
+        args,
+        Map::new(),
+        callback.timeout_secs(),
+    )
+    .await
+    .map(drop)
+    .map_err(|error| {
+        format!(
+            "callback {} failed: {}",
+            callback.name(),
+            error.to_exc_info()
+        )
+    })
+}
+
 /// Calls the function, bounded by the job's timeout in seconds (`-1`: none). An async function
 /// is cancelled at its deadline; a blocking one cannot be, so its thread is left to finish on
 /// its own while the job is failed and the slot freed.
 async fn call_with_timeout(
     handler: Handler,
     ctx: JobContext,
-    call: Call,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
     timeout: i64,
 ) -> Result<Value, JobError> {
-    let Call { args, kwargs, .. } = call;
     let task = match handler {
         Handler::Async(function) => {
             let future = function(ctx.clone(), args, kwargs)?;

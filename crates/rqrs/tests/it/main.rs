@@ -6,6 +6,7 @@
 
 mod context;
 mod enqueue;
+mod lifecycle;
 mod registry;
 mod worker;
 

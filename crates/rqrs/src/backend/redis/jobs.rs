@@ -11,7 +11,7 @@ use super::codec::RawHash;
 use super::{DEFAULT_TIMEOUT, NewJob, RedisBackend, codec, keys, now};
 use crate::Connection;
 use crate::error::{Error, Result};
-use crate::job::{Call, Callback, EnqueueOptions, Job, JobId, JobStatus};
+use crate::job::{Call, Callback, EnqueueOptions, Job, JobId, JobStatus, Lifecycle};
 use crate::results::{JobResult, ResultType};
 
 static ENQUEUE: LazyLock<Script> =
@@ -112,6 +112,36 @@ impl RedisBackend {
                 result_ttl: options.result_ttl,
                 failure_ttl: options.failure_ttl,
                 ttl: options.ttl,
+                lifecycle: Lifecycle {
+                    retries_left: options.retry.as_ref().map_or(0, |r| u64::from(r.max())),
+                    retry_intervals: options
+                        .retry
+                        .as_ref()
+                        .map(|r| r.intervals_secs().to_vec())
+                        .unwrap_or_default(),
+                    retry_at_front: options
+                        .retry
+                        .as_ref()
+                        .is_some_and(crate::Retry::is_at_front),
+                    repeats_left: options.repeat.as_ref().map_or(0, |r| u64::from(r.times())),
+                    repeat_intervals: options
+                        .repeat
+                        .as_ref()
+                        .map(|r| r.intervals_secs().to_vec())
+                        .unwrap_or_default(),
+                    on_success: options.on_success.clone(),
+                    on_failure: options.on_failure.clone(),
+                    on_stopped: options.on_stopped.clone(),
+                    dependency_ids: options
+                        .depends_on
+                        .as_ref()
+                        .map(|d| d.jobs.clone())
+                        .unwrap_or_default(),
+                    allow_dependency_failures: options
+                        .depends_on
+                        .as_ref()
+                        .is_some_and(|d| d.allow_failure),
+                },
                 meta: options.meta,
                 legacy_exc_info: None,
             });
@@ -300,8 +330,56 @@ pub(super) fn decode_job(conn: &Connection, id: JobId, hash: &RawHash) -> Result
         legacy_exc_info: hash
             .get("exc_info")
             .map(|raw| String::from_utf8_lossy(&codec::decompress(raw)).into_owned()),
+        lifecycle: decode_lifecycle(hash),
         id,
     })
+}
+
+/// The retry, repeat, callback and dependency fields; absent or unreadable ones are unset.
+fn decode_lifecycle(hash: &RawHash) -> Lifecycle {
+    let seconds = |field: &str| -> Vec<u64> {
+        codec::text(hash, field)
+            .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(&text).ok())
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| {
+                        v.as_u64()
+                            .or_else(|| v.as_f64().map(|f| f.max(0.0).ceil() as u64))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let callback = |name: &str, timeout: &str| {
+        codec::text(hash, name).map(|name| {
+            let callback = Callback::new(name);
+            match codec::integer(hash, timeout) {
+                Some(seconds) => callback.timeout(seconds),
+                None => callback,
+            }
+        })
+    };
+    let count =
+        |field: &str| codec::integer(hash, field).map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    let flag = |field: &str| codec::text(hash, field).as_deref() == Some("1");
+    Lifecycle {
+        retries_left: count("retries_left"),
+        retry_intervals: seconds("retry_intervals"),
+        retry_at_front: flag("enqueue_at_front_on_retry"),
+        repeats_left: count("repeats_left"),
+        repeat_intervals: seconds("repeat_intervals"),
+        on_success: callback("success_callback_name", "success_callback_timeout"),
+        on_failure: callback("failure_callback_name", "failure_callback_timeout"),
+        on_stopped: callback("stopped_callback_name", "stopped_callback_timeout"),
+        dependency_ids: codec::text(hash, "dependency_ids")
+            .and_then(|text| serde_json::from_str::<Vec<String>>(&text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(JobId::from_stored)
+            .collect(),
+        allow_dependency_failures: flag("allow_dependency_failures"),
+    }
 }
 
 /// A result-stream entry.

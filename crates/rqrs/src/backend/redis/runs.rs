@@ -22,10 +22,38 @@ static DEQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/dequeue.lua")));
 static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
-static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fail.lua")));
+// lib.lua goes in front of the scripts that end a run: a Redis script cannot call another.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib.lua"),
+        include_str!("scripts/finish.lua")
+    ))
+});
+static FAIL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib.lua"),
+        include_str!("scripts/fail.lua")
+    ))
+});
+static RETRY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib.lua"),
+        include_str!("scripts/retry.lua")
+    ))
+});
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+
+/// The key pieces `release_dependents` in lib.lua builds keys from, in its order.
+const RELEASE_PIECES: [&str; 7] = [
+    keys::JOB_PREFIX,
+    keys::DEPENDENTS_SUFFIX,
+    keys::DEPENDENCIES_PREFIX,
+    keys::DEPENDENCIES_SUFFIX,
+    keys::DEFERRED_PREFIX,
+    keys::QUEUE_PREFIX,
+    keys::QUEUES,
+];
 
 impl RedisBackend {
     /// Takes up to `count` jobs from `queues` (highest priority first) and starts them.
@@ -154,13 +182,15 @@ impl RedisBackend {
         })
     }
 
-    /// Records a success. `Ok(false)`: the execution was stale and nothing was written.
+    /// Records a success, releases the job's dependents, and runs it again in `repeat_in`
+    /// seconds if it repeats. `Ok(false)`: the execution was stale and nothing was written.
     pub(crate) async fn finish(
         &self,
         execution: &Execution,
         worker: &str,
         result_ttl: i64,
         return_value: &serde_json::Value,
+        repeat_in: Option<u64>,
     ) -> Result<bool> {
         let id = execution.job_id.as_str();
         let ended = now();
@@ -179,6 +209,8 @@ impl RedisBackend {
             .key(keys::results(id))
             .key(keys::job_dependents(id))
             .key(keys::job_dependencies(id))
+            .key(keys::queue(&execution.queue))
+            .key(keys::scheduled(&execution.queue))
             .arg(id)
             .arg(&execution.execution_id)
             .arg(worker)
@@ -189,6 +221,12 @@ impl RedisBackend {
             .arg(codec::epoch_float(execution.started_at))
             .arg(codec::epoch_float(ended))
             .arg(working_seconds(execution.started_at, ended))
+            .arg(
+                repeat_in
+                    .map(|seconds| seconds.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(&RELEASE_PIECES[..])
             .invoke_async(&mut self.conn())
             .await?;
         Ok(recorded == 1)
@@ -235,6 +273,46 @@ impl RedisBackend {
             .arg(codec::epoch_float(ended))
             .arg(working_seconds(execution.started_at, ended))
             .arg(status.as_str())
+            .arg(&RELEASE_PIECES[..])
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Records a failed run that runs again in `delay` seconds (0: back on its queue at once,
+    /// at its head if `at_front`). `Ok(false)`: the execution was stale, or the job is gone.
+    pub(crate) async fn retry(
+        &self,
+        execution: &Execution,
+        worker: &str,
+        exc_info: &str,
+        delay: u64,
+        at_front: bool,
+    ) -> Result<bool> {
+        let id = execution.job_id.as_str();
+        let ended = now();
+        let recorded: i64 = RETRY
+            .key(keys::job(id))
+            .key(keys::started(&execution.queue))
+            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::executions(id))
+            .key(keys::worker(worker))
+            .key(keys::results(id))
+            .key(keys::queue(&execution.queue))
+            .key(keys::scheduled(&execution.queue))
+            .key(keys::QUEUES)
+            .arg(id)
+            .arg(&execution.execution_id)
+            .arg(worker)
+            .arg(codec::format_time(ended))
+            .arg(ended.timestamp())
+            .arg(codec::encode_exc_string(exc_info))
+            .arg(codec::epoch_float(execution.started_at))
+            .arg(codec::epoch_float(ended))
+            .arg(working_seconds(execution.started_at, ended))
+            .arg(delay)
+            .arg(if at_front { "1" } else { "" })
+            .arg(keys::queue(&execution.queue))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(recorded == 1)

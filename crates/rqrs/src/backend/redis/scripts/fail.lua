@@ -12,27 +12,21 @@
 -- ARGV[1]: job id; [2]: execution id or ''; [3]: worker name or ''; [4]: now (ISO);
 -- [5]: now (whole seconds); [6]: failure_ttl or '' when the job has none;
 -- [7]: error text, base64 of zlib; [8]: execution start (epoch float, or ''); [9]: end
--- (epoch float); [10]: working time in seconds; [11]: status to set ('failed' or 'stopped')
+-- (epoch float); [10]: working time in seconds; [11]: status to set ('failed' or 'stopped');
+-- [12..18]: key pieces for release_dependents (see lib.lua, loaded in front of this script)
 -- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 if eid ~= '' then
-  local member = id .. ':' .. eid
-  local deadline = redis.call('ZSCORE', KEYS[2], member)
+  local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
   if not deadline then return 0 end
+  -- An abandoned run's deadline must still be past: a late heartbeat saves it.
   if worker == '' and tonumber(deadline) > tonumber(ARGV[5]) then return 0 end
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[4], eid)
+  end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)
 else
   redis.call('LREM', KEYS[10], 0, id)
 end
--- Only a live worker hash is updated (see finish.lua).
-if worker ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('HINCRBY', KEYS[5], 'failed_job_count', 1)
-  redis.call('HINCRBYFLOAT', KEYS[5], 'total_working_time', ARGV[10])
-  if redis.call('HGET', KEYS[5], 'current_job') == id then
-    redis.call('HDEL', KEYS[5], 'current_job')
-  end
+if worker ~= '' then
+  count_run(KEYS[5], 'failed_job_count', ARGV[10], id)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local now = tonumber(ARGV[5])
@@ -43,6 +37,10 @@ local explicit = ARGV[6] ~= ''
 local ttl = 31536000
 if explicit then ttl = tonumber(ARGV[6]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[11], 'ended_at', ARGV[4])
+-- A stopped job's dependents stay deferred (RQ 2.8+); a failed one's go on if they allow it.
+if ARGV[11] == 'failed' then
+  release_dependents(id, 'failed', ARGV[4], pieces(12))
+end
 local entry = {'type', '2', 'worker_name', worker, 'exc_string', ARGV[7]}
 if ARGV[8] ~= '' then
   entry[#entry + 1] = 'execution_id'

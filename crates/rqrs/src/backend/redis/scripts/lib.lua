@@ -1,0 +1,72 @@
+-- Functions shared by the scripts that end a run (finish, fail, retry); the loader puts this
+-- file in front of each of them, since a Redis script cannot call another.
+
+-- Ends a run: its started-registry entry, execution hash and execution-set member go. False
+-- when the run is no longer in the started registry (it was recovered and handed out again).
+local function end_execution(wip, execution, executions, id, eid)
+  local member = id .. ':' .. eid
+  if not redis.call('ZSCORE', wip, member) then return false end
+  redis.call('ZREM', wip, member)
+  redis.call('DEL', execution)
+  redis.call('ZREM', executions, eid)
+  return true
+end
+
+-- Counts a run on the worker that ran it. Only a live worker hash is updated: counters written
+-- into an expired one would leave a hash without `birth`, which Python's readers cannot parse.
+local function count_run(worker, counter, working_time, id)
+  if redis.call('EXISTS', worker) == 0 then return end
+  redis.call('HINCRBY', worker, counter, 1)
+  redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
+  if redis.call('HGET', worker, 'current_job') == id then
+    redis.call('HDEL', worker, 'current_job')
+  end
+end
+
+-- Enqueues the deferred dependents of job `id`, which ended with `status`, whose other
+-- dependencies are done too (RQ's rule: each one that still exists is finished, or failed when
+-- the dependent allows failures). A failed parent releases only dependents that allow failures.
+-- `p` holds the key pieces: job, dependents_suffix, dependencies_prefix, dependencies_suffix,
+-- deferred, queue, queues.
+local function release_dependents(id, status, now_iso, p)
+  local dependents_key = p.job .. id .. p.dependents_suffix
+  for _, dependent in ipairs(redis.call('SMEMBERS', dependents_key)) do
+    local key = p.job .. dependent
+    local fields = redis.call('HMGET', key, 'status', 'origin', 'allow_dependency_failures',
+      'enqueue_at_front')
+    local allow = fields[3] == '1'
+    if fields[1] == 'deferred' and (status == 'finished' or (status == 'failed' and allow)) then
+      local ready = true
+      local dependencies = p.dependencies_prefix .. dependent .. p.dependencies_suffix
+      for _, other in ipairs(redis.call('SMEMBERS', dependencies)) do
+        if other ~= id then
+          local other_status = redis.call('HGET', p.job .. other, 'status')
+          if other_status and other_status ~= 'finished'
+              and not (allow and other_status == 'failed') then
+            ready = false
+          end
+        end
+      end
+      if ready then
+        local queue = p.queue .. fields[2]
+        redis.call('ZREM', p.deferred .. fields[2], dependent)
+        redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
+        if fields[4] == '1' then
+          redis.call('LPUSH', queue, dependent)
+        else
+          redis.call('RPUSH', queue, dependent)
+        end
+        redis.call('SADD', p.queues, queue)
+        redis.call('SREM', dependents_key, dependent)
+      end
+    end
+  end
+end
+
+-- The key pieces of release_dependents, from ARGV[first..first+6].
+local function pieces(first)
+  return {job = ARGV[first], dependents_suffix = ARGV[first + 1],
+    dependencies_prefix = ARGV[first + 2], dependencies_suffix = ARGV[first + 3],
+    deferred = ARGV[first + 4], queue = ARGV[first + 5], queues = ARGV[first + 6]}
+end
+

@@ -1,0 +1,35 @@
+-- Records a failed run that will run again: the execution ends, the worker counts a failure,
+-- the error goes to the result stream as RETRIED (type 4), `retries_left` goes down by one,
+-- and the job goes back on its queue (head or tail) or, with a delay, to its scheduled
+-- registry. Refused when the execution is stale. (lib.lua is loaded in front of this script.)
+-- KEYS[1]: job hash; [2]: started registry; [3]: execution hash; [4]: execution set;
+-- [5]: worker hash; [6]: result stream; [7]: the job's queue list; [8]: its scheduled registry;
+-- [9]: the set of queues
+-- ARGV[1]: job id; [2]: execution id; [3]: worker name; [4]: now (ISO); [5]: now (whole
+-- seconds); [6]: error text, base64 of zlib; [7]: execution start (epoch float); [8]: end
+-- (epoch float); [9]: working time in seconds; [10]: seconds until the retry; [11]: '1' to
+-- retry at the head of the queue; [12]: the queue key (member of KEYS[9])
+-- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
+local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
+if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then return 0 end
+count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HINCRBY', KEYS[1], 'retries_left', -1)
+redis.call('HSET', KEYS[1], 'ended_at', ARGV[4])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
+  'exc_string', ARGV[6], 'execution_id', eid, 'execution_started_at', ARGV[7],
+  'execution_ended_at', ARGV[8])
+local wait = tonumber(ARGV[10])
+if wait > 0 then
+  redis.call('HSET', KEYS[1], 'status', 'scheduled')
+  redis.call('ZADD', KEYS[8], tonumber(ARGV[5]) + wait, id)
+else
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[4])
+  if ARGV[11] == '1' then
+    redis.call('LPUSH', KEYS[7], id)
+  else
+    redis.call('RPUSH', KEYS[7], id)
+  end
+  redis.call('SADD', KEYS[9], ARGV[12])
+end
+return 1

@@ -1,0 +1,339 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rqrs::{
+    Callback, DeferredJobRegistry, Dependency, FailedJobRegistry, Functions, Job, JobContext,
+    JobError, JobStatus, Queue, Repeat, ResultType, Retry, ScheduledJobRegistry,
+};
+use serde_json::json;
+
+use crate::{field, raw, setup, work};
+
+#[tokio::test]
+async fn dependents_are_enqueued_when_their_last_parent_finishes() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let first = queue.enqueue("fixtures.add", (1, 1)).send().await.unwrap();
+    let second = queue.enqueue("fixtures.add", (2, 2)).send().await.unwrap();
+    let child = queue
+        .enqueue("fixtures.add", (3, 3))
+        .depends_on(Dependency::new([first.id().clone(), second.id().clone()]))
+        .send()
+        .await
+        .unwrap();
+    let other = Queue::new(&conn, "other");
+    let elsewhere = other
+        .enqueue("fixtures.noop", ())
+        .depends_on(Dependency::new([first.id().clone()]).enqueue_at_front(true))
+        .send()
+        .await
+        .unwrap();
+    other.enqueue("fixtures.noop", ()).send().await.unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    // The child ran in the same burst, after both parents; the other queue's dependent went to
+    // the head of its own queue.
+    assert_eq!(
+        Job::fetch(&conn, child.id())
+            .await
+            .unwrap()
+            .return_value()
+            .await
+            .unwrap(),
+        Some(json!(6))
+    );
+    assert_eq!(
+        DeferredJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(other.job_ids().await.unwrap()[0], *elsewhere.id());
+    assert_eq!(
+        Job::fetch(&conn, elsewhere.id()).await.unwrap().status(),
+        JobStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn a_failed_parent_leaves_dependents_deferred_unless_they_allow_failure() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let parent = queue
+        .enqueue("fixtures.fail", ("no",))
+        .send()
+        .await
+        .unwrap();
+    let strict = queue
+        .enqueue("fixtures.noop", ())
+        .depends_on(Dependency::new([parent.id().clone()]))
+        .send()
+        .await
+        .unwrap();
+    let tolerant = queue
+        .enqueue("fixtures.noop", ())
+        .depends_on(Dependency::new([parent.id().clone()]).allow_failure(true))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, strict.id()).await.unwrap().status(),
+        JobStatus::Deferred
+    );
+    assert_eq!(
+        Job::fetch(&conn, tolerant.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+    assert_eq!(
+        DeferredJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [strict.id().clone()]
+    );
+    // A dependent enqueued after its parent failed, allowing failure, is queued at once.
+    let late = queue
+        .enqueue("fixtures.noop", ())
+        .depends_on(Dependency::new([parent.id().clone()]).allow_failure(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), JobStatus::Queued);
+}
+
+#[tokio::test]
+async fn retries_run_the_job_again_then_fail_it() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&runs);
+    let flaky = Functions::new().register(
+        "tests.flaky",
+        move |_ctx: JobContext, (succeed_on,): (u32,)| {
+            let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if run >= succeed_on {
+                    Ok(run)
+                } else {
+                    Err(JobError::new(format!("attempt {run} failed")))
+                }
+            }
+        },
+    );
+    let job = queue
+        .enqueue("tests.flaky", (3,))
+        .retry(Retry::new(5))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, flaky.clone()).await;
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.return_value().await.unwrap(), Some(json!(3)));
+    assert_eq!(job.retries_left(), 3);
+    let entries: Vec<(String, Vec<(String, String)>)> = raw(
+        &server,
+        &["XRANGE", &format!("rq:results:{}", job.id()), "-", "+"],
+    )
+    .await;
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|(_, fields)| fields[0].1.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["4", "4", "1"],
+        "each retried failure is recorded as RETRIED"
+    );
+
+    runs.store(0, Ordering::SeqCst);
+    let exhausted = queue
+        .enqueue("tests.flaky", (10,))
+        .retry(Retry::new(2))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, flaky).await;
+    let exhausted = Job::fetch(&conn, exhausted.id()).await.unwrap();
+    assert_eq!(exhausted.status(), JobStatus::Failed);
+    assert_eq!(exhausted.retries_left(), 0);
+    assert_eq!(
+        exhausted.exc_info().await.unwrap().as_deref(),
+        Some("attempt 3 failed")
+    );
+    assert_eq!(
+        FailedJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [exhausted.id().clone()]
+    );
+}
+
+#[tokio::test]
+async fn retries_with_an_interval_wait_in_the_scheduled_registry() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.fail", ("later",))
+        .retry(Retry::new(2).intervals([30, 60]))
+        .send()
+        .await
+        .unwrap();
+    let aborted = Functions::new().register("tests.abort", |_ctx: JobContext, (): ()| async {
+        Err::<(), _>(JobError::abort("do not retry"))
+    });
+    let snoozed = Functions::new().register("tests.snooze", |_ctx: JobContext, (): ()| async {
+        Err::<(), _>(JobError::retry_after("busy", Duration::from_secs(120)))
+    });
+    let abort = queue
+        .enqueue("tests.abort", ())
+        .retry(Retry::new(3))
+        .send()
+        .await
+        .unwrap();
+    let snooze = queue
+        .enqueue("tests.snooze", ())
+        .retry(Retry::new(1).interval(5))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, aborted.merge(snoozed)).await;
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Scheduled
+    );
+    let now = chrono::Utc::now().timestamp() as f64;
+    let score: f64 = raw(
+        &server,
+        &["ZSCORE", "rq:scheduled:default", job.id().as_str()],
+    )
+    .await;
+    assert!(
+        (now + 28.0..=now + 31.0).contains(&score),
+        "the first interval: {score} vs {now}"
+    );
+    let score: f64 = raw(
+        &server,
+        &["ZSCORE", "rq:scheduled:default", snooze.id().as_str()],
+    )
+    .await;
+    assert!(
+        (now + 118.0..=now + 121.0).contains(&score),
+        "the job's own delay wins: {score}"
+    );
+    assert_eq!(
+        field(&server, &format!("rq:job:{}", job.id()), "retries_left").await,
+        Some(b"1".to_vec())
+    );
+    assert_eq!(
+        ScheduledJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        2
+    );
+    let abort = Job::fetch(&conn, abort.id()).await.unwrap();
+    assert_eq!(abort.status(), JobStatus::Failed, "an abort is not retried");
+    assert_eq!(abort.retries_left(), 3);
+}
+
+#[tokio::test]
+async fn callbacks_run_after_success_and_failure() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let good = queue
+        .enqueue("fixtures.add", (1, 2))
+        .on_success(Callback::new("fixtures.on_success_mark"))
+        .send()
+        .await
+        .unwrap();
+    let bad = queue
+        .enqueue("fixtures.fail", ("x",))
+        .on_failure(Callback::new("fixtures.on_failure_mark").timeout(5))
+        .send()
+        .await
+        .unwrap();
+    let broken = queue
+        .enqueue("fixtures.add", (1, 2))
+        .on_success(Callback::new("fixtures.nothing"))
+        .send()
+        .await
+        .unwrap();
+    let broken_failure = queue
+        .enqueue("fixtures.fail", ("first",))
+        .on_failure(Callback::new("fixtures.fail"))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+
+    let good = Job::fetch(&conn, good.id()).await.unwrap();
+    assert_eq!(good.status(), JobStatus::Finished);
+    assert_eq!(good.meta().get("callback"), Some(&json!("success")));
+    let bad = Job::fetch(&conn, bad.id()).await.unwrap();
+    assert_eq!(bad.status(), JobStatus::Failed);
+    assert_eq!(bad.meta().get("callback"), Some(&json!("failure")));
+    // A success callback that fails fails the job (as RQ); a failure callback's own error is
+    // recorded with the job's.
+    let broken = Job::fetch(&conn, broken.id()).await.unwrap();
+    assert_eq!(broken.status(), JobStatus::Failed);
+    assert!(
+        broken
+            .exc_info()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("callback \"fixtures.nothing\" is not a function")
+    );
+    let text = Job::fetch(&conn, broken_failure.id())
+        .await
+        .unwrap()
+        .exc_info()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        text.starts_with("first") && text.contains("callback fixtures.fail failed"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn repeat_runs_a_finished_job_again() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.add", (2, 3))
+        .repeat(Repeat::new(2))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.repeats_left(), 0);
+    let results: i64 = raw(&server, &["XLEN", &format!("rq:results:{}", job.id())]).await;
+    assert_eq!(results, 3, "the first run and two repeats");
+    assert_eq!(
+        job.latest_result().await.unwrap().unwrap().result_type(),
+        ResultType::Successful
+    );
+
+    let later = queue
+        .enqueue("fixtures.noop", ())
+        .repeat(Repeat::new(2).intervals([0, 50]))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    // RQ indexes the interval by the repeats left: two left -> intervals[1] = 50 s first.
+    assert_eq!(
+        Job::fetch(&conn, later.id()).await.unwrap().status(),
+        JobStatus::Scheduled
+    );
+    let ttl: i64 = raw(&server, &["TTL", &format!("rq:job:{}", later.id())]).await;
+    assert_eq!(ttl, -1, "a repeating job keeps no TTL (as RQ)");
+}
