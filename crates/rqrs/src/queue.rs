@@ -3,10 +3,12 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::Connection;
-use crate::backend::redis::NewJob;
+use std::sync::Arc;
+
+use crate::backend::redis::{NewJob, keys};
 use crate::error::{Error, Result};
-use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId};
+use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId, JobStatus};
+use crate::{Connection, Functions};
 
 /// A queue of jobs.
 ///
@@ -25,6 +27,8 @@ use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId};
 pub struct Queue {
     conn: Connection,
     name: String,
+    /// Test mode: run jobs in the enqueuing call with these functions.
+    inline: Option<Arc<Functions>>,
 }
 
 impl Queue {
@@ -33,6 +37,7 @@ impl Queue {
         Queue {
             conn: conn.clone(),
             name: name.into(),
+            inline: None,
         }
     }
 
@@ -46,6 +51,33 @@ impl Queue {
             .into_iter()
             .map(|name| Queue::new(conn, name))
             .collect())
+    }
+
+    /// Test mode (RQ's `is_async=False`): every job enqueued through this queue runs at once,
+    /// in the enqueuing call, with `functions`, and is recorded as a worker would record it;
+    /// the returned job is read back after its run. Code that enqueues can then be tested
+    /// without a worker. Jobs that are deferred or scheduled wait as usual (they are not run),
+    /// and dependents released by a run go to the queue.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// use rqrs::{Functions, JobContext, JobError, JobStatus, Queue};
+    ///
+    /// async fn add(_ctx: JobContext, (x, y): (i64, i64)) -> Result<i64, JobError> {
+    ///     Ok(x + y)
+    /// }
+    ///
+    /// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+    /// let queue = Queue::new(&conn, "default").inline(Functions::new().register("tasks.add", add));
+    /// let job = queue.enqueue("tasks.add", (1, 2)).send().await?;
+    /// assert_eq!(job.status(), JobStatus::Finished);
+    /// assert_eq!(job.return_value().await?, Some(3.into()));
+    /// # Ok(()) }
+    /// ```
+    pub fn inline(mut self, functions: Functions) -> Self {
+        self.inline = Some(Arc::new(functions));
+        self
     }
 
     /// The queue's name.
@@ -132,10 +164,39 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        self.conn
-            .backend()
-            .enqueue(&self.conn, &self.name, jobs)
-            .await
+        let Some(functions) = &self.inline else {
+            return self
+                .conn
+                .backend()
+                .enqueue(&self.conn, &self.name, jobs)
+                .await;
+        };
+        let mut ran = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            // A list of its own, so that no worker takes the job and this call runs exactly it.
+            let list = keys::inline_queue(&self.name, &uuid::Uuid::new_v4().simple().to_string());
+            let backend = self.conn.backend();
+            for job in backend
+                .enqueue_to(&self.conn, &self.name, &list, vec![job])
+                .await?
+            {
+                if job.status() != JobStatus::Queued {
+                    ran.push(job);
+                    continue;
+                }
+                crate::worker::run_inline(&self.conn, functions, &self.name, &list).await?;
+                match Job::fetch(&self.conn, job.id()).await {
+                    Ok(fresh) => ran.push(fresh),
+                    // result_ttl=0: the job is deleted once it finished.
+                    Err(Error::NoSuchJob(_)) => ran.push(Job {
+                        status: JobStatus::Finished,
+                        ..job
+                    }),
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(ran)
     }
 
     /// How many jobs wait on the queue.

@@ -443,6 +443,44 @@ impl Worker {
     }
 }
 
+/// Runs the one job waiting on `list` (of `queue`) in this call, as a worker would (test mode,
+/// see [`Queue::inline`](crate::Queue::inline)).
+pub(crate) async fn run_inline(
+    conn: &Connection,
+    functions: &Functions,
+    queue: &str,
+    list: &str,
+) -> Result<()> {
+    let shared = Shared {
+        conn: conn.clone(),
+        name: "inline".to_owned(),
+        queues: vec![queue.to_owned()],
+        functions: functions.clone(),
+        default_result_ttl: DEFAULT_RESULT_TTL,
+        liveness: Liveness {
+            execution_ttl: 60,
+            worker_ttl: DEFAULT_WORKER_TTL + 60,
+        },
+        running: Mutex::new(HashMap::new()),
+        finished: Notify::new(),
+    };
+    let started = conn
+        .backend()
+        .dequeue_lists(
+            conn,
+            &shared.name,
+            &[list.to_owned()],
+            &shared.queues,
+            1,
+            shared.liveness,
+        )
+        .await?;
+    for started in started {
+        run::run(&shared, started).await;
+    }
+    Ok(())
+}
+
 /// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
 /// workers are found here, so it is kept short; RQ's lock lets one process do it at a time.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);

@@ -337,3 +337,46 @@ async fn repeat_runs_a_finished_job_again() {
     let ttl: i64 = raw(&server, &["TTL", &format!("rq:job:{}", later.id())]).await;
     assert_eq!(ttl, -1, "a repeating job keeps no TTL (as RQ)");
 }
+
+#[tokio::test]
+async fn an_inline_queue_runs_jobs_in_the_enqueuing_call() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default").inline(rqrs_test::fixtures::functions());
+    let job = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.return_value().await.unwrap(), Some(json!(3)));
+    let failed = queue
+        .enqueue("fixtures.fail", ("inline",))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), JobStatus::Failed);
+    assert_eq!(failed.exc_info().await.unwrap().as_deref(), Some("inline"));
+    let gone = queue
+        .enqueue("fixtures.noop", ())
+        .result_ttl(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), JobStatus::Finished);
+    let child = queue
+        .enqueue("fixtures.noop", ())
+        .depends_on(Dependency::new([failed.id().clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        child.status(),
+        JobStatus::Deferred,
+        "deferred jobs wait, as usual"
+    );
+    let keys: Vec<String> = raw(&server, &["KEYS", "rq:queue:*"]).await;
+    assert!(keys.is_empty(), "nothing is left on any list: {keys:?}");
+    assert_eq!(
+        rqrs::FinishedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -30,12 +30,25 @@ impl RedisBackend {
         queue: &str,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Job>> {
+        self.enqueue_to(conn, queue, &keys::queue(queue), jobs)
+            .await
+    }
+
+    /// [`enqueue`](Self::enqueue), pushing ready jobs on `list` instead of the queue's list
+    /// (test mode runs them from a list of their own).
+    pub(crate) async fn enqueue_to(
+        &self,
+        conn: &Connection,
+        queue: &str,
+        list: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Job>> {
         let created = now();
         let created_iso = codec::format_time(created);
         let mut invocation = ENQUEUE.prepare_invoke();
         invocation
             .key(keys::QUEUES)
-            .key(keys::queue(queue))
+            .key(list)
             .key(keys::deferred(queue))
             .key(keys::scheduled(queue))
             .arg(keys::queue(queue))

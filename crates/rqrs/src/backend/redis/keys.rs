@@ -29,6 +29,12 @@ pub(crate) fn queue(name: &str) -> String {
     format!("{QUEUE_PREFIX}{name}")
 }
 
+/// `rq:queue:<q>:inline:<token>`: LIST holding one job of `<q>` in test mode, between its
+/// enqueue and its run in the same call (it is empty, so gone, right after).
+pub(crate) fn inline_queue(queue: &str, token: &str) -> String {
+    format!("{QUEUE_PREFIX}{queue}:inline:{token}")
+}
+
 /// `rq:job:<id>`: HASH of the job.
 pub(crate) fn job(id: &str) -> String {
     format!("{JOB_PREFIX}{id}")
@@ -156,6 +162,7 @@ mod tests {
             ("deferred", deferred("<q>")),
             ("scheduled", scheduled("<q>")),
             ("canceled", canceled("<q>")),
+            ("inline_queue", inline_queue("<q>", "<token>")),
         ]
     }
 

@@ -65,10 +65,26 @@ impl RedisBackend {
         count: usize,
         liveness: Liveness,
     ) -> Result<Vec<Started>> {
+        let lists: Vec<String> = queues.iter().map(|queue| keys::queue(queue)).collect();
+        self.dequeue_lists(conn, worker, &lists, queues, count, liveness)
+            .await
+    }
+
+    /// [`dequeue`](Self::dequeue) from lists other than the queues' own (`lists[i]` holds
+    /// jobs of `queues[i]`): test mode runs a job from a list of its own.
+    pub(crate) async fn dequeue_lists(
+        &self,
+        conn: &Connection,
+        worker: &str,
+        lists: &[String],
+        queues: &[String],
+        count: usize,
+        liveness: Liveness,
+    ) -> Result<Vec<Started>> {
         let now = now();
         let mut invocation = DEQUEUE.prepare_invoke();
-        for queue in queues {
-            invocation.key(keys::queue(queue));
+        for list in lists {
+            invocation.key(list);
         }
         invocation
             .key(keys::worker(worker))
