@@ -55,6 +55,19 @@ impl Retry {
         self
     }
 
+    /// Randomizes each interval between half of it and all of it ("equal jitter"), so that jobs
+    /// failing together do not all retry at the same moment. The draw happens once, when the
+    /// job is enqueued, and is stored as RQ's list of intervals.
+    pub fn jitter(mut self) -> Self {
+        for interval in &mut self.intervals {
+            let half = *interval / 2;
+            let draw =
+                u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(half + 1)).unwrap_or(0);
+            *interval = *interval - half + draw;
+        }
+        self
+    }
+
     /// Put the job at the head of its queue when it is retried.
     pub fn at_front(mut self, at_front: bool) -> Self {
         self.at_front = at_front;
