@@ -135,4 +135,17 @@ mod tests {
             [2, 4, 8, 10, 10]
         );
     }
+
+    #[test]
+    fn jitter_keeps_each_interval_between_its_half_and_itself() {
+        for _ in 0..100 {
+            let retry = Retry::new(4).exponential(10, 1000).jitter();
+            for (interval, full) in retry.intervals_secs().iter().zip([10, 20, 40, 80]) {
+                assert!(
+                    (full / 2..=full).contains(interval),
+                    "{interval} for {full}"
+                );
+            }
+        }
+    }
 }
