@@ -70,6 +70,17 @@ enum Command {
     Requeue(RequeueArgs),
     /// Remove every waiting job of queues, deleting the jobs.
     Empty(EmptyArgs),
+    /// Suspend every worker (Python's too): running jobs finish, no new job starts.
+    Suspend(SuspendArgs),
+    /// Let suspended workers take jobs again.
+    Resume,
+}
+
+#[derive(Debug, Args)]
+struct SuspendArgs {
+    /// Resume by itself after this many seconds.
+    #[arg(long)]
+    duration: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +121,20 @@ pub fn run(functions: Functions) -> ExitCode {
             Command::Enqueue(args) => enqueue::run(&cli.backend.connect().await?, args).await,
             Command::Requeue(args) => requeue(&cli.backend.connect().await?, args).await,
             Command::Empty(args) => empty(&cli.backend.connect().await?, args).await,
+            Command::Suspend(args) => {
+                let duration = args.duration.map(std::time::Duration::from_secs);
+                rqrs::suspend(&cli.backend.connect().await?, duration).await?;
+                match args.duration {
+                    Some(seconds) => println!("Suspending workers for {seconds} seconds"),
+                    None => println!("Suspending workers; run rqrs resume to resume them"),
+                }
+                Ok(())
+            }
+            Command::Resume => {
+                rqrs::resume(&cli.backend.connect().await?).await?;
+                println!("Resuming workers");
+                Ok(())
+            }
         }
     })
 }

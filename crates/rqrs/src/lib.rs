@@ -35,6 +35,7 @@
 //! - [`Functions`]: the function table (async and blocking functions, typed arguments).
 //! - [`current_job`], [`JobContext`]: the running job, its meta.
 //! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown).
+//! - [`suspend`], [`resume`], [`is_suspended`]: pause every worker (RQ's `rq suspend`).
 //! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
 //! - [`Error`], [`JobError`]: what can go wrong.
 
@@ -47,6 +48,7 @@ mod queue;
 mod registry;
 mod results;
 mod retry;
+mod suspension;
 mod worker;
 
 pub use backend::{Connection, connect};
@@ -61,6 +63,7 @@ pub use registry::{
 };
 pub use results::{JobResult, ResultType};
 pub use retry::Retry;
+pub use suspension::{is_suspended, resume, suspend};
 pub use worker::{
     DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo,
     WorkerState,

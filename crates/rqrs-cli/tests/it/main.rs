@@ -8,6 +8,7 @@
 )]
 
 mod cli;
+mod control;
 mod examples;
 mod interop;
 mod lifecycle;

@@ -27,9 +27,12 @@ use tokio::task::JoinSet;
 pub use info::{WorkerInfo, WorkerState};
 
 use crate::Connection;
-use crate::backend::redis::{Execution, Liveness};
+use crate::backend::redis::{Dequeued, Execution, Liveness};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
+
+/// How often a suspended worker looks whether it was resumed (RQ: every second).
+const SUSPENDED_POLL: Duration = Duration::from_secs(1);
 
 /// RQ's default `result_ttl` in seconds.
 pub const DEFAULT_RESULT_TTL: i64 = 500;
@@ -358,6 +361,7 @@ impl Worker {
         let mut stop = self.shutdown.subscribe();
         let waiter = (!self.burst).then(|| waiter::Waiter::start(&shared.conn, &shared.queues));
         let mut idle = true;
+        let mut suspended = false;
         let mut failures = 0u32;
         loop {
             let permit = tokio::select! {
@@ -379,9 +383,35 @@ impl Worker {
                 )
                 .await
             {
-                Ok(started) => {
+                Ok(Dequeued::Jobs(started)) => {
                     failures = 0;
+                    suspended = false;
                     started
+                }
+                Ok(Dequeued::Suspended) => {
+                    failures = 0;
+                    drop(permits);
+                    if !suspended {
+                        suspended = true;
+                        idle = false;
+                        tracing::info!(
+                            "workers are suspended: finishing running jobs, taking no new ones"
+                        );
+                        if let Err(error) = backend
+                            .set_worker_state(&shared.name, WorkerState::Suspended)
+                            .await
+                        {
+                            tracing::warn!(%error, "could not mark the worker suspended");
+                        }
+                    }
+                    // A burst worker stops once its running jobs are done, as RQ's does.
+                    if self.burst && shared.running().is_empty() {
+                        return Stop::Running;
+                    }
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
+                        () = tokio::time::sleep(SUSPENDED_POLL) => continue,
+                    }
                 }
                 Err(error) => {
                     failures += 1;
@@ -473,10 +503,13 @@ pub(crate) async fn run_inline(
             &shared.queues,
             1,
             shared.liveness,
+            false,
         )
         .await?;
-    for started in started {
-        run::run(&shared, started).await;
+    if let Dequeued::Jobs(started) = started {
+        for started in started {
+            run::run(&shared, started).await;
+        }
     }
     Ok(())
 }

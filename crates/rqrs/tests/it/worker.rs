@@ -602,3 +602,31 @@ async fn a_worker_fails_runs_abandoned_by_a_dead_worker() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_suspended_worker_takes_no_job_until_resumed() {
+    let (server, conn) = setup().await;
+    rqrs::suspend(&conn, None).await.unwrap();
+    assert!(rqrs::is_suspended(&conn).await.unwrap());
+    let (name, stop, task) = spawn_worker(&conn, 1);
+    let key = format!("rq:worker:{name}");
+    rqrs_test::wait_for("the worker to see the suspension", HANG, || async {
+        (field(&server, &key, "state").await == Some(b"suspended".to_vec())).then_some(())
+    })
+    .await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.noop", ())
+        .send()
+        .await
+        .unwrap();
+    // A burst worker gives up at once while suspended, leaving the job queued.
+    work(&conn, &["default"], 1, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Queued
+    );
+    rqrs::resume(&conn).await.unwrap();
+    wait_status(&conn, job.id(), JobStatus::Finished).await;
+    stop.warm();
+    task.await.unwrap().unwrap();
+}

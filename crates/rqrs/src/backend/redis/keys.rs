@@ -7,6 +7,8 @@
 
 /// SET of queue keys (`rq:queue:<q>`), as `Queue.all()` reads it.
 pub(crate) const QUEUES: &str = "rq:queues";
+/// Present while workers are suspended (`rq suspend`), with an optional expiry.
+pub(crate) const SUSPENDED: &str = "rq:suspended";
 /// SET of live worker keys.
 pub(crate) const WORKERS: &str = "rq:workers";
 
@@ -163,6 +165,7 @@ mod tests {
             ("scheduled", scheduled("<q>")),
             ("canceled", canceled("<q>")),
             ("inline_queue", inline_queue("<q>", "<token>")),
+            ("SUSPENDED", SUSPENDED.to_owned()),
         ]
     }
 

@@ -51,6 +51,15 @@ pub(crate) struct Started {
     pub(crate) execution: Execution,
 }
 
+/// What a dequeue got.
+#[derive(Debug)]
+pub(crate) enum Dequeued {
+    /// The jobs taken (none when the queues are empty).
+    Jobs(Vec<Started>),
+    /// Nothing: workers are suspended.
+    Suspended,
+}
+
 /// The timings a worker keeps its runs and itself alive with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Liveness {

@@ -13,7 +13,9 @@ use redis::aio::MultiplexedConnection;
 
 use super::codec::RawHash;
 use super::jobs::decode_job;
-use super::{Execution, HeartbeatReply, Liveness, RedisBackend, Started, codec, keys, now};
+use super::{
+    Dequeued, Execution, HeartbeatReply, Liveness, RedisBackend, Started, codec, keys, now,
+};
 use crate::Connection;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobStatus};
@@ -64,9 +66,9 @@ impl RedisBackend {
         queues: &[String],
         count: usize,
         liveness: Liveness,
-    ) -> Result<Vec<Started>> {
+    ) -> Result<Dequeued> {
         let lists: Vec<String> = queues.iter().map(|queue| keys::queue(queue)).collect();
-        self.dequeue_lists(conn, worker, &lists, queues, count, liveness)
+        self.dequeue_lists(conn, worker, &lists, queues, count, liveness, true)
             .await
     }
 
@@ -80,7 +82,8 @@ impl RedisBackend {
         queues: &[String],
         count: usize,
         liveness: Liveness,
-    ) -> Result<Vec<Started>> {
+        honour_suspension: bool,
+    ) -> Result<Dequeued> {
         let now = now();
         let mut invocation = DEQUEUE.prepare_invoke();
         for list in lists {
@@ -88,8 +91,10 @@ impl RedisBackend {
         }
         invocation
             .key(keys::worker(worker))
+            .key(keys::SUSPENDED)
             .arg(count)
             .arg(worker)
+            .arg(if honour_suspension { "1" } else { "" })
             .arg(codec::format_time(now))
             .arg(codec::epoch_float(now))
             .arg(now.timestamp())
@@ -105,6 +110,11 @@ impl RedisBackend {
             invocation.arg(uuid::Uuid::new_v4().simple().to_string());
         }
         let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
+        if let [Value::BulkString(marker)] = reply.as_slice()
+            && marker == b"suspended"
+        {
+            return Ok(Dequeued::Suspended);
+        }
         let mut started = Vec::with_capacity(reply.len() / 4);
         let mut items = reply.into_iter();
         while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
@@ -135,7 +145,7 @@ impl RedisBackend {
                 },
             });
         }
-        Ok(started)
+        Ok(Dequeued::Jobs(started))
     }
 
     /// Blocks until `queue` holds an id or `timeout` passes, without taking anything: a

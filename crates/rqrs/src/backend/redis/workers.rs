@@ -142,4 +142,30 @@ impl RedisBackend {
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(workers)
     }
+
+    /// Sets RQ's suspension flag, expiring after `duration` if given.
+    pub(crate) async fn suspend(&self, duration: Option<std::time::Duration>) -> Result<()> {
+        let mut command = redis::cmd("SET");
+        command.arg(keys::SUSPENDED).arg(1);
+        if let Some(duration) = duration {
+            command.arg("EX").arg(duration.as_secs().max(1));
+        }
+        let _: () = command.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn resume(&self) -> Result<()> {
+        let _: () = redis::cmd("DEL")
+            .arg(keys::SUSPENDED)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn is_suspended(&self) -> Result<bool> {
+        Ok(redis::cmd("EXISTS")
+            .arg(keys::SUSPENDED)
+            .query_async(&mut self.conn())
+            .await?)
+    }
 }

@@ -1,20 +1,24 @@
 -- Takes up to ARGV[1] jobs from the queues in priority order and starts each one in the same
 -- step: the id leaves the queue list and enters the started registry with an execution record
 -- and a deadline, so a job is never held only in a worker's memory. Ids whose job hash is gone
--- (expired by its ttl, or deleted) are dropped, as RQ's workers drop them.
--- KEYS[1..n]: the queue lists (rq:queue:<q>), highest priority first; KEYS[n+1]: the worker hash
--- ARGV[1]: how many jobs at most; ARGV[2]: worker name
--- ARGV[3]: now (ISO); ARGV[4]: now (epoch float); ARGV[5]: now (whole epoch seconds)
--- ARGV[6]: heartbeat ttl in seconds (the started-registry deadline is now + ttl)
--- ARGV[7..10]: key prefixes of jobs, started registries, executions, execution sets
--- ARGV[11..10+n]: the queue names of KEYS[1..n]; ARGV[11+n..]: execution ids, one per job wanted
--- Returns: a flat list of (queue index, job id, execution id, HGETALL of the job) per job.
+-- (expired by its ttl, or deleted) are dropped, as RQ's workers drop them. Nothing is taken
+-- while workers are suspended (`rq suspend`).
+-- KEYS[1..n]: the queue lists (rq:queue:<q>), highest priority first; KEYS[n+1]: the worker
+-- hash; KEYS[n+2]: the suspension flag (rq:suspended)
+-- ARGV[1]: how many jobs at most; ARGV[2]: worker name; ARGV[3]: '1' to honour suspension
+-- ARGV[4]: now (ISO); ARGV[5]: now (epoch float); ARGV[6]: now (whole epoch seconds)
+-- ARGV[7]: heartbeat ttl in seconds (the started-registry deadline is now + ttl)
+-- ARGV[8..11]: key prefixes of jobs, started registries, executions, execution sets
+-- ARGV[12..11+n]: the queue names of KEYS[1..n]; ARGV[12+n..]: execution ids, one per job wanted
+-- Returns: {'suspended'} while suspended; else a flat list of (queue index, job id, execution
+-- id, HGETALL of the job) per job.
 local want = tonumber(ARGV[1])
 local worker = ARGV[2]
-local iso, nowf, now, ttl = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local queues = #KEYS - 1
-local worker_key = KEYS[#KEYS]
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {'suspended'} end
+local iso, nowf, now, ttl = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local queues = #KEYS - 2
+local worker_key = KEYS[#KEYS - 1]
 local out = {}
 local taken = 0
 local last_id = nil
@@ -25,7 +29,7 @@ for q = 1, queues do
     local job_key = job_prefix .. id
     if redis.call('EXISTS', job_key) == 1 then
       taken = taken + 1
-      local eid = ARGV[10 + queues + taken]
+      local eid = ARGV[11 + queues + taken]
       local execution_key = execution_prefix .. id .. ':' .. eid
       local executions_key = executions_prefix .. id
       redis.call('HSET', execution_key, 'id', eid, 'created_at', nowf, 'last_heartbeat', nowf,
@@ -33,7 +37,7 @@ for q = 1, queues do
       redis.call('EXPIRE', execution_key, ttl)
       redis.call('ZADD', executions_key, now + ttl + 60, eid)
       redis.call('EXPIRE', executions_key, ttl + 60)
-      redis.call('ZADD', wip_prefix .. ARGV[10 + q], now + ttl, id .. ':' .. eid)
+      redis.call('ZADD', wip_prefix .. ARGV[11 + q], now + ttl, id .. ':' .. eid)
       redis.call('HSET', job_key, 'status', 'started', 'started_at', iso, 'ended_at', '',
         'worker_name', worker, 'last_heartbeat', iso)
       redis.call('PERSIST', job_key)
