@@ -499,8 +499,7 @@ pub(crate) async fn run_inline(
         .dequeue_lists(
             conn,
             &shared.name,
-            &[list.to_owned()],
-            &shared.queues,
+            &[(list.to_owned(), queue.to_owned())],
             1,
             shared.liveness,
             false,

@@ -67,26 +67,28 @@ impl RedisBackend {
         count: usize,
         liveness: Liveness,
     ) -> Result<Dequeued> {
-        let lists: Vec<String> = queues.iter().map(|queue| keys::queue(queue)).collect();
-        self.dequeue_lists(conn, worker, &lists, queues, count, liveness, true)
+        let sources: Vec<(String, String)> = queues
+            .iter()
+            .map(|queue| (keys::queue(queue), queue.clone()))
+            .collect();
+        self.dequeue_lists(conn, worker, &sources, count, liveness, true)
             .await
     }
 
-    /// [`dequeue`](Self::dequeue) from lists other than the queues' own (`lists[i]` holds
-    /// jobs of `queues[i]`): test mode runs a job from a list of its own.
+    /// [`dequeue`](Self::dequeue) from lists other than the queues' own: `sources` are (list
+    /// key, name of the queue its jobs belong to); test mode runs a job from a list of its own.
     pub(crate) async fn dequeue_lists(
         &self,
         conn: &Connection,
         worker: &str,
-        lists: &[String],
-        queues: &[String],
+        sources: &[(String, String)],
         count: usize,
         liveness: Liveness,
         honour_suspension: bool,
     ) -> Result<Dequeued> {
         let now = now();
         let mut invocation = DEQUEUE.prepare_invoke();
-        for list in lists {
+        for (list, _) in sources {
             invocation.key(list);
         }
         invocation
@@ -103,7 +105,7 @@ impl RedisBackend {
             .arg(keys::STARTED_PREFIX)
             .arg(keys::EXECUTION_PREFIX)
             .arg(keys::EXECUTIONS_PREFIX);
-        for queue in queues {
+        for (_, queue) in sources {
             invocation.arg(queue);
         }
         for _ in 0..count {
@@ -122,9 +124,9 @@ impl RedisBackend {
         {
             let queue_index: usize =
                 redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
-            let queue = queues
+            let queue = sources
                 .get(queue_index.wrapping_sub(1))
-                .cloned()
+                .map(|(_, queue)| queue.clone())
                 .unwrap_or_default();
             let id = JobId::from_stored(
                 redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
