@@ -74,6 +74,23 @@ enum Command {
     Suspend(SuspendArgs),
     /// Let suspended workers take jobs again.
     Resume,
+    /// Inspect or control one job.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Print a job: status, call, timestamps, meta, latest result, as JSON.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Stop a running job (it ends as `stopped`), on whichever worker runs it.
+    Stop {
+        /// The job's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +147,7 @@ pub fn run(functions: Functions) -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Job(command) => job(&cli.backend.connect().await?, command).await,
             Command::Resume => {
                 rqrs::resume(&cli.backend.connect().await?).await?;
                 println!("Resuming workers");
@@ -184,6 +202,50 @@ fn execute(log_level: &str, work: impl Future<Output = anyhow::Result<()>>) -> E
             ExitCode::FAILURE
         }
     }
+}
+
+async fn job(conn: &Connection, command: JobCommand) -> anyhow::Result<()> {
+    match command {
+        JobCommand::Show { id } => {
+            let job = rqrs::Job::fetch(conn, &id.parse()?).await?;
+            let latest = job.latest_result().await?;
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+            let shown = serde_json::json!({
+                "id": job.id().as_str(),
+                "status": job.status().as_str(),
+                "origin": job.origin(),
+                "func_name": job.func_name(),
+                "args": job.args(),
+                "kwargs": job.kwargs(),
+                "data_error": job.data_error(),
+                "description": job.description(),
+                "created_at": time(job.created_at()),
+                "enqueued_at": time(job.enqueued_at()),
+                "started_at": time(job.started_at()),
+                "ended_at": time(job.ended_at()),
+                "worker_name": job.worker_name(),
+                "timeout": job.timeout(),
+                "result_ttl": job.result_ttl(),
+                "failure_ttl": job.failure_ttl(),
+                "retries_left": job.retries_left(),
+                "meta": job.meta(),
+                "result": latest.as_ref().map(|result| serde_json::json!({
+                    "type": format!("{:?}", result.result_type()),
+                    "return_value": result.return_value(),
+                    "exc_string": result.exc_string(),
+                    "worker_name": result.worker_name(),
+                    "created_at": time(result.created_at()),
+                })),
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        JobCommand::Stop { id } => {
+            let heard = rqrs::send_stop_job_command(conn, &id.parse()?).await?;
+            anyhow::ensure!(heard, "no worker listened for job {id}'s stop command");
+            println!("Stop sent to job {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn requeue(conn: &Connection, args: RequeueArgs) -> anyhow::Result<()> {

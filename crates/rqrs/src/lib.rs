@@ -36,10 +36,13 @@
 //! - [`current_job`], [`JobContext`]: the running job, its meta.
 //! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown).
 //! - [`suspend`], [`resume`], [`is_suspended`]: pause every worker (RQ's `rq suspend`).
+//! - [`send_stop_job_command`], [`send_shutdown_command`], [`send_kill_horse_command`]: control
+//!   running workers, Python's and rqrs's.
 //! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
 //! - [`Error`], [`JobError`]: what can go wrong.
 
 mod backend;
+mod command;
 mod context;
 mod error;
 mod functions;
@@ -52,6 +55,7 @@ mod suspension;
 mod worker;
 
 pub use backend::{Connection, connect};
+pub use command::{send_kill_horse_command, send_shutdown_command, send_stop_job_command};
 pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;

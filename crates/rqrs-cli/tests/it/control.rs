@@ -67,3 +67,51 @@ async fn wait_state(conn: &rqrs::Connection, name: &str, state: WorkerState) {
     )
     .await;
 }
+
+#[tokio::test]
+async fn pythons_send_stop_job_command_stops_a_running_rqrs_job() {
+    let (server, conn) = setup().await;
+    let _worker = start_worker(&server, "stoppable", &["default"]);
+    wait_state(&conn, "stoppable", WorkerState::Idle).await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.sleep", (60,))
+        .send()
+        .await
+        .unwrap();
+    rqrs_test::wait_for("the job to start", HANG, || async {
+        Job::fetch(&conn, job.id())
+            .await
+            .ok()
+            .filter(|job| job.status() == JobStatus::Started)
+    })
+    .await;
+    let out = crate::python(
+        &server,
+        r"
+from rq.command import send_stop_job_command
+send_stop_job_command(redis, sys.argv[1])
+import time
+job = Job.fetch(sys.argv[1], connection=redis, serializer=JSONSerializer)
+for _ in range(400):
+    if job.get_status(refresh=True) == 'stopped':
+        break
+    time.sleep(0.05)
+print(json.dumps({'status': job.get_status(), 'exc': job.latest_result().exc_string,
+                  'failed': queue.failed_job_registry.get_job_ids()}))
+",
+        &[job.id().as_str()],
+    )
+    .await;
+    assert_eq!(out["status"], "stopped", "{out}");
+    assert!(
+        out["exc"].as_str().unwrap().contains("Job stopped by user"),
+        "{out}"
+    );
+    assert_eq!(out["failed"], serde_json::json!([job.id().as_str()]));
+    // `rqrs job show` prints it; `rqrs job stop` on a job no worker runs fails clearly.
+    let shown: serde_json::Value =
+        serde_json::from_str(&rqrs(&server, &["job", "show", job.id().as_str()]).await).unwrap();
+    assert_eq!(shown["status"], "stopped");
+    let again = crate::rqrs_output(&server, &["job", "stop", "nope"]).await;
+    assert!(!again.status.success());
+}

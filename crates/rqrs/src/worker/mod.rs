@@ -13,6 +13,7 @@
 //!    running jobs back at the head of their queues and returns at once. The worker then
 //!    unregisters itself.
 
+mod control;
 mod info;
 mod run;
 mod waiter;
@@ -200,6 +201,22 @@ fn escalate(stop: &mut Stop, to: Stop) -> bool {
     changed
 }
 
+/// A run in progress, and the way to interrupt it.
+#[derive(Debug)]
+struct Running {
+    execution: Execution,
+    interrupt: watch::Sender<Option<Interrupt>>,
+}
+
+/// Why a run is interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    /// A stop-job command: the job ends as `stopped`.
+    Stop,
+    /// A kill-horse command: the job ends as failed (and may be retried).
+    Kill,
+}
+
 /// What the worker's tasks share.
 struct Shared {
     conn: Connection,
@@ -208,14 +225,14 @@ struct Shared {
     functions: Functions,
     default_result_ttl: i64,
     liveness: Liveness,
-    /// Running executions by execution id, for heartbeats and cold shutdown.
-    running: Mutex<HashMap<String, Execution>>,
+    /// Running executions by execution id, for heartbeats, commands and cold shutdown.
+    running: Mutex<HashMap<String, Running>>,
     /// Signalled whenever a job ends.
     finished: Notify,
 }
 
 impl Shared {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Execution>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -325,6 +342,7 @@ impl Worker {
 
         let mut background = JoinSet::new();
         background.spawn(heartbeat(Arc::clone(shared), self.heartbeat_interval, info));
+        background.spawn(control::listen(Arc::clone(shared), self.shutdown_handle()));
         if self.handle_signals {
             background.spawn(stop_on_signals(self.shutdown_handle()));
         }
@@ -337,7 +355,7 @@ impl Worker {
             let running: Vec<Execution> = shared
                 .running()
                 .drain()
-                .map(|(_, execution)| execution)
+                .map(|(_, run)| run.execution)
                 .collect();
             for execution in running {
                 if let Err(error) = backend.release(&execution, &shared.name).await {
@@ -457,13 +475,18 @@ impl Worker {
             }
             idle = false;
             for (started, permit) in started.into_iter().zip(permits) {
+                let (interrupt, interrupted) = watch::channel(None);
+                let execution = started.execution.clone();
                 shared.running().insert(
-                    started.execution.execution_id.clone(),
-                    started.execution.clone(),
+                    execution.execution_id.clone(),
+                    Running {
+                        execution,
+                        interrupt,
+                    },
                 );
                 let shared = Arc::clone(shared);
                 jobs.spawn(async move {
-                    run::run(&shared, started).await;
+                    run::run(&shared, started, interrupted).await;
                     drop(permit);
                     shared.finished.notify_waiters();
                 });
@@ -507,7 +530,7 @@ pub(crate) async fn run_inline(
         .await?;
     if let Dequeued::Jobs(started) = started {
         for started in started {
-            run::run(&shared, started).await;
+            run::run(&shared, started, watch::channel(None).1).await;
         }
     }
     Ok(())
@@ -532,7 +555,11 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
             maintained = tokio::time::Instant::now();
             maintain(&shared).await;
         }
-        let running: Vec<Execution> = shared.running().values().cloned().collect();
+        let running: Vec<Execution> = shared
+            .running()
+            .values()
+            .map(|run| run.execution.clone())
+            .collect();
         match backend
             .heartbeat(&shared.name, &running, shared.liveness)
             .await

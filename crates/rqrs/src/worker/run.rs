@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::Shared;
+use tokio::sync::watch;
+
+use super::{Interrupt, Shared};
 use crate::backend::redis::{DEFAULT_TIMEOUT, Started};
 use crate::context::{ContextParts, JobContext};
 use crate::error::{JobError, JobErrorKind};
@@ -21,6 +23,9 @@ enum Record {
         value: Value,
         repeat_in: Option<u64>,
     },
+    Stop {
+        exc_info: String,
+    },
     Retry {
         exc_info: String,
         delay: u64,
@@ -32,7 +37,11 @@ enum Record {
 }
 
 /// Runs a started job to its recorded outcome.
-pub(super) async fn run(shared: &Shared, started: Started) {
+pub(super) async fn run(
+    shared: &Shared,
+    started: Started,
+    mut interrupted: watch::Receiver<Option<Interrupt>>,
+) {
     let Started { job, execution } = started;
     let ctx = JobContext::new(ContextParts {
         conn: shared.conn.clone(),
@@ -54,18 +63,39 @@ pub(super) async fn run(shared: &Shared, started: Started) {
             ))),
             Some(handler) => {
                 let timeout = job.timeout.unwrap_or(DEFAULT_TIMEOUT);
-                call_with_timeout(
+                let call = call_with_timeout(
                     handler.clone(),
                     ctx.clone(),
                     call.args,
                     call.kwargs,
                     timeout,
-                )
-                .await
+                );
+                // An interrupt drops the call, which aborts an async function (a blocking one
+                // runs on, detached, as after a timeout).
+                tokio::select! {
+                    outcome = call => outcome,
+                    Ok(interrupt) = interrupted.wait_for(Option::is_some) => match *interrupt {
+                        Some(Interrupt::Stop) => Err(JobError::abort(STOPPED)),
+                        _ => Err(JobError::new("Work-horse terminated unexpectedly: killed by a kill-horse command")),
+                    },
+                }
             }
         },
     };
-    let record = decide(shared, &job, &ctx, outcome).await;
+    let stopped = *interrupted.borrow() == Some(Interrupt::Stop);
+    let record = if stopped {
+        let mut exc_info = STOPPED.to_owned();
+        if let Err(reason) =
+            run_callback(shared, &ctx, job.lifecycle.on_stopped.as_ref(), Vec::new()).await
+        {
+            tracing::warn!(job = %job.id, %reason);
+            exc_info.push_str("\n\n");
+            exc_info.push_str(&reason);
+        }
+        Record::Stop { exc_info }
+    } else {
+        decide(shared, &job, &ctx, outcome).await
+    };
     let backend = shared.conn.backend();
     let mut attempt = 0u32;
     loop {
@@ -83,6 +113,17 @@ pub(super) async fn run(shared: &Shared, started: Started) {
             } => {
                 backend
                     .retry(&execution, &shared.name, exc_info, *delay, *at_front)
+                    .await
+            }
+            Record::Stop { exc_info } => {
+                backend
+                    .fail(
+                        &execution,
+                        &shared.name,
+                        job.failure_ttl,
+                        exc_info,
+                        JobStatus::Stopped,
+                    )
                     .await
             }
             Record::Fail { exc_info } => {
@@ -119,6 +160,9 @@ pub(super) async fn run(shared: &Shared, started: Started) {
     }
     shared.running().remove(&execution.execution_id);
 }
+
+/// The error of a stopped job (RQ's words, which Python users may look for).
+const STOPPED: &str = "Job stopped by user, work-horse terminated.";
 
 /// Runs the job's callbacks and decides what to record, as RQ does: a success whose
 /// `on_success` callback fails is a failure; every failure runs `on_failure` (whose own error

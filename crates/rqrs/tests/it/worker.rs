@@ -630,3 +630,65 @@ async fn a_suspended_worker_takes_no_job_until_resumed() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn control_commands_stop_a_job_kill_running_ones_and_shut_the_worker_down() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let (name, _stop, task) = spawn_worker(&conn, 2);
+    let stopped = queue
+        .enqueue("fixtures.sleep", (60,))
+        .on_stopped(rqrs::Callback::new("fixtures.on_failure_mark"))
+        .send()
+        .await
+        .unwrap();
+    let killed = queue.enqueue("fixtures.sleep", (60,)).send().await.unwrap();
+    wait_status(&conn, stopped.id(), JobStatus::Started).await;
+    wait_status(&conn, killed.id(), JobStatus::Started).await;
+    // The control channel is subscribed once the worker is up; a command before that is lost.
+    rqrs_test::wait_for("the stop-job command to be heard", HANG, || async {
+        rqrs::send_stop_job_command(&conn, stopped.id())
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    let stopped = wait_status(&conn, stopped.id(), JobStatus::Stopped).await;
+    assert_eq!(
+        stopped.exc_info().await.unwrap().as_deref(),
+        Some("Job stopped by user, work-horse terminated.")
+    );
+    assert_eq!(
+        stopped.meta().get("callback"),
+        Some(&json!("failure")),
+        "on_stopped ran"
+    );
+    assert_eq!(
+        Job::fetch(&conn, killed.id()).await.unwrap().status(),
+        JobStatus::Started,
+        "the other job runs on"
+    );
+    assert!(rqrs::send_kill_horse_command(&conn, &name).await.unwrap());
+    let killed = wait_status(&conn, killed.id(), JobStatus::Failed).await;
+    assert!(
+        killed
+            .exc_info()
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("kill-horse")
+    );
+    assert_eq!(
+        FailedJobRegistry::new(&conn, "default")
+            .count()
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(rqrs::send_shutdown_command(&conn, &name).await.unwrap());
+    tokio::time::timeout(HANG, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -37,6 +37,12 @@ pub(crate) fn inline_queue(queue: &str, token: &str) -> String {
     format!("{QUEUE_PREFIX}{queue}:inline:{token}")
 }
 
+/// `rq:pubsub:<name>`: the worker's control channel (JSON commands: shutdown, kill-horse,
+/// stop-job), as RQ's `send_*_command` publish them.
+pub(crate) fn worker_channel(name: &str) -> String {
+    format!("rq:pubsub:{name}")
+}
+
 /// `rq:job:<id>`: HASH of the job.
 pub(crate) fn job(id: &str) -> String {
     format!("{JOB_PREFIX}{id}")
@@ -166,6 +172,7 @@ mod tests {
             ("canceled", canceled("<q>")),
             ("inline_queue", inline_queue("<q>", "<token>")),
             ("SUSPENDED", SUSPENDED.to_owned()),
+            ("worker_channel", worker_channel("<name>")),
         ]
     }
 

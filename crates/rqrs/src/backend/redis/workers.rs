@@ -168,4 +168,31 @@ impl RedisBackend {
             .query_async(&mut self.conn())
             .await?)
     }
+
+    /// The control commands published to `worker` (JSON texts), on a connection of their own.
+    /// The stream ends when the connection drops; the caller subscribes again.
+    pub(crate) async fn commands(
+        &self,
+        worker: &str,
+    ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(keys::worker_channel(worker)).await?;
+        Ok(futures_util::StreamExt::map(
+            pubsub.into_on_message(),
+            |message| message.get_payload::<String>().unwrap_or_default(),
+        ))
+    }
+
+    /// Publishes a control command to a worker; returns how many subscribers got it.
+    pub(crate) async fn publish_command(
+        &self,
+        worker: &str,
+        command: &serde_json::Value,
+    ) -> Result<usize> {
+        Ok(redis::cmd("PUBLISH")
+            .arg(keys::worker_channel(worker))
+            .arg(command.to_string())
+            .query_async(&mut self.conn())
+            .await?)
+    }
 }
