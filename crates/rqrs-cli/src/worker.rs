@@ -26,6 +26,18 @@ pub(crate) struct WorkerArgs {
     /// Seconds the worker's registration outlives its last heartbeat, less 60.
     #[arg(long, default_value_t = rqrs::DEFAULT_WORKER_TTL)]
     worker_ttl: u64,
+    /// Stop after this many jobs.
+    #[arg(long)]
+    max_jobs: Option<u64>,
+    /// Stop after this many seconds without a job.
+    #[arg(long)]
+    max_idle_time: Option<u64>,
+    /// The order queues are looked at: default (priority), round_robin or random.
+    #[arg(long, alias = "ds", default_value = "default")]
+    dequeue_strategy: rqrs::DequeueStrategy,
+    /// Seconds a job may run when it does not say (-1: no limit).
+    #[arg(long, allow_hyphen_values = true, default_value_t = 180)]
+    job_timeout: i64,
     /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (RUST_LOG overrides it).
     #[arg(long, short = 'l', default_value = "INFO")]
     pub(crate) logging_level: String,
@@ -49,7 +61,15 @@ pub(crate) async fn run(
         .burst(args.burst)
         .default_result_ttl(args.results_ttl)
         .worker_ttl(args.worker_ttl)
+        .dequeue_strategy(args.dequeue_strategy)
+        .default_job_timeout(args.job_timeout)
         .handle_signals(true);
+    if let Some(jobs) = args.max_jobs {
+        builder = builder.max_jobs(jobs);
+    }
+    if let Some(seconds) = args.max_idle_time {
+        builder = builder.max_idle_time(std::time::Duration::from_secs(seconds));
+    }
     if let Some(name) = args.name {
         builder = builder.name(name);
     }

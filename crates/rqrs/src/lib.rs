@@ -69,6 +69,6 @@ pub use results::{JobResult, ResultType};
 pub use retry::Retry;
 pub use suspension::{is_suspended, resume, suspend};
 pub use worker::{
-    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo,
-    WorkerState,
+    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, ShutdownHandle, Worker, WorkerBuilder,
+    WorkerInfo, WorkerState,
 };

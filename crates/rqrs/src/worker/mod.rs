@@ -16,6 +16,7 @@
 mod control;
 mod info;
 mod run;
+mod strategy;
 mod waiter;
 
 use std::collections::HashMap;
@@ -26,9 +27,10 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 pub use info::{WorkerInfo, WorkerState};
+pub use strategy::DequeueStrategy;
 
 use crate::Connection;
-use crate::backend::redis::{Dequeued, Execution, Liveness};
+use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
 
@@ -54,6 +56,16 @@ pub struct WorkerBuilder {
     worker_ttl: u64,
     heartbeat_interval: Duration,
     handle_signals: bool,
+    limits: Limits,
+    default_job_timeout: i64,
+}
+
+/// When a worker stops by itself, and how it orders its queues.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    max_jobs: Option<u64>,
+    max_idle_time: Option<Duration>,
+    dequeue_strategy: DequeueStrategy,
 }
 
 impl WorkerBuilder {
@@ -117,6 +129,31 @@ impl WorkerBuilder {
         self
     }
 
+    /// Stop after starting this many jobs (RQ's `--max-jobs`).
+    pub fn max_jobs(mut self, jobs: u64) -> Self {
+        self.limits.max_jobs = Some(jobs);
+        self
+    }
+
+    /// Stop after waiting this long without a job (RQ's `--max-idle-time`).
+    pub fn max_idle_time(mut self, idle: Duration) -> Self {
+        self.limits.max_idle_time = Some(idle);
+        self
+    }
+
+    /// The order in which queues are looked at (RQ's `--dequeue-strategy`; default: priority).
+    pub fn dequeue_strategy(mut self, strategy: DequeueStrategy) -> Self {
+        self.limits.dequeue_strategy = strategy;
+        self
+    }
+
+    /// Seconds a job may run when it does not say (RQ's `--job-timeout`; default 180; -1 for
+    /// none). Jobs enqueued by rqrs or Python always carry their own.
+    pub fn default_job_timeout(mut self, seconds: i64) -> Self {
+        self.default_job_timeout = seconds;
+        self
+    }
+
     /// Checks the settings and builds the worker.
     ///
     /// # Errors
@@ -149,6 +186,7 @@ impl WorkerBuilder {
                 queues: self.queues,
                 functions: self.functions,
                 default_result_ttl: self.default_result_ttl,
+                default_job_timeout: self.default_job_timeout,
                 liveness: Liveness {
                     execution_ttl: interval * 6,
                     worker_ttl: self.worker_ttl + 60,
@@ -160,6 +198,7 @@ impl WorkerBuilder {
             burst: self.burst,
             heartbeat_interval: self.heartbeat_interval,
             handle_signals: self.handle_signals,
+            limits: self.limits,
             shutdown: Arc::new(shutdown),
         })
     }
@@ -224,6 +263,7 @@ struct Shared {
     queues: Vec<String>,
     functions: Functions,
     default_result_ttl: i64,
+    default_job_timeout: i64,
     liveness: Liveness,
     /// Running executions by execution id, for heartbeats, commands and cold shutdown.
     running: Mutex<HashMap<String, Running>>,
@@ -266,6 +306,7 @@ pub struct Worker {
     burst: bool,
     heartbeat_interval: Duration,
     handle_signals: bool,
+    limits: Limits,
     shutdown: Arc<watch::Sender<Stop>>,
 }
 
@@ -294,6 +335,8 @@ impl Worker {
             worker_ttl: DEFAULT_WORKER_TTL,
             heartbeat_interval: Duration::from_secs(10),
             handle_signals: false,
+            limits: Limits::default(),
+            default_job_timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -381,21 +424,33 @@ impl Worker {
         let mut idle = true;
         let mut suspended = false;
         let mut failures = 0u32;
+        let mut order = shared.queues.clone();
+        let mut taken = 0u64;
+        let mut idle_since = tokio::time::Instant::now();
         loop {
+            if self.limits.max_jobs.is_some_and(|max| taken >= max) {
+                tracing::info!(jobs = taken, "max jobs reached: stopping");
+                return Stop::Running;
+            }
             let permit = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
                 permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
             };
             let mut permits = vec![permit];
-            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            let room = self.limits.max_jobs.map_or(usize::MAX, |max| {
+                usize::try_from(max - taken).unwrap_or(usize::MAX)
+            });
+            while permits.len() < room
+                && let Ok(permit) = Arc::clone(&slots).try_acquire_owned()
+            {
                 permits.push(permit);
             }
             let started = match backend
                 .dequeue(
                     &shared.conn,
                     &shared.name,
-                    &shared.queues,
+                    &order,
                     permits.len(),
                     shared.liveness,
                 )
@@ -448,12 +503,22 @@ impl Worker {
                 let running = shared.running().len();
                 if running == 0 && !idle {
                     idle = true;
+                    idle_since = tokio::time::Instant::now();
                     if let Err(error) = backend
                         .set_worker_state(&shared.name, WorkerState::Idle)
                         .await
                     {
                         tracing::warn!(%error, "could not mark the worker idle");
                     }
+                }
+                let idle_deadline = self
+                    .limits
+                    .max_idle_time
+                    .filter(|_| running == 0)
+                    .map(|max| idle_since + max);
+                if idle_deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    tracing::info!("max idle time reached: stopping");
+                    return Stop::Running;
                 }
                 match &waiter {
                     None if running == 0 => return Stop::Running,
@@ -469,11 +534,19 @@ impl Worker {
                         _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
                         () = waiter.wait() => {}
                         () = shared.finished.notified(), if !idle => {}
+                        () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {}
                     },
                 }
                 continue;
             }
             idle = false;
+            taken += started.len() as u64;
+            let served = started
+                .last()
+                .map(|started| started.execution.queue.clone());
+            self.limits
+                .dequeue_strategy
+                .reorder(&mut order, served.as_deref());
             for (started, permit) in started.into_iter().zip(permits) {
                 let (interrupt, interrupted) = watch::channel(None);
                 let execution = started.execution.clone();
@@ -510,6 +583,7 @@ pub(crate) async fn run_inline(
         queues: vec![queue.to_owned()],
         functions: functions.clone(),
         default_result_ttl: DEFAULT_RESULT_TTL,
+        default_job_timeout: DEFAULT_TIMEOUT,
         liveness: Liveness {
             execution_ttl: 60,
             worker_ttl: DEFAULT_WORKER_TTL + 60,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::{Interrupt, Shared};
-use crate::backend::redis::{DEFAULT_TIMEOUT, Started};
+use crate::backend::redis::Started;
 use crate::context::{ContextParts, JobContext};
 use crate::error::{JobError, JobErrorKind};
 use crate::functions::Handler;
@@ -62,7 +62,7 @@ pub(super) async fn run(
                 shared.functions.names().join(", ")
             ))),
             Some(handler) => {
-                let timeout = job.timeout.unwrap_or(DEFAULT_TIMEOUT);
+                let timeout = job.timeout.unwrap_or(shared.default_job_timeout);
                 let call = call_with_timeout(
                     handler.clone(),
                     ctx.clone(),

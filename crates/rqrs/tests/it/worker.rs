@@ -692,3 +692,57 @@ async fn control_commands_stop_a_job_kill_running_ones_and_shut_the_worker_down(
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn max_jobs_max_idle_time_and_round_robin() {
+    let (_server, conn) = setup().await;
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&order);
+    let record = Functions::new().register("tests.record", move |ctx: JobContext, (): ()| {
+        seen.lock().unwrap().push(ctx.origin().to_owned());
+        async { Ok::<_, JobError>(()) }
+    });
+    for queue in ["a", "b"] {
+        for _ in 0..3 {
+            Queue::new(&conn, queue)
+                .enqueue("tests.record", ())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let worker = Worker::builder(&conn)
+        .queues(["a", "b"])
+        .functions(record)
+        .dequeue_strategy(rqrs::DequeueStrategy::RoundRobin)
+        .max_jobs(4)
+        .max_idle_time(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    // Not burst: it stops by itself after 4 jobs.
+    tokio::time::timeout(HANG, worker.work())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*order.lock().unwrap(), ["a", "b", "a", "b"]);
+    // And after a short idle time once the queues are empty.
+    let worker = Worker::builder(&conn)
+        .queues(["a", "b"])
+        .functions(rqrs_test::fixtures::functions().merge(
+            Functions::new().register("tests.record", |_ctx: JobContext, (): ()| async {
+                Ok::<_, JobError>(())
+            }),
+        ))
+        .max_idle_time(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    tokio::time::timeout(HANG, worker.work())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Queue::new(&conn, "a").count().await.unwrap()
+            + Queue::new(&conn, "b").count().await.unwrap(),
+        0
+    );
+}
