@@ -28,13 +28,14 @@
 //!
 //! # Modules
 //! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with.
-//! - [`Queue`]: enqueue, count, list, empty.
+//! - [`Queue`]: enqueue (now, at a time, after a delay), count, list, empty.
 //! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
 //!   requeue from failed.
 //! - [`JobResult`]: the results of a job's runs.
 //! - [`Functions`]: the function table (async and blocking functions, typed arguments).
 //! - [`current_job`], [`JobContext`]: the running job, its meta.
 //! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown).
+//! - [`Scheduler`]: enqueues scheduled jobs when they are due; one per queue at a time.
 //! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
 //! - [`Error`], [`JobError`]: what can go wrong.
 
@@ -47,6 +48,7 @@ mod queue;
 mod registry;
 mod results;
 mod retry;
+mod scheduler;
 mod worker;
 
 pub use backend::{Connection, connect};
@@ -61,6 +63,7 @@ pub use registry::{
 };
 pub use results::{JobResult, ResultType};
 pub use retry::Retry;
+pub use scheduler::{Scheduler, SchedulerBuilder};
 pub use worker::{
     DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo,
     WorkerState,

@@ -9,7 +9,10 @@
 //!    burst mode, returns once running jobs are done and the queues are still empty.
 //! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step.
 //! 4. A heartbeat task refreshes the worker and every running execution.
-//! 5. Shutdown: a warm stop takes no new job and waits for running ones; a cold stop puts
+//! 5. With [`WorkerBuilder::with_scheduler`], a [`Scheduler`] for the worker's queues runs
+//!    beside it (RQ's `--with-scheduler`); in burst mode it enqueues the due jobs once, at
+//!    start.
+//! 6. Shutdown: a warm stop takes no new job and waits for running ones; a cold stop puts
 //!    running jobs back at the head of their queues and returns at once. The worker then
 //!    unregisters itself.
 
@@ -23,6 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 pub use info::{WorkerInfo, WorkerState};
 
@@ -30,6 +34,7 @@ use crate::Connection;
 use crate::backend::redis::{Execution, Liveness};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
+use crate::scheduler::Scheduler;
 
 /// RQ's default `result_ttl` in seconds.
 pub const DEFAULT_RESULT_TTL: i64 = 500;
@@ -50,6 +55,7 @@ pub struct WorkerBuilder {
     worker_ttl: u64,
     heartbeat_interval: Duration,
     handle_signals: bool,
+    with_scheduler: bool,
 }
 
 impl WorkerBuilder {
@@ -113,6 +119,15 @@ impl WorkerBuilder {
         self
     }
 
+    /// Also run a [`Scheduler`] for the worker's queues, which enqueues scheduled jobs (and
+    /// retries and repeats with an interval) when they are due (default off; RQ's
+    /// `--with-scheduler`). In burst mode it enqueues the jobs due at start, once, then the
+    /// worker works until the queues are empty, as RQ's does.
+    pub fn with_scheduler(mut self, with_scheduler: bool) -> Self {
+        self.with_scheduler = with_scheduler;
+        self
+    }
+
     /// Checks the settings and builds the worker.
     ///
     /// # Errors
@@ -156,6 +171,7 @@ impl WorkerBuilder {
             burst: self.burst,
             heartbeat_interval: self.heartbeat_interval,
             handle_signals: self.handle_signals,
+            with_scheduler: self.with_scheduler,
             shutdown: Arc::new(shutdown),
         })
     }
@@ -246,6 +262,7 @@ pub struct Worker {
     burst: bool,
     heartbeat_interval: Duration,
     handle_signals: bool,
+    with_scheduler: bool,
     shutdown: Arc<watch::Sender<Stop>>,
 }
 
@@ -256,6 +273,7 @@ impl std::fmt::Debug for Worker {
             .field("queues", &self.shared.queues)
             .field("concurrency", &self.concurrency)
             .field("burst", &self.burst)
+            .field("with_scheduler", &self.with_scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -274,6 +292,7 @@ impl Worker {
             worker_ttl: DEFAULT_WORKER_TTL,
             heartbeat_interval: Duration::from_secs(10),
             handle_signals: false,
+            with_scheduler: false,
         }
     }
 
@@ -325,8 +344,21 @@ impl Worker {
         if self.handle_signals {
             background.spawn(stop_on_signals(self.shutdown_handle()));
         }
+        let scheduler = self.start_scheduler().await;
         let mut jobs = JoinSet::new();
         let stop = self.dispatch(&mut jobs).await;
+        // Stopped before running jobs are waited for, so that another scheduler can take the
+        // queues over at once.
+        if let Some((stopping, task)) = scheduler {
+            stopping.cancel();
+            match task.await {
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the scheduler could not release its locks");
+                }
+                Err(error) => tracing::error!(%error, "the scheduler task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
 
         if stop == Stop::Cold {
             jobs.abort_all();
@@ -348,6 +380,37 @@ impl Worker {
         backend.register_death(&shared.name, &shared.queues).await?;
         tracing::info!(worker = %shared.name, "worker stopped");
         Ok(())
+    }
+
+    /// With a scheduler: in burst mode enqueues the due jobs once and returns `None`;
+    /// otherwise starts the scheduler's task and returns it with the token that stops it.
+    async fn start_scheduler(
+        &self,
+    ) -> Option<(CancellationToken, tokio::task::JoinHandle<Result<()>>)> {
+        if !self.with_scheduler {
+            return None;
+        }
+        let shared = &self.shared;
+        let scheduler = match Scheduler::builder(&shared.conn)
+            .queues(shared.queues.iter().cloned())
+            .build()
+        {
+            Ok(scheduler) => scheduler,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the scheduler");
+                return None;
+            }
+        };
+        if self.burst {
+            match scheduler.run_once().await {
+                Ok(enqueued) => tracing::info!(enqueued, "scheduled jobs due now enqueued"),
+                Err(error) => tracing::warn!(%error, "could not enqueue the scheduled jobs"),
+            }
+            return None;
+        }
+        let stopping = CancellationToken::new();
+        let stopped = stopping.clone().cancelled_owned();
+        Some((stopping, tokio::spawn(scheduler.run(stopped))))
     }
 
     /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).

@@ -114,6 +114,17 @@ pub(crate) fn clean_registries(queue: &str) -> String {
     format!("rq:clean_registries:{queue}")
 }
 
+/// `rq:scheduler-lock:<q>`: the name of the one scheduler (rqrs's or Python's) that may
+/// enqueue the queue's due scheduled jobs.
+pub(crate) fn scheduler_lock(queue: &str) -> String {
+    format!("rq:scheduler-lock:{queue}")
+}
+
+/// `rq:scheduler:<name>`: HASH of a running scheduler (RQ 2.10+).
+pub(crate) fn scheduler(name: &str) -> String {
+    format!("rq:scheduler:{name}")
+}
+
 /// The queue name of a queue key, if it is one.
 pub(crate) fn queue_name(key: &str) -> Option<&str> {
     key.strip_prefix(QUEUE_PREFIX)
@@ -156,6 +167,8 @@ mod tests {
             ("deferred", deferred("<q>")),
             ("scheduled", scheduled("<q>")),
             ("canceled", canceled("<q>")),
+            ("scheduler_lock", scheduler_lock("<q>")),
+            ("scheduler", scheduler("<name>")),
         ]
     }
 
