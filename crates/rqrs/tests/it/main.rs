@@ -7,6 +7,7 @@
 mod context;
 mod enqueue;
 mod registry;
+mod scheduler;
 mod worker;
 
 use std::time::Duration;

@@ -299,11 +299,16 @@ mod tests {
 
     #[test]
     fn scripts_compose_the_same_keys_as_the_builders() {
-        // dequeue.lua, heartbeat.lua and empty.lua build these keys from the pieces.
+        // dequeue.lua, heartbeat.lua, empty.lua and enqueue_scheduled.lua build these keys
+        // from the pieces.
         assert_eq!(format!("{JOB_PREFIX}<id>"), job("<id>"));
         assert_eq!(
             format!("{JOB_PREFIX}<id>{DEPENDENTS_SUFFIX}"),
             job_dependents("<id>")
+        );
+        assert_eq!(
+            format!("{DEPENDENCIES_PREFIX}<id>{DEPENDENCIES_SUFFIX}"),
+            job_dependencies("<id>")
         );
         assert_eq!(format!("{STARTED_PREFIX}<q>"), started("<q>"));
         assert_eq!(
