@@ -102,6 +102,22 @@ print(json.dumps({'id': job.id, 'status': job.get_status().value}))
 
     let worker = start_worker_with_scheduler(&server);
     wait_until_finished(&conn, &id.parse().unwrap()).await;
+    // Python finds the running scheduler as it finds its own: lock, then hash.
+    let scheduler = python(
+        &server,
+        r"
+from rq.scheduler import RQScheduler
+name = redis.get(RQScheduler.get_locking_key('default')).decode()
+scheduler = RQScheduler.fetch(name, connection=redis)
+print(json.dumps({'pid': queue.scheduler_pid, 'queues': sorted(scheduler._queue_names)}))
+",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        scheduler,
+        json!({"pid": worker.id().unwrap(), "queues": ["default"]})
+    );
     stop(worker).await;
 
     let job = python(&server, READ_JOB, &[id]).await;

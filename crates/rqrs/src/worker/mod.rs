@@ -347,17 +347,10 @@ impl Worker {
         let scheduler = self.start_scheduler().await;
         let mut jobs = JoinSet::new();
         let stop = self.dispatch(&mut jobs).await;
-        // Stopped before running jobs are waited for, so that another scheduler can take the
-        // queues over at once.
-        if let Some((stopping, task)) = scheduler {
+        // Stopped now, not after the running jobs, so that another scheduler can take the
+        // queues over at once; its task releases the locks while the jobs end.
+        if let Some((stopping, _)) = &scheduler {
             stopping.cancel();
-            match task.await {
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "the scheduler could not release its locks");
-                }
-                Err(error) => tracing::error!(%error, "the scheduler task failed"),
-                Ok(Ok(())) => {}
-            }
         }
 
         if stop == Stop::Cold {
@@ -375,6 +368,15 @@ impl Worker {
             }
         } else {
             while jobs.join_next().await.is_some() {}
+        }
+        if let Some((_, task)) = scheduler {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the scheduler could not release its locks");
+                }
+                Err(error) => tracing::error!(%error, "the scheduler task failed"),
+            }
         }
         background.abort_all();
         backend.register_death(&shared.name, &shared.queues).await?;
