@@ -1,22 +1,7 @@
-//! The scheduler: enqueues jobs when they are due, as RQ's `RQScheduler` does. Without one,
-//! jobs enqueued for later ([`Queue::enqueue_at`](crate::Queue::enqueue_at),
-//! [`Queue::enqueue_in`](crate::Queue::enqueue_in)), and retries and repeats with an interval,
-//! never run.
-//!
-//! Such jobs wait in `rq:scheduled:<q>`, scored by the second they are due. For its queues, a
-//! running scheduler:
-//! 1. holds RQ's lock `rq:scheduler-lock:<q>` (value: its name), so that one scheduler at a
-//!    time, rqrs's or Python's, enqueues a queue's jobs (Python's enqueue of due jobs is not
-//!    atomic, so two at once could push a job twice);
-//! 2. every second refreshes the locks it holds and its hash `rq:scheduler:<name>`, then
-//!    enqueues the due jobs of each queue it holds: one script per batch of 1000, which checks
-//!    the lock again, so a scheduler that stalled past its lock's expiry promotes nothing;
-//! 3. every 3 s tries again to take the locks it does not hold;
-//! 4. when stopped, releases its locks (compare and delete) and deletes its hash.
-//!
-//! rqrs's locks live 10 s, not RQ's 61 s, so that the queues of a dead rqrs scheduler are taken
-//! over within seconds by another rqrs scheduler. Python schedulers try again for locks they do
-//! not hold only every 120 s (RQ's `DEFAULT_SCHEDULER_FALLBACK_PERIOD`).
+//! The scheduler (RQ's `RQScheduler`): enqueues the jobs of `rq:scheduled:<q>` when they are
+//! due, holding RQ's per-queue lock `rq:scheduler-lock:<q>` and its hash
+//! `rq:scheduler:<name>`. How it shares queues with other schedulers is told on [`Scheduler`];
+//! the Redis side is `backend/redis/scheduler.rs`.
 
 use std::time::Duration;
 
@@ -85,12 +70,28 @@ impl SchedulerBuilder {
     }
 }
 
-/// Enqueues the scheduled jobs of its queues when they are due; see the [module](self) for how
-/// it shares queues with other schedulers, Python's included.
-///
-/// A worker runs one for its queues with
+/// Enqueues the scheduled jobs of its queues when they are due, as RQ's `RQScheduler` does.
+/// Without one, jobs enqueued for later ([`Queue::enqueue_at`](crate::Queue::enqueue_at),
+/// [`Queue::enqueue_in`](crate::Queue::enqueue_in)), and retries and repeats with an interval,
+/// never run. A worker runs one for its queues with
 /// [`WorkerBuilder::with_scheduler`](crate::WorkerBuilder::with_scheduler); a scheduler can
 /// also run on its own.
+///
+/// Such jobs wait in `rq:scheduled:<q>`, scored by the second they are due. For its queues, a
+/// running scheduler ([`run`](Self::run)):
+/// 1. holds RQ's lock `rq:scheduler-lock:<q>` (value: its name), so that one scheduler at a
+///    time, rqrs's or Python's, enqueues a queue's jobs (Python's enqueue of due jobs is not
+///    atomic, so two at once could push a job twice);
+/// 2. every second refreshes the locks it holds and its hash `rq:scheduler:<name>`, then
+///    enqueues the due jobs of each queue it holds: one atomic step per batch of 1000, which
+///    checks the lock again, so a scheduler that stalled past its lock's expiry enqueues
+///    nothing;
+/// 3. every 3 s tries again to take the locks it does not hold;
+/// 4. when stopped, releases its locks (compare and delete) and deletes its hash.
+///
+/// rqrs's locks live 10 s, not RQ's 61 s, so that the queues of a dead rqrs scheduler are taken
+/// over within seconds by another rqrs scheduler. Python schedulers try again for locks they
+/// do not hold only every 120 s (RQ's `DEFAULT_SCHEDULER_FALLBACK_PERIOD`).
 ///
 /// # Examples
 /// ```no_run

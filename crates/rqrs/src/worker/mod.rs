@@ -369,13 +369,13 @@ impl Worker {
         } else {
             while jobs.join_next().await.is_some() {}
         }
-        if let Some((_, task)) = scheduler {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
+        if let Some((_, mut task)) = scheduler {
+            match task.join_next().await {
+                Some(Ok(Err(error))) => {
                     tracing::warn!(%error, "the scheduler could not release its locks");
                 }
-                Err(error) => tracing::error!(%error, "the scheduler task failed"),
+                Some(Err(error)) => tracing::error!(%error, "the scheduler task failed"),
+                Some(Ok(Ok(()))) | None => {}
             }
         }
         background.abort_all();
@@ -385,10 +385,10 @@ impl Worker {
     }
 
     /// With a scheduler: in burst mode enqueues the due jobs once and returns `None`;
-    /// otherwise starts the scheduler's task and returns it with the token that stops it.
-    async fn start_scheduler(
-        &self,
-    ) -> Option<(CancellationToken, tokio::task::JoinHandle<Result<()>>)> {
+    /// otherwise starts the scheduler's task and returns it with the token that stops it. The
+    /// task is aborted if the worker's future is dropped, so the scheduler never outlives the
+    /// worker (its locks then expire by themselves).
+    async fn start_scheduler(&self) -> Option<(CancellationToken, JoinSet<Result<()>>)> {
         if !self.with_scheduler {
             return None;
         }
@@ -411,8 +411,9 @@ impl Worker {
             return None;
         }
         let stopping = CancellationToken::new();
-        let stopped = stopping.clone().cancelled_owned();
-        Some((stopping, tokio::spawn(scheduler.run(stopped))))
+        let mut task = JoinSet::new();
+        task.spawn(scheduler.run(stopping.clone().cancelled_owned()));
+        Some((stopping, task))
     }
 
     /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).
