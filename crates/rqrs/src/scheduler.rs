@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::Connection;
 use crate::backend::redis::{Lock, SchedulerRecord};
@@ -234,6 +236,14 @@ impl Scheduler {
         stopped
     }
 
+    /// Starts [`run`](Self::run) in a task of its own.
+    pub(crate) fn spawn(self) -> Background {
+        let stopping = CancellationToken::new();
+        let mut task = JoinSet::new();
+        task.spawn(self.run(stopping.clone().cancelled_owned()));
+        Background { stopping, task }
+    }
+
     /// One round of [`run`](Self::run): refresh the held locks (and, when `retry`, try the
     /// others), refresh the hash, enqueue the due jobs of the held queues.
     async fn tick(&self, held: &mut [bool], retry: bool) -> Result<()> {
@@ -297,6 +307,33 @@ impl Scheduler {
             pid: std::process::id(),
             queues: &self.queues,
             created_at: self.created_at,
+        }
+    }
+}
+
+/// A scheduler running in a task of its own (a worker's). The task is aborted if this is
+/// dropped, so the scheduler never outlives its owner (its locks then expire by themselves).
+#[derive(Debug)]
+pub(crate) struct Background {
+    stopping: CancellationToken,
+    task: JoinSet<Result<()>>,
+}
+
+impl Background {
+    /// Asks the scheduler to stop: it releases its locks in its task.
+    pub(crate) fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Stops the scheduler and waits until it has released its locks.
+    pub(crate) async fn join(mut self) {
+        self.stop();
+        match self.task.join_next().await {
+            Some(Ok(Err(error))) => {
+                tracing::warn!(%error, "the scheduler could not release its locks");
+            }
+            Some(Err(error)) => tracing::error!(%error, "the scheduler task failed"),
+            Some(Ok(Ok(()))) | None => {}
         }
     }
 }

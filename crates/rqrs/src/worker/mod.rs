@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 pub use info::{WorkerInfo, WorkerState};
 
@@ -34,7 +33,7 @@ use crate::Connection;
 use crate::backend::redis::{Execution, Liveness};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{self, Scheduler};
 
 /// RQ's default `result_ttl` in seconds.
 pub const DEFAULT_RESULT_TTL: i64 = 500;
@@ -349,8 +348,8 @@ impl Worker {
         let stop = self.dispatch(&mut jobs).await;
         // Stopped now, not after the running jobs, so that another scheduler can take the
         // queues over at once; its task releases the locks while the jobs end.
-        if let Some((stopping, _)) = &scheduler {
-            stopping.cancel();
+        if let Some(scheduler) = &scheduler {
+            scheduler.stop();
         }
 
         if stop == Stop::Cold {
@@ -369,14 +368,8 @@ impl Worker {
         } else {
             while jobs.join_next().await.is_some() {}
         }
-        if let Some((_, mut task)) = scheduler {
-            match task.join_next().await {
-                Some(Ok(Err(error))) => {
-                    tracing::warn!(%error, "the scheduler could not release its locks");
-                }
-                Some(Err(error)) => tracing::error!(%error, "the scheduler task failed"),
-                Some(Ok(Ok(()))) | None => {}
-            }
+        if let Some(scheduler) = scheduler {
+            scheduler.join().await;
         }
         background.abort_all();
         backend.register_death(&shared.name, &shared.queues).await?;
@@ -385,10 +378,8 @@ impl Worker {
     }
 
     /// With a scheduler: in burst mode enqueues the due jobs once and returns `None`;
-    /// otherwise starts the scheduler's task and returns it with the token that stops it. The
-    /// task is aborted if the worker's future is dropped, so the scheduler never outlives the
-    /// worker (its locks then expire by themselves).
-    async fn start_scheduler(&self) -> Option<(CancellationToken, JoinSet<Result<()>>)> {
+    /// otherwise starts the scheduler in its own task.
+    async fn start_scheduler(&self) -> Option<scheduler::Background> {
         if !self.with_scheduler {
             return None;
         }
@@ -410,10 +401,7 @@ impl Worker {
             }
             return None;
         }
-        let stopping = CancellationToken::new();
-        let mut task = JoinSet::new();
-        task.spawn(scheduler.run(stopping.clone().cancelled_owned()));
-        Some((stopping, task))
+        Some(scheduler.spawn())
     }
 
     /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).
