@@ -7,8 +7,14 @@
 //! | `key=text` | a keyword string |
 //! | `key:=json` | a keyword JSON value |
 //! | `@file`, `:@file`, `key=@file`, `key:=@file` | the value read from the file |
+//!
+//! `--schedule-in 10s|5m|2h|1d` (or plain seconds) and `--schedule-at 2021-05-27T21:45:00` (a
+//! local time) put the job in the scheduled registry instead, as `rq enqueue` does.
+
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone as _, Utc};
 use clap::Args;
 use rqrs::{Connection, EnqueueOptions, Queue};
 use serde_json::{Map, Value};
@@ -44,6 +50,14 @@ pub(crate) struct EnqueueArgs {
     /// Put the job at the head of the queue.
     #[arg(long)]
     at_front: bool,
+    /// Enqueue after a delay: seconds, or a number and a unit: 10s, 5m, 2h, 1d. A scheduler
+    /// must run (`rqrs worker --with-scheduler`).
+    #[arg(long, value_name = "DELAY", value_parser = parse_delay, conflicts_with = "schedule_at")]
+    schedule_in: Option<Duration>,
+    /// Enqueue at a local time, ISO 8601 without a time zone: 2021-05-27T21:45:00. A scheduler
+    /// must run (`rqrs worker --with-scheduler`).
+    #[arg(long, value_name = "TIME", value_parser = parse_local_time)]
+    schedule_at: Option<DateTime<Utc>>,
 }
 
 pub(crate) async fn run(conn: &Connection, args: EnqueueArgs) -> anyhow::Result<()> {
@@ -56,15 +70,59 @@ pub(crate) async fn run(conn: &Connection, args: EnqueueArgs) -> anyhow::Result<
     options.failure_ttl = args.failure_ttl;
     options.description = args.description;
     options.at_front = args.at_front;
+    options.scheduled_at = args.schedule_at;
     let queue = Queue::new(conn, args.queue);
-    let job = queue
+    let mut enqueue = queue
         .enqueue(&args.function, positional)
         .kwargs(keyword)
-        .options(options)
-        .send()
-        .await?;
+        .options(options);
+    if let Some(delay) = args.schedule_in {
+        enqueue = enqueue.delay(delay);
+    }
+    let job = enqueue.send().await?;
     println!("{}", job.id());
     Ok(())
+}
+
+/// `rq enqueue --schedule-in`'s syntax (RQ's `parse_timeout`): seconds, or a number followed by
+/// `s`, `m`, `h` or `d`.
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("{text:?}: give seconds, or a number and a unit (s, m, h, d): 10s, 5m");
+    let (number, unit) = match text.char_indices().last() {
+        Some((index, unit)) if unit.is_ascii_alphabetic() => (&text[..index], unit),
+        _ => (text, 's'),
+    };
+    let seconds_per_unit = match unit.to_ascii_lowercase() {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return Err(invalid()),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(invalid)
+}
+
+/// `rq enqueue --schedule-at`'s syntax, `%Y-%m-%dT%H:%M:%S`, read as a local time as RQ reads
+/// naive times. RQ takes the zone's DST offset whenever the zone has DST at all
+/// (`registry.py`, `time.altzone`), an hour off in winter; this takes the offset in force on
+/// that date.
+fn parse_local_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").map_err(|error| {
+        format!("{text:?}: {error}; give a local time like 2021-05-27T21:45:00")
+    })?;
+    Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|time| time.with_timezone(&Utc))
+        .ok_or_else(|| format!("{text:?} does not exist in the local time zone (a DST gap)"))
 }
 
 /// Splits `rq enqueue` arguments into positional and keyword values.
@@ -161,6 +219,27 @@ mod tests {
         .unwrap();
         assert_eq!(Value::Array(args), json!([[1, 2]]));
         assert_eq!(Value::Object(kwargs), json!({"k": "[1, 2]"}));
+    }
+
+    #[test]
+    fn delays_follow_rq_syntax() {
+        assert_eq!(parse_delay("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_delay("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_delay("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_delay("2H"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_delay("1d"), Ok(Duration::from_secs(86400)));
+        for bad in ["", "s", "1w", "-1s", "1.5m", "m5"] {
+            assert!(parse_delay(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn schedule_times_are_local() {
+        let time = parse_local_time("2021-05-27T21:45:00").unwrap();
+        let local = time.with_timezone(&Local).naive_local();
+        assert_eq!(local.to_string(), "2021-05-27 21:45:00");
+        assert!(parse_local_time("2021-05-27 21:45").is_err());
+        assert!(parse_local_time("2021-05-27T21:45:00Z").is_err());
     }
 
     #[test]

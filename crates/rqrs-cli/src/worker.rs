@@ -14,6 +14,10 @@ pub(crate) struct WorkerArgs {
     /// Return once the queues are empty.
     #[arg(long, short = 'b')]
     burst: bool,
+    /// Also run the scheduler, which enqueues scheduled jobs when they are due (in burst mode:
+    /// those due at start).
+    #[arg(long, short = 's')]
+    with_scheduler: bool,
     /// How many jobs to run at once.
     #[arg(long, short = 'c', default_value_t = 1)]
     concurrency: usize,
@@ -59,6 +63,7 @@ pub(crate) async fn run(
         .functions(functions)
         .concurrency(args.concurrency)
         .burst(args.burst)
+        .with_scheduler(args.with_scheduler)
         .default_result_ttl(args.results_ttl)
         .worker_ttl(args.worker_ttl)
         .dequeue_strategy(args.dequeue_strategy)

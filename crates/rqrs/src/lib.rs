@@ -28,7 +28,7 @@
 //!
 //! # Modules
 //! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with.
-//! - [`Queue`]: enqueue, count, list, empty.
+//! - [`Queue`]: enqueue (now, at a time, after a delay), count, list, empty.
 //! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
 //!   requeue from failed.
 //! - [`JobResult`]: the results of a job's runs.
@@ -38,6 +38,7 @@
 //! - [`suspend`], [`resume`], [`is_suspended`]: pause every worker (RQ's `rq suspend`).
 //! - [`send_stop_job_command`], [`send_shutdown_command`], [`send_kill_horse_command`]: control
 //!   running workers, Python's and rqrs's.
+//! - [`Scheduler`]: enqueues scheduled jobs when they are due; one per queue at a time.
 //! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
 //! - [`Error`], [`JobError`]: what can go wrong.
 
@@ -51,6 +52,7 @@ mod queue;
 mod registry;
 mod results;
 mod retry;
+mod scheduler;
 mod suspension;
 mod worker;
 
@@ -67,6 +69,7 @@ pub use registry::{
 };
 pub use results::{JobResult, ResultType};
 pub use retry::Retry;
+pub use scheduler::{Scheduler, SchedulerBuilder};
 pub use suspension::{is_suspended, resume, suspend};
 pub use worker::{
     DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, ShutdownHandle, Worker, WorkerBuilder,

@@ -1,5 +1,8 @@
 //! A named queue: `rq:queue:<name>`, a list of job ids, listed in `rq:queues`.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -102,6 +105,62 @@ impl Queue {
                 other => vec![other],
             });
         Enqueue::new(self, func_name, args)
+    }
+
+    /// Starts an enqueue of `func_name` that waits in the scheduled registry until `time`
+    /// (RQ's `enqueue_at`); sugar for [`enqueue`](Self::enqueue) then [`at`](Enqueue::at).
+    /// A [`Scheduler`](crate::Scheduler) must run for the queue, for instance in a worker
+    /// built [`with_scheduler`](crate::WorkerBuilder::with_scheduler).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// use chrono::{TimeDelta, Utc};
+    /// use rqrs::{JobStatus, Queue};
+    ///
+    /// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+    /// let queue = Queue::new(&conn, "default");
+    /// let time = Utc::now() + TimeDelta::hours(1);
+    /// let job = queue.enqueue_at(time, "tasks.add", (1, 2)).send().await?;
+    /// assert_eq!(job.status(), JobStatus::Scheduled);
+    /// # Ok(()) }
+    /// ```
+    pub fn enqueue_at(
+        &self,
+        time: DateTime<Utc>,
+        func_name: &str,
+        args: impl Serialize,
+    ) -> Enqueue<'_> {
+        self.enqueue(func_name, args).at(time)
+    }
+
+    /// Starts an enqueue of `func_name` that waits in the scheduled registry for `delay`
+    /// (RQ's `enqueue_in`); sugar for [`enqueue`](Self::enqueue) then
+    /// [`delay`](Enqueue::delay). A [`Scheduler`](crate::Scheduler) must run for the queue.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// use std::time::Duration;
+    /// use rqrs::Queue;
+    ///
+    /// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+    /// let queue = Queue::new(&conn, "default");
+    /// let job = queue
+    ///     .enqueue_in(Duration::from_secs(600), "tasks.add", (1, 2))
+    ///     .at_front(true) // at the head of the queue once due
+    ///     .send()
+    ///     .await?;
+    /// println!("{} runs in 10 minutes", job.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn enqueue_in(
+        &self,
+        delay: Duration,
+        func_name: &str,
+        args: impl Serialize,
+    ) -> Enqueue<'_> {
+        self.enqueue(func_name, args).delay(delay)
     }
 
     pub(crate) async fn enqueue_call(&self, call: Call, options: EnqueueOptions) -> Result<Job> {

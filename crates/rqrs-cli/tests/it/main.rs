@@ -12,6 +12,7 @@ mod control;
 mod examples;
 mod interop;
 mod lifecycle;
+mod scheduler;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

@@ -9,7 +9,10 @@
 //!    burst mode, returns once running jobs are done and the queues are still empty.
 //! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step.
 //! 4. A heartbeat task refreshes the worker and every running execution.
-//! 5. Shutdown: a warm stop takes no new job and waits for running ones; a cold stop puts
+//! 5. With [`WorkerBuilder::with_scheduler`], a [`Scheduler`] for the worker's queues runs
+//!    beside it (RQ's `--with-scheduler`); in burst mode it enqueues the due jobs once, at
+//!    start.
+//! 6. Shutdown: a warm stop takes no new job and waits for running ones; a cold stop puts
 //!    running jobs back at the head of their queues and returns at once. The worker then
 //!    unregisters itself.
 
@@ -33,6 +36,7 @@ use crate::Connection;
 use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
+use crate::scheduler::{self, Scheduler};
 
 /// How often a suspended worker looks whether it was resumed (RQ: every second).
 const SUSPENDED_POLL: Duration = Duration::from_secs(1);
@@ -56,6 +60,7 @@ pub struct WorkerBuilder {
     worker_ttl: u64,
     heartbeat_interval: Duration,
     handle_signals: bool,
+    with_scheduler: bool,
     limits: Limits,
     default_job_timeout: i64,
 }
@@ -154,6 +159,15 @@ impl WorkerBuilder {
         self
     }
 
+    /// Also run a [`Scheduler`] for the worker's queues, which enqueues scheduled jobs (and
+    /// retries and repeats with an interval) when they are due (default off; RQ's
+    /// `--with-scheduler`). In burst mode it enqueues the jobs due at start, once, then the
+    /// worker works until the queues are empty, as RQ's does.
+    pub fn with_scheduler(mut self, with_scheduler: bool) -> Self {
+        self.with_scheduler = with_scheduler;
+        self
+    }
+
     /// Checks the settings and builds the worker.
     ///
     /// # Errors
@@ -199,6 +213,7 @@ impl WorkerBuilder {
             heartbeat_interval: self.heartbeat_interval,
             handle_signals: self.handle_signals,
             limits: self.limits,
+            with_scheduler: self.with_scheduler,
             shutdown: Arc::new(shutdown),
         })
     }
@@ -307,6 +322,7 @@ pub struct Worker {
     heartbeat_interval: Duration,
     handle_signals: bool,
     limits: Limits,
+    with_scheduler: bool,
     shutdown: Arc<watch::Sender<Stop>>,
 }
 
@@ -317,6 +333,7 @@ impl std::fmt::Debug for Worker {
             .field("queues", &self.shared.queues)
             .field("concurrency", &self.concurrency)
             .field("burst", &self.burst)
+            .field("with_scheduler", &self.with_scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +354,7 @@ impl Worker {
             handle_signals: false,
             limits: Limits::default(),
             default_job_timeout: DEFAULT_TIMEOUT,
+            with_scheduler: false,
         }
     }
 
@@ -389,8 +407,14 @@ impl Worker {
         if self.handle_signals {
             background.spawn(stop_on_signals(self.shutdown_handle()));
         }
+        let scheduler = self.start_scheduler().await;
         let mut jobs = JoinSet::new();
         let stop = self.dispatch(&mut jobs).await;
+        // Stopped now, not after the running jobs, so that another scheduler can take the
+        // queues over at once; its task releases the locks while the jobs end.
+        if let Some(scheduler) = &scheduler {
+            scheduler.stop();
+        }
 
         if stop == Stop::Cold {
             jobs.abort_all();
@@ -408,10 +432,40 @@ impl Worker {
         } else {
             while jobs.join_next().await.is_some() {}
         }
+        if let Some(scheduler) = scheduler {
+            scheduler.join().await;
+        }
         background.abort_all();
         backend.register_death(&shared.name, &shared.queues).await?;
         tracing::info!(worker = %shared.name, "worker stopped");
         Ok(())
+    }
+
+    /// With a scheduler: in burst mode enqueues the due jobs once and returns `None`;
+    /// otherwise starts the scheduler in its own task.
+    async fn start_scheduler(&self) -> Option<scheduler::Background> {
+        if !self.with_scheduler {
+            return None;
+        }
+        let shared = &self.shared;
+        let scheduler = match Scheduler::builder(&shared.conn)
+            .queues(shared.queues.iter().cloned())
+            .build()
+        {
+            Ok(scheduler) => scheduler,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the scheduler");
+                return None;
+            }
+        };
+        if self.burst {
+            match scheduler.run_once().await {
+                Ok(enqueued) => tracing::info!(enqueued, "scheduled jobs due now enqueued"),
+                Err(error) => tracing::warn!(%error, "could not enqueue the scheduled jobs"),
+            }
+            return None;
+        }
+        Some(scheduler.spawn())
     }
 
     /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).

@@ -8,6 +8,7 @@ mod context;
 mod enqueue;
 mod lifecycle;
 mod registry;
+mod scheduler;
 mod worker;
 
 use std::time::Duration;

@@ -128,6 +128,17 @@ pub(crate) fn clean_registries(queue: &str) -> String {
     format!("rq:clean_registries:{queue}")
 }
 
+/// `rq:scheduler-lock:<q>`: the name of the one scheduler (rqrs's or Python's) that may
+/// enqueue the queue's due scheduled jobs.
+pub(crate) fn scheduler_lock(queue: &str) -> String {
+    format!("rq:scheduler-lock:{queue}")
+}
+
+/// `rq:scheduler:<name>`: HASH of a running scheduler (RQ 2.10+).
+pub(crate) fn scheduler(name: &str) -> String {
+    format!("rq:scheduler:{name}")
+}
+
 /// The queue name of a queue key, if it is one.
 pub(crate) fn queue_name(key: &str) -> Option<&str> {
     key.strip_prefix(QUEUE_PREFIX)
@@ -173,6 +184,8 @@ mod tests {
             ("inline_queue", inline_queue("<q>", "<token>")),
             ("SUSPENDED", SUSPENDED.to_owned()),
             ("worker_channel", worker_channel("<name>")),
+            ("scheduler_lock", scheduler_lock("<q>")),
+            ("scheduler", scheduler("<name>")),
         ]
     }
 
@@ -303,11 +316,16 @@ mod tests {
 
     #[test]
     fn scripts_compose_the_same_keys_as_the_builders() {
-        // dequeue.lua, heartbeat.lua and empty.lua build these keys from the pieces.
+        // dequeue.lua, heartbeat.lua, empty.lua and enqueue_scheduled.lua build these keys
+        // from the pieces.
         assert_eq!(format!("{JOB_PREFIX}<id>"), job("<id>"));
         assert_eq!(
             format!("{JOB_PREFIX}<id>{DEPENDENTS_SUFFIX}"),
             job_dependents("<id>")
+        );
+        assert_eq!(
+            format!("{DEPENDENCIES_PREFIX}<id>{DEPENDENCIES_SUFFIX}"),
+            job_dependencies("<id>")
         );
         assert_eq!(format!("{STARTED_PREFIX}<q>"), started("<q>"));
         assert_eq!(

@@ -11,6 +11,7 @@ pub(crate) mod keys;
 mod queues;
 mod registries;
 mod runs;
+mod scheduler;
 mod workers;
 
 use std::time::Duration;
@@ -21,6 +22,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 
 use crate::error::{Error, Result};
 use crate::job::{Call, EnqueueOptions, Job, JobId};
+
+pub(crate) use scheduler::{Lock, SchedulerRecord};
 
 /// RQ's default job timeout, written into every job that has none (as Python's Queue does).
 pub(crate) const DEFAULT_TIMEOUT: i64 = 180;

@@ -1,0 +1,172 @@
+//! The scheduler's side of Redis, in RQ's layout: the per-queue locks `rq:scheduler-lock:<q>`
+//! (acquire or refresh, compare and delete), the scheduler hash `rq:scheduler:<name>`, and the
+//! enqueue of due jobs from `rq:scheduled:<q>`, one script per batch.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::Script;
+
+use super::{RedisBackend, codec, keys, now};
+use crate::error::Result;
+
+static ACQUIRE_LOCKS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/acquire_locks.lua")));
+static RELEASE_LOCKS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/release_locks.lua")));
+static ENQUEUE_SCHEDULED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/enqueue_scheduled.lua")));
+
+/// How many due ids one script call takes (RQ's chunk size), so that a large backlog never
+/// blocks Redis for long; the caller calls again while batches come back full.
+const BATCH: usize = 1000;
+
+/// What acquiring a queue's scheduler lock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// The lock was free and is now this scheduler's.
+    Acquired,
+    /// This scheduler held it; its TTL starts again.
+    Refreshed,
+    /// Another scheduler holds it.
+    Taken,
+}
+
+impl Lock {
+    /// Whether this scheduler holds the lock now.
+    pub(crate) fn is_held(self) -> bool {
+        self != Lock::Taken
+    }
+}
+
+/// The scheduler hash's fields, as RQ's `RQScheduler.to_dict()` writes them.
+#[derive(Debug, Clone)]
+pub(crate) struct SchedulerRecord<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hostname: &'a str,
+    pub(crate) pid: u32,
+    pub(crate) queues: &'a [String],
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+fn seconds(ttl: Duration) -> u64 {
+    ttl.as_secs().max(1)
+}
+
+impl RedisBackend {
+    /// Acquires or refreshes the locks of `queues` for the scheduler `name`; one outcome per
+    /// queue, in order.
+    pub(crate) async fn acquire_scheduler_locks(
+        &self,
+        name: &str,
+        queues: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<Lock>> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = ACQUIRE_LOCKS.prepare_invoke();
+        for queue in queues {
+            invocation.key(keys::scheduler_lock(queue));
+        }
+        let outcomes: Vec<i64> = invocation
+            .arg(name)
+            .arg(seconds(ttl))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                1 => Lock::Acquired,
+                2 => Lock::Refreshed,
+                _ => Lock::Taken,
+            })
+            .collect())
+    }
+
+    /// Releases the locks of `queues` that `name` holds; returns how many it held.
+    pub(crate) async fn release_scheduler_locks(
+        &self,
+        name: &str,
+        queues: &[String],
+    ) -> Result<usize> {
+        if queues.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = RELEASE_LOCKS.prepare_invoke();
+        for queue in queues {
+            invocation.key(keys::scheduler_lock(queue));
+        }
+        Ok(invocation.arg(name).invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Writes the scheduler hash with a fresh `last_heartbeat`, expiring after `ttl`. The whole
+    /// mapping is written each time, so a hash that expired during a stall comes back whole.
+    pub(crate) async fn register_scheduler(
+        &self,
+        record: &SchedulerRecord<'_>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let key = keys::scheduler(record.name);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("name", record.name),
+                    ("hostname", record.hostname),
+                    ("pid", &record.pid.to_string()),
+                    ("queues", &record.queues.join(",")),
+                    ("created_at", &codec::format_time(record.created_at)),
+                    ("last_heartbeat", &codec::format_time(now())),
+                ],
+            )
+            .ignore()
+            .expire(&key, i64::try_from(seconds(ttl)).unwrap_or(i64::MAX))
+            .ignore();
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Deletes the scheduler hash.
+    pub(crate) async fn unregister_scheduler(&self, name: &str) -> Result<()> {
+        let _: () = redis::cmd("DEL")
+            .arg(keys::scheduler(name))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Enqueues every due job of `queue`'s scheduled registry, batch by batch, while the
+    /// scheduler `name` holds the queue's lock. `Ok(None)`: it does not hold the lock.
+    pub(crate) async fn enqueue_scheduled(&self, name: &str, queue: &str) -> Result<Option<usize>> {
+        let mut total = 0;
+        loop {
+            let now = now();
+            let (enqueued, taken): (i64, usize) = ENQUEUE_SCHEDULED
+                .key(keys::scheduler_lock(queue))
+                .key(keys::scheduled(queue))
+                .key(keys::queue(queue))
+                .key(keys::QUEUES)
+                .arg(name)
+                .arg(now.timestamp())
+                .arg(codec::format_time(now))
+                .arg(keys::queue(queue))
+                .arg(keys::JOB_PREFIX)
+                .arg(keys::DEPENDENTS_SUFFIX)
+                .arg(keys::DEPENDENCIES_PREFIX)
+                .arg(keys::DEPENDENCIES_SUFFIX)
+                .arg(BATCH)
+                .invoke_async(&mut self.conn())
+                .await?;
+            let Ok(enqueued) = usize::try_from(enqueued) else {
+                return Ok(None);
+            };
+            total += enqueued;
+            if taken < BATCH {
+                return Ok(Some(total));
+            }
+        }
+    }
+}
