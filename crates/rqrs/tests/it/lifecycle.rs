@@ -380,3 +380,48 @@ async fn an_inline_queue_runs_jobs_in_the_enqueuing_call() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_retry_with_an_interval_runs_again_through_the_scheduler() {
+    let (_server, conn) = setup().await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&runs);
+    let flaky = Functions::new().register("tests.once", move |_ctx: JobContext, (): ()| {
+        let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if run == 1 {
+                Err(JobError::new("first run fails"))
+            } else {
+                Ok(run)
+            }
+        }
+    });
+    let job = Queue::new(&conn, "default")
+        .enqueue("tests.once", ())
+        .retry(Retry::new(1).interval(1))
+        .send()
+        .await
+        .unwrap();
+    let worker = rqrs::Worker::builder(&conn)
+        .queues(["default"])
+        .functions(flaky)
+        .with_scheduler(true)
+        .build()
+        .unwrap();
+    let stop = worker.shutdown_handle();
+    let task = tokio::spawn(worker.work());
+    let done = rqrs_test::wait_for(
+        "the retried job to finish",
+        Duration::from_secs(20),
+        || async {
+            Job::fetch(&conn, job.id())
+                .await
+                .ok()
+                .filter(|job| job.status() == JobStatus::Finished)
+        },
+    )
+    .await;
+    assert_eq!(done.return_value().await.unwrap(), Some(json!(2)));
+    stop.warm();
+    task.await.unwrap().unwrap();
+}
