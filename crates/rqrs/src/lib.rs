@@ -27,8 +27,10 @@
 //! ```
 //!
 //! # Modules
-//! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with.
+//! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with;
+//!   cancel, delete, requeue.
 //! - [`Queue`]: enqueue, count, list, empty.
+//! - [`Group`]: jobs enqueued together under one name.
 //! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
 //!   requeue from failed.
 //! - [`JobResult`]: the results of a job's runs.
@@ -42,6 +44,7 @@ mod backend;
 mod context;
 mod error;
 mod functions;
+mod group;
 mod job;
 mod queue;
 mod registry;
@@ -53,6 +56,7 @@ pub use backend::{Connection, connect};
 pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;
+pub use group::Group;
 pub use job::{Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat};
 pub use queue::Queue;
 pub use registry::{
