@@ -10,6 +10,7 @@
 mod cli;
 mod examples;
 mod interop;
+mod job_ops;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

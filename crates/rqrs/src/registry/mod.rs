@@ -166,7 +166,12 @@ impl FailedJobRegistry {
     }
 
     async fn requeue_to(&self, id: &JobId, at_front: bool) -> Result<()> {
-        if self.conn.backend().requeue(&self.queue, id, at_front).await? {
+        if self
+            .conn
+            .backend()
+            .requeue(&self.queue, id, at_front)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotInRegistry {

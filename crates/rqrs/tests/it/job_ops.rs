@@ -34,7 +34,11 @@ async fn in_zset(server: &RedisServer, key: &str, id: &JobId) -> bool {
 
 /// Enqueues `fixtures.fail` and runs it, so that the job lands in the failed registry.
 async fn failed_job(conn: &rqrs::Connection, queue: &Queue) -> Job {
-    let job = queue.enqueue("fixtures.fail", ("no",)).send().await.unwrap();
+    let job = queue
+        .enqueue("fixtures.fail", ("no",))
+        .send()
+        .await
+        .unwrap();
     work(conn, &[queue.name()], 1, Functions::new()).await;
     let job = Job::fetch(conn, job.id()).await.unwrap();
     assert_eq!(job.status(), JobStatus::Failed);
@@ -213,7 +217,10 @@ async fn cancel_twice_is_refused() {
     let mut stale = job.clone();
     job.cancel().await.unwrap();
     let again = job.cancel().await.unwrap_err();
-    assert!(matches!(again, Error::AlreadyCanceled(ref id) if id == job.id()), "{again}");
+    assert!(
+        matches!(again, Error::AlreadyCanceled(ref id) if id == job.id()),
+        "{again}"
+    );
     // The stored status decides, not the one this value last read.
     assert_eq!(stale.status(), JobStatus::Queued);
     assert!(matches!(
@@ -262,7 +269,11 @@ async fn a_running_job_canceled_or_deleted_keeps_running_but_records_nothing() {
 
     canceled.cancel().await.unwrap();
     deleted.delete(false).await.unwrap();
-    assert_eq!(started.count().await.unwrap(), 0, "both left the wip registry");
+    assert_eq!(
+        started.count().await.unwrap(),
+        0,
+        "both left the wip registry"
+    );
     let executions: Vec<String> = raw(
         &server,
         &["KEYS", &format!("rq:execution*{}*", deleted.id())],
@@ -277,9 +288,16 @@ async fn a_running_job_canceled_or_deleted_keeps_running_but_records_nothing() {
         .unwrap()
         .unwrap();
     let job = Job::fetch(&conn, canceled.id()).await.unwrap();
-    assert_eq!(job.status(), JobStatus::Canceled, "the late outcome is refused");
+    assert_eq!(
+        job.status(),
+        JobStatus::Canceled,
+        "the late outcome is refused"
+    );
     assert!(job.results().await.unwrap().is_empty());
-    assert_eq!(keys_naming(&server, deleted.id()).await, Vec::<String>::new());
+    assert_eq!(
+        keys_naming(&server, deleted.id()).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -355,7 +373,12 @@ async fn delete_with_dependents_deletes_the_whole_chain() {
     parent.delete(true).await.unwrap();
     for job in [&parent, &child, &grandchild] {
         assert_eq!(keys_naming(&server, job.id()).await, Vec::<String>::new());
-        assert!(Job::fetch(&conn, job.id()).await.unwrap_err().is_no_such_job());
+        assert!(
+            Job::fetch(&conn, job.id())
+                .await
+                .unwrap_err()
+                .is_no_such_job()
+        );
     }
     assert_eq!(queue.job_ids().await.unwrap(), [bystander.id().clone()]);
     for name in ["default", "other"] {
@@ -379,7 +402,11 @@ async fn requeue_puts_a_failed_job_back_at_the_tail_or_the_head() {
     assert_eq!(first.status(), JobStatus::Queued);
     assert_eq!(
         queue.job_ids().await.unwrap(),
-        [second.id().clone(), waiting.id().clone(), first.id().clone()]
+        [
+            second.id().clone(),
+            waiting.id().clone(),
+            first.id().clone()
+        ]
     );
     assert_eq!(
         Job::fetch(&conn, second.id()).await.unwrap().status(),
@@ -460,7 +487,10 @@ async fn groups_track_the_jobs_enqueued_in_them() {
     assert!(fetched.delete_job(&ids[0]).await.unwrap());
     assert!(!fetched.delete_job(&ids[0]).await.unwrap());
     assert_eq!(fetched.job_ids().await.unwrap(), [ids[1].clone()]);
-    assert!(Job::fetch(&conn, &ids[0]).await.is_ok(), "only left the group");
+    assert!(
+        Job::fetch(&conn, &ids[0]).await.is_ok(),
+        "only left the group"
+    );
 
     // A job that expires leaves its group when the group is read; a group with no job left
     // leaves the list of groups.
