@@ -29,7 +29,7 @@
 //! # Modules
 //! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with;
 //!   cancel, delete, requeue.
-//! - [`Queue`]: enqueue, count, list, empty.
+//! - [`Queue`]: enqueue, count, list, position, empty.
 //! - [`Group`]: jobs enqueued together under one name.
 //! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
 //!   requeue from failed.

@@ -12,8 +12,11 @@ local fields = redis.call('HMGET', KEYS[1], 'status', 'origin')
 if fields[1] == 'canceled' then return 0 end
 local origin = fields[2]
 if not origin or origin == '' then origin = ARGV[3] end
-local p = job_pieces(4)
-unlist(id, origin, p)
 redis.call('HSET', KEYS[1], 'status', 'canceled')
-redis.call('ZADD', p.canceled .. origin, ARGV[2], id)
+-- A job that was never enqueued has no queue, and so no registry either.
+if origin ~= '' then
+  local p = job_pieces(4)
+  unlist(id, origin, p)
+  redis.call('ZADD', p.canceled .. origin, ARGV[2], id)
+end
 return 1
