@@ -42,6 +42,12 @@ pub enum Error {
     /// A unique job was enqueued with the id of a job that exists.
     #[error("a job with id {0} exists already (unique enqueue)")]
     DuplicateJob(JobId),
+    /// The job cannot be canceled: it was canceled already (RQ's `InvalidJobOperation`).
+    #[error("job {0} is canceled already")]
+    AlreadyCanceled(JobId),
+    /// No group with this name exists (never made, or all its jobs are gone).
+    #[error("no such group: {0}")]
+    NoSuchGroup(String),
     /// A worker with this name is alive already.
     #[error("there is an active worker named {0} already")]
     WorkerExists(String),

@@ -27,8 +27,10 @@
 //! ```
 //!
 //! # Modules
-//! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with.
-//! - [`Queue`]: enqueue (now, at a time, after a delay), count, list, empty.
+//! - [`Job`], [`JobId`], [`JobStatus`], [`Enqueue`]: a job and the options it is enqueued with;
+//!   cancel, delete, requeue.
+//! - [`Queue`]: enqueue (now, at a time, after a delay), count, list, position, empty.
+//! - [`Group`]: jobs enqueued together under one name.
 //! - [`StartedJobRegistry`], [`FinishedJobRegistry`], [`FailedJobRegistry`]: jobs by state;
 //!   requeue from failed.
 //! - [`JobResult`]: the results of a job's runs.
@@ -47,6 +49,7 @@ mod command;
 mod context;
 mod error;
 mod functions;
+mod group;
 mod job;
 mod queue;
 mod registry;
@@ -61,6 +64,7 @@ pub use command::{send_kill_horse_command, send_shutdown_command, send_stop_job_
 pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;
+pub use group::Group;
 pub use job::{Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat};
 pub use queue::Queue;
 pub use registry::{

@@ -164,7 +164,7 @@ impl Queue {
     }
 
     pub(crate) async fn enqueue_call(&self, call: Call, options: EnqueueOptions) -> Result<Job> {
-        let mut jobs = self.enqueue_calls(vec![(call, options)]).await?;
+        let mut jobs = self.enqueue_calls(vec![(call, options)], None).await?;
         jobs.pop()
             .ok_or_else(|| Error::invalid("enqueue", "the backend returned no job"))
     }
@@ -191,6 +191,15 @@ impl Queue {
         &self,
         jobs: impl IntoIterator<Item = Enqueue<'q>>,
     ) -> Result<Vec<Job>> {
+        self.enqueue_in_group(jobs, None).await
+    }
+
+    /// [`Queue::enqueue_many`], the jobs joining `group` in the same step when one is given.
+    pub(crate) async fn enqueue_in_group<'q>(
+        &self,
+        jobs: impl IntoIterator<Item = Enqueue<'q>>,
+        group: Option<&str>,
+    ) -> Result<Vec<Job>> {
         let calls = jobs
             .into_iter()
             .map(|enqueue| {
@@ -207,10 +216,14 @@ impl Queue {
                 Ok((call, options))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.enqueue_calls(calls).await
+        self.enqueue_calls(calls, group).await
     }
 
-    async fn enqueue_calls(&self, calls: Vec<(Call, EnqueueOptions)>) -> Result<Vec<Job>> {
+    async fn enqueue_calls(
+        &self,
+        calls: Vec<(Call, EnqueueOptions)>,
+        group: Option<&str>,
+    ) -> Result<Vec<Job>> {
         validate_name(&self.name)?;
         let mut jobs = Vec::with_capacity(calls.len());
         for (call, options) in calls {
@@ -227,7 +240,7 @@ impl Queue {
             return self
                 .conn
                 .backend()
-                .enqueue(&self.conn, &self.name, jobs)
+                .enqueue(&self.conn, &self.name, jobs, group)
                 .await;
         };
         let mut ran = Vec::with_capacity(jobs.len());
@@ -236,7 +249,7 @@ impl Queue {
             let list = keys::inline_queue(&self.name, &uuid::Uuid::new_v4().simple().to_string());
             let backend = self.conn.backend();
             for job in backend
-                .enqueue_to(&self.conn, &self.name, &list, vec![job])
+                .enqueue_to(&self.conn, &self.name, &list, vec![job], group)
                 .await?
             {
                 if job.status() != JobStatus::Queued {
@@ -291,6 +304,15 @@ impl Queue {
             .backend()
             .queue_job_ids(&self.name, offset, Some(limit))
             .await
+    }
+
+    /// Where the job is on the queue (0 is the head, the next to run), or `None` when it is
+    /// not on it (RQ's `get_job_position`).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn job_position(&self, id: &JobId) -> Result<Option<usize>> {
+        self.conn.backend().queue_position(&self.name, id).await
     }
 
     /// Removes every waiting job and deletes it; returns how many there were. Registries are

@@ -1,5 +1,6 @@
 //! A job: its id, status, call, options and outcome, as stored in `rq:job:<id>`.
 
+mod operations;
 mod options;
 
 use std::fmt;
@@ -199,6 +200,8 @@ pub struct Job {
     pub(crate) legacy_exc_info: Option<String>,
     /// What happens around its runs: retries, repeats, callbacks, dependencies.
     pub(crate) lifecycle: Lifecycle,
+    /// The group the job belongs to (RQ's `group_id`).
+    pub(crate) group_id: Option<String>,
 }
 
 /// The settings of a job that decide what happens after a run, as stored in its hash.
@@ -239,6 +242,7 @@ impl Job {
             meta: Map::new(),
             legacy_exc_info: None,
             lifecycle: Lifecycle::default(),
+            group_id: None,
         }
     }
 
@@ -252,6 +256,31 @@ impl Job {
             .fetch_job(conn, id)
             .await?
             .ok_or_else(|| Error::NoSuchJob(id.clone()))
+    }
+
+    /// Reads several jobs in one round trip (RQ's `Job.fetch_many`), in the order of `ids`:
+    /// `None` for each id whose job does not exist.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// use rqrs::{Job, JobId};
+    ///
+    /// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+    /// let ids: Vec<JobId> = vec!["a".parse()?, "b".parse()?];
+    /// for (id, job) in ids.iter().zip(Job::fetch_many(&conn, &ids).await?) {
+    ///     match job {
+    ///         Some(job) => println!("{id}: {}", job.status()),
+    ///         None => println!("{id}: gone"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MalformedJob`] if a hash is not a job; a backend error.
+    pub async fn fetch_many(conn: &Connection, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
+        conn.backend().fetch_jobs(conn, ids).await
     }
 
     /// Reads the job again, so that status, meta and timestamps are current.
@@ -372,6 +401,26 @@ impl Job {
         &self.lifecycle.dependency_ids
     }
 
+    /// The name of the group the job was enqueued in (see [`Group`](crate::Group)).
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+
+    /// Where the job is on its queue (0 is the head, the next to run), or `None` when it is not
+    /// on it: not queued, or taken by a worker already (RQ's `get_position`).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub async fn position(&self) -> Result<Option<usize>> {
+        if self.origin.is_empty() {
+            return Ok(None);
+        }
+        self.conn
+            .backend()
+            .queue_position(&self.origin, &self.id)
+            .await
+    }
+
     /// The job's free-form metadata.
     pub fn meta(&self) -> &Map<String, Value> {
         &self.meta
@@ -396,6 +445,15 @@ impl Job {
     /// A backend error, or a result entry that cannot be read.
     pub async fn latest_result(&self) -> Result<Option<JobResult>> {
         self.conn.backend().latest_result(&self.id).await
+    }
+
+    /// Every result kept for the job, newest first (RQ's `results()`): one per run that
+    /// ended, as RQ keeps them (about the last ten).
+    ///
+    /// # Errors
+    /// A backend error, or a result entry that cannot be read.
+    pub async fn results(&self) -> Result<Vec<JobResult>> {
+        self.conn.backend().results(&self.id).await
     }
 
     /// The return value of the last run, if it succeeded (`Some(Value::Null)` for a function

@@ -1,7 +1,7 @@
 //! The registries of a queue, RQ's sorted sets of job ids by state: started (`rq:wip:<q>`),
 //! finished, failed, deferred, scheduled and canceled (`rq:<state>:<q>`). All share one shape:
-//! `count`, `job_ids`, `cleanup`; finished and failed add `remove`, failed adds requeue and
-//! `add`.
+//! `count`, `job_ids`, `cleanup`; finished and failed add `remove`, failed adds requeue (at the
+//! tail or the head) and `add`.
 
 use crate::Connection;
 use crate::error::{Error, Result};
@@ -153,7 +153,25 @@ impl FailedJobRegistry {
     /// [`Error::NotInRegistry`] if it is not in this registry; [`Error::NoSuchJob`] if its
     /// hash expired (the stale entry is dropped); a backend error.
     pub async fn requeue(&self, id: &JobId) -> Result<()> {
-        if self.conn.backend().requeue(&self.queue, id).await? {
+        self.requeue_to(id, false).await
+    }
+
+    /// Puts a failed job back at the head of its queue, to run next (RQ's `requeue(job,
+    /// at_front=True)`).
+    ///
+    /// # Errors
+    /// As [`FailedJobRegistry::requeue`].
+    pub async fn requeue_at_front(&self, id: &JobId) -> Result<()> {
+        self.requeue_to(id, true).await
+    }
+
+    async fn requeue_to(&self, id: &JobId, at_front: bool) -> Result<()> {
+        if self
+            .conn
+            .backend()
+            .requeue(&self.queue, id, at_front)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotInRegistry {

@@ -6,6 +6,7 @@
 
 mod context;
 mod enqueue;
+mod job_ops;
 mod lifecycle;
 mod registry;
 mod scheduler;

@@ -1,4 +1,4 @@
-//! Jobs: enqueue (one MULTI for any number of jobs), fetch, meta, results.
+//! Jobs: enqueue (one script call for any number of jobs), fetch one or many, meta, results.
 
 use std::sync::LazyLock;
 
@@ -20,7 +20,8 @@ static SAVE_META: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_meta.lua")));
 
 impl RedisBackend {
-    /// Enqueues jobs on `queue` in one script call: each is queued, scheduled or deferred.
+    /// Enqueues jobs on `queue` in one script call: each is queued, scheduled or deferred, and
+    /// joins `group` if one is given.
     ///
     /// # Errors
     /// [`Error::DuplicateJob`] when a unique job's id is taken (nothing is enqueued).
@@ -29,8 +30,9 @@ impl RedisBackend {
         conn: &Connection,
         queue: &str,
         jobs: Vec<NewJob>,
+        group: Option<&str>,
     ) -> Result<Vec<Job>> {
-        self.enqueue_to(conn, queue, &keys::queue(queue), jobs)
+        self.enqueue_to(conn, queue, &keys::queue(queue), jobs, group)
             .await
     }
 
@@ -42,6 +44,7 @@ impl RedisBackend {
         queue: &str,
         list: &str,
         jobs: Vec<NewJob>,
+        group: Option<&str>,
     ) -> Result<Vec<Job>> {
         let created = now();
         let created_iso = codec::format_time(created);
@@ -50,14 +53,19 @@ impl RedisBackend {
             .key(keys::QUEUES)
             .key(list)
             .key(keys::deferred(queue))
-            .key(keys::scheduled(queue))
+            .key(keys::scheduled(queue));
+        if let Some(group) = group {
+            invocation.key(keys::group(group)).key(keys::GROUPS);
+        }
+        invocation
             .arg(keys::queue(queue))
             .arg(&created_iso)
             .arg(created.timestamp())
             .arg(keys::JOB_PREFIX)
             .arg(keys::DEPENDENTS_SUFFIX)
             .arg(keys::DEPENDENCIES_PREFIX)
-            .arg(keys::DEPENDENCIES_SUFFIX);
+            .arg(keys::DEPENDENCIES_SUFFIX)
+            .arg(group.unwrap_or_default());
         let mut out = Vec::with_capacity(jobs.len());
         for NewJob { id, call, options } in jobs {
             let description = options
@@ -65,7 +73,15 @@ impl RedisBackend {
                 .clone()
                 .unwrap_or_else(|| codec::call_string(&call));
             let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            let fields = job_fields(queue, &created_iso, &call, &description, timeout, &options)?;
+            let fields = job_fields(
+                queue,
+                &created_iso,
+                &call,
+                &description,
+                timeout,
+                &options,
+                group,
+            )?;
             let placement = match (options.scheduled_at, options.at_front) {
                 (Some(_), _) => "S",
                 (None, true) => "L",
@@ -157,6 +173,7 @@ impl RedisBackend {
                 },
                 meta: options.meta,
                 legacy_exc_info: None,
+                group_id: group.map(str::to_owned),
             });
         }
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
@@ -183,6 +200,33 @@ impl RedisBackend {
             return Ok(None);
         }
         decode_job(conn, id.clone(), &hash).map(Some)
+    }
+
+    /// Reads several jobs in one round trip (a pipeline of HGETALLs); `None` for each id whose
+    /// job does not exist.
+    pub(crate) async fn fetch_jobs(
+        &self,
+        conn: &Connection,
+        ids: &[JobId],
+    ) -> Result<Vec<Option<Job>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(keys::job(id.as_str()));
+        }
+        let hashes: Vec<RawHash> = pipe.query_async(&mut self.conn()).await?;
+        ids.iter()
+            .zip(&hashes)
+            .map(|(id, hash)| {
+                if hash.is_empty() {
+                    Ok(None)
+                } else {
+                    decode_job(conn, id.clone(), hash).map(Some)
+                }
+            })
+            .collect()
     }
 
     pub(crate) async fn save_meta(
@@ -217,6 +261,21 @@ impl RedisBackend {
             .map(|entry| decode_result(id, &entry))
             .transpose()
     }
+
+    /// Every result kept for the job, newest first (RQ's `Job.results()`).
+    pub(crate) async fn results(&self, id: &JobId) -> Result<Vec<JobResult>> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(keys::results(id.as_str()))
+            .arg("+")
+            .arg("-")
+            .query_async(&mut self.conn())
+            .await?;
+        reply
+            .ids
+            .iter()
+            .map(|entry| decode_result(id, entry))
+            .collect()
+    }
 }
 
 /// The hash fields of a new job, as RQ's `Job.to_dict()` writes them (status and
@@ -228,6 +287,7 @@ fn job_fields(
     description: &str,
     timeout: i64,
     options: &EnqueueOptions,
+    group: Option<&str>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let text = |value: &str| value.as_bytes().to_vec();
     let callback_name = |callback: &Option<Callback>| {
@@ -246,7 +306,7 @@ fn job_fields(
         ("ended_at", Vec::new()),
         ("last_heartbeat", Vec::new()),
         ("worker_name", Vec::new()),
-        ("group_id", Vec::new()),
+        ("group_id", text(group.unwrap_or_default())),
         ("origin", text(queue)),
         ("description", text(description)),
         ("timeout", timeout.to_string().into_bytes()),
@@ -344,6 +404,7 @@ pub(super) fn decode_job(conn: &Connection, id: JobId, hash: &RawHash) -> Result
             .get("exc_info")
             .map(|raw| String::from_utf8_lossy(&codec::decompress(raw)).into_owned()),
         lifecycle: decode_lifecycle(hash),
+        group_id: codec::text(hash, "group_id"),
         id,
     })
 }

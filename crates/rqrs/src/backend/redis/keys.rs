@@ -11,6 +11,8 @@ pub(crate) const QUEUES: &str = "rq:queues";
 pub(crate) const SUSPENDED: &str = "rq:suspended";
 /// SET of live worker keys.
 pub(crate) const WORKERS: &str = "rq:workers";
+/// SET of group names (RQ's `Group.REDIS_GROUP_KEY`).
+pub(crate) const GROUPS: &str = "rq:groups";
 
 pub(crate) const QUEUE_PREFIX: &str = "rq:queue:";
 pub(crate) const JOB_PREFIX: &str = "rq:job:";
@@ -25,6 +27,7 @@ pub(crate) const FAILED_PREFIX: &str = "rq:failed:";
 pub(crate) const DEFERRED_PREFIX: &str = "rq:deferred:";
 pub(crate) const SCHEDULED_PREFIX: &str = "rq:scheduled:";
 pub(crate) const CANCELED_PREFIX: &str = "rq:canceled:";
+pub(crate) const GROUP_PREFIX: &str = "rq:group:";
 
 /// `rq:queue:<q>`: LIST of job ids.
 pub(crate) fn queue(name: &str) -> String {
@@ -122,6 +125,11 @@ pub(crate) fn canceled(queue: &str) -> String {
     format!("{CANCELED_PREFIX}{queue}")
 }
 
+/// `rq:group:<name>`: SET of the ids of a group's jobs.
+pub(crate) fn group(name: &str) -> String {
+    format!("{GROUP_PREFIX}{name}")
+}
+
 /// `rq:clean_registries:<q>`: the lock of a queue's registry maintenance, shared with RQ's
 /// workers so that one process at a time cleans a queue.
 pub(crate) fn clean_registries(queue: &str) -> String {
@@ -186,6 +194,8 @@ mod tests {
             ("worker_channel", worker_channel("<name>")),
             ("scheduler_lock", scheduler_lock("<q>")),
             ("scheduler", scheduler("<name>")),
+            ("GROUPS", GROUPS.to_owned()),
+            ("group", group("<name>")),
         ]
     }
 
@@ -210,6 +220,7 @@ mod tests {
         "DEFERRED_PREFIX",
         "SCHEDULED_PREFIX",
         "CANCELED_PREFIX",
+        "GROUP_PREFIX",
     ];
 
     /// The key patterns in the first column of the document's key table (the first table
@@ -333,6 +344,23 @@ mod tests {
             execution("<id>", "<eid>")
         );
         assert_eq!(format!("{EXECUTIONS_PREFIX}<id>"), executions("<id>"));
+        // unlist.lua (cancel, delete) and group_cleanup.lua.
+        assert_eq!(format!("{RESULTS_PREFIX}<id>"), results("<id>"));
+        assert_eq!(format!("{GROUP_PREFIX}<name>"), group("<name>"));
+        for (prefix, builder) in [
+            (QUEUE_PREFIX, queue as fn(&str) -> String),
+            (FINISHED_PREFIX, finished),
+            (FAILED_PREFIX, failed),
+            (DEFERRED_PREFIX, deferred),
+            (SCHEDULED_PREFIX, scheduled),
+            (CANCELED_PREFIX, canceled),
+        ] {
+            assert_eq!(format!("{prefix}<q>"), builder("<q>"));
+        }
+        assert_eq!(
+            format!("{DEPENDENCIES_PREFIX}<id>{DEPENDENCIES_SUFFIX}"),
+            job_dependencies("<id>")
+        );
         // requeue.lua's member of `rq:queues` and the readers of the sets.
         assert_eq!(queue_name(&queue("default")), Some("default"));
         assert_eq!(queue_name("rq:worker:w1"), None);

@@ -6,6 +6,8 @@
 //! loaded once and called by SHA; single-purpose writes are MULTI pipelines.
 
 pub(crate) mod codec;
+mod groups;
+mod job_ops;
 mod jobs;
 pub(crate) mod keys;
 mod queues;

@@ -1,4 +1,4 @@
-//! Queues: the set of queues, a queue's list of ids, emptying a queue.
+//! Queues: the set of queues, a queue's list of ids, a job's position on it, emptying a queue.
 
 use std::sync::LazyLock;
 
@@ -48,6 +48,14 @@ impl RedisBackend {
             .query_async(&mut self.conn())
             .await?;
         Ok(ids.into_iter().map(JobId::from_stored).collect())
+    }
+
+    pub(crate) async fn queue_position(&self, queue: &str, id: &JobId) -> Result<Option<usize>> {
+        Ok(redis::cmd("LPOS")
+            .arg(keys::queue(queue))
+            .arg(id.as_str())
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     pub(crate) async fn empty_queue(&self, queue: &str) -> Result<usize> {

@@ -1,5 +1,6 @@
 //! Registries: counts, ids, removal, cleanup (abandoned runs, expired entries), requeue from
-//! failed, failing a job by hand, and the maintenance that cleans a queue's registries.
+//! failed, failing a job by hand, and the maintenance that cleans a queue's registries (and the
+//! groups).
 
 use std::sync::LazyLock;
 
@@ -167,6 +168,14 @@ impl RedisBackend {
                 }
             }
         }
+        // RQ prunes the groups once per maintenance, after all its queues; here it is done
+        // with each queue's, which is as correct and costs one script call per group.
+        if outcome.is_ok() {
+            match self.clean_groups().await {
+                Ok(count) => cleaned += count,
+                Err(error) => outcome = Err(error),
+            }
+        }
         let _: () = redis::cmd("DEL")
             .arg(&lock)
             .query_async(&mut self.conn())
@@ -183,8 +192,9 @@ impl RedisBackend {
         Ok(ttl.and_then(|ttl| ttl.parse().ok()))
     }
 
-    /// Moves a failed job back to the tail of `queue`. `Ok(false)`: it was not in the registry.
-    pub(crate) async fn requeue(&self, queue: &str, id: &JobId) -> Result<bool> {
+    /// Moves a failed job back to `queue`, at its head or tail. `Ok(false)`: it was not in the
+    /// registry.
+    pub(crate) async fn requeue(&self, queue: &str, id: &JobId, at_front: bool) -> Result<bool> {
         let status: i64 = REQUEUE
             .key(keys::failed(queue))
             .key(keys::job(id.as_str()))
@@ -194,6 +204,7 @@ impl RedisBackend {
             .arg(EMPTY_EXC_INFO)
             .arg(keys::QUEUE_PREFIX)
             .arg(queue)
+            .arg(if at_front { "1" } else { "" })
             .invoke_async(&mut self.conn())
             .await?;
         match status {

@@ -1,20 +1,23 @@
 -- Enqueues a batch of jobs of one queue in one step. Each job is pushed on the queue, or put in
 -- the scheduled registry for later, or deferred until the jobs it depends on have ended (RQ's
 -- rule: every dependency that still exists is finished, or failed when failures are allowed).
--- A unique job whose id is taken refuses the whole batch before anything is written.
+-- A unique job whose id is taken refuses the whole batch before anything is written. Jobs of a
+-- group (RQ's Group.enqueue_many) join the group's set, and the group the set of groups, in the
+-- same step.
 -- KEYS[1]: the set of queues; [2]: the queue list; [3]: the deferred registry;
--- [4]: the scheduled registry
+-- [4]: the scheduled registry; with a group only: [5]: the group's set; [6]: the set of groups
 -- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (whole seconds);
 -- [4]: job key prefix; [5]: dependents suffix; [6]: dependencies key prefix;
--- [7]: dependencies suffix
+-- [7]: dependencies suffix; [8]: the group's name, or '' for none
 -- Then per job: id; placement ('R' tail, 'L' head, 'S' scheduled); due time (whole seconds, or
 -- ''); unique ('1' or ''); ttl (seconds, or ''); failures allowed ('1' or ''); the number of
 -- dependencies, then their ids; the number of fields, then (field, value) pairs.
 -- Returns: {'duplicate', id} when a unique id is taken; otherwise the status of each job.
 local job_prefix, dependents_suffix = ARGV[4], ARGV[5]
 local dependencies_prefix, dependencies_suffix = ARGV[6], ARGV[7]
+local group = ARGV[8]
 local jobs = {}
-local i = 8
+local i = 9
 while i <= #ARGV do
   local job = {id = ARGV[i], placement = ARGV[i + 1], due = ARGV[i + 2], unique = ARGV[i + 3],
     ttl = ARGV[i + 4], allow_failure = ARGV[i + 5] == '1'}
@@ -72,6 +75,12 @@ for _, job in ipairs(jobs) do
       redis.call('RPUSH', KEYS[2], job.id)
     end
   end
+  if group ~= '' then
+    redis.call('SADD', KEYS[5], job.id)
+  end
   out[#out + 1] = status
+end
+if group ~= '' then
+  redis.call('SADD', KEYS[6], group)
 end
 return out
