@@ -18,7 +18,10 @@
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 if eid ~= '' then
   local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
-  if not deadline then return 0 end
+  if not deadline then
+    if worker ~= '' then forget_current(KEYS[5], id) end
+    return 0
+  end
   -- An abandoned run's deadline must still be past: a late heartbeat saves it.
   if worker == '' and tonumber(deadline) > tonumber(ARGV[5]) then return 0 end
   end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)

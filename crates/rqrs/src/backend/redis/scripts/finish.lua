@@ -14,7 +14,10 @@
 -- prefix and suffix, deferred prefix, queue prefix, set of queues)
 -- Returns: 1 when recorded, 0 when the execution was stale.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
-if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then return 0 end
+if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
+  forget_current(KEYS[5], id)
+  return 0
+end
 count_run(KEYS[5], 'successful_job_count', ARGV[10], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 release_dependents(id, 'finished', ARGV[4], pieces(12))

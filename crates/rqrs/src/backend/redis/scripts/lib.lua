@@ -12,15 +12,21 @@ local function end_execution(wip, execution, executions, id, eid)
   return true
 end
 
+-- Clears the worker's current_job when it names this job (the run ended, or was taken away
+-- by a cancel or a recovery, so its outcome is not recorded).
+local function forget_current(worker, id)
+  if redis.call('HGET', worker, 'current_job') == id then
+    redis.call('HDEL', worker, 'current_job')
+  end
+end
+
 -- Counts a run on the worker that ran it. Only a live worker hash is updated: counters written
 -- into an expired one would leave a hash without `birth`, which Python's readers cannot parse.
 local function count_run(worker, counter, working_time, id)
   if redis.call('EXISTS', worker) == 0 then return end
   redis.call('HINCRBY', worker, counter, 1)
   redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
-  if redis.call('HGET', worker, 'current_job') == id then
-    redis.call('HDEL', worker, 'current_job')
-  end
+  forget_current(worker, id)
 end
 
 -- Enqueues the deferred dependents of job `id`, which ended with `status`, whose other

@@ -11,7 +11,10 @@
 -- retry at the head of the queue; [12]: the queue key (member of KEYS[9])
 -- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
-if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then return 0 end
+if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
+  forget_current(KEYS[5], id)
+  return 0
+end
 count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'retries_left', -1)
