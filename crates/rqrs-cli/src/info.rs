@@ -53,18 +53,36 @@ pub(crate) async fn run(conn: &Connection, args: &InfoArgs) -> anyhow::Result<()
                 .any(|queue| args.queues.contains(queue))
         });
     }
+    // The progress a running job reports in its meta (JobContext::set_progress).
+    let ids: Vec<rqrs::JobId> = workers
+        .iter()
+        .filter_map(|worker| worker.current_job.as_deref()?.parse().ok())
+        .collect();
+    let progress: std::collections::HashMap<String, serde_json::Value> =
+        rqrs::Job::fetch_many(conn, &ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|job| Some((job.id().to_string(), job.meta().get("progress")?.clone())))
+            .collect();
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&queues, &workers))?
+            serde_json::to_string_pretty(&to_json(&queues, &workers, &progress))?
         );
     } else {
-        print_text(&queues, &workers);
+        print_text(&queues, &workers, &progress);
     }
     Ok(())
 }
 
-fn to_json(queues: &[QueueCounts], workers: &[WorkerInfo]) -> serde_json::Value {
+type Progress = std::collections::HashMap<String, serde_json::Value>;
+
+fn to_json(
+    queues: &[QueueCounts],
+    workers: &[WorkerInfo],
+    progress: &Progress,
+) -> serde_json::Value {
     json!({
         "queues": queues.iter().map(|q| json!({
             "name": q.name, "queued": q.queued, "started": q.started,
@@ -72,7 +90,8 @@ fn to_json(queues: &[QueueCounts], workers: &[WorkerInfo]) -> serde_json::Value 
         })).collect::<Vec<_>>(),
         "workers": workers.iter().map(|w| json!({
             "name": w.name, "state": w.state.as_str(), "queues": w.queues,
-            "current_job": w.current_job, "hostname": w.hostname, "pid": w.pid,
+            "current_job": w.current_job,
+            "progress": w.current_job.as_ref().and_then(|id| progress.get(id)), "hostname": w.hostname, "pid": w.pid,
             "successful_job_count": w.successful_job_count, "failed_job_count": w.failed_job_count,
             "total_working_time": w.total_working_time, "version": w.version,
             "last_heartbeat": w.last_heartbeat.map(|t| t.to_rfc3339()),
@@ -80,7 +99,7 @@ fn to_json(queues: &[QueueCounts], workers: &[WorkerInfo]) -> serde_json::Value 
     })
 }
 
-fn print_text(queues: &[QueueCounts], workers: &[WorkerInfo]) {
+fn print_text(queues: &[QueueCounts], workers: &[WorkerInfo], progress: &Progress) {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(["queue", "queued", "started", "finished", "failed"]);
@@ -103,6 +122,7 @@ fn print_text(queues: &[QueueCounts], workers: &[WorkerInfo]) {
         "state",
         "queues",
         "current job",
+        "progress",
         "host",
         "pid",
         "finished",
@@ -114,6 +134,11 @@ fn print_text(queues: &[QueueCounts], workers: &[WorkerInfo]) {
             w.state.as_str().to_owned(),
             w.queues.join(","),
             w.current_job.clone().unwrap_or_default(),
+            w.current_job
+                .as_ref()
+                .and_then(|id| progress.get(id)?.get("percent")?.as_f64())
+                .map(|percent| format!("{percent}%"))
+                .unwrap_or_default(),
             w.hostname.clone(),
             w.pid.to_string(),
             w.successful_job_count.to_string(),

@@ -11,6 +11,7 @@
 //! | `fixtures.set_meta(key, value)` | sets `meta[key] = value` on the job, saves it, returns the job's id |
 //! | `fixtures.noop()` | returns `null` |
 //! | `fixtures.append(path, line, seconds=0)` | waits `seconds`, then appends `line` and a newline to the file `path` |
+//! | `fixtures.progress(steps, seconds)` | reports progress `i/steps` after each of `steps` sleeps of `seconds`, returns `steps` |
 //! | `fixtures.on_success_mark` | a callback: sets meta `"callback"` to `"success"` on the job and saves it |
 //! | `fixtures.on_failure_mark` | a callback: sets meta `"callback"` to `"failure"` on the job and saves it |
 
@@ -33,6 +34,7 @@ pub fn functions() -> Functions {
         .register("fixtures.set_meta", set_meta)
         .register("fixtures.noop", noop)
         .register("fixtures.append", append)
+        .register("fixtures.progress", progress)
         .register(
             "fixtures.on_success_mark",
             |ctx: JobContext, _: IgnoredAny| mark(ctx, "success"),
@@ -41,6 +43,21 @@ pub fn functions() -> Functions {
             "fixtures.on_failure_mark",
             |ctx: JobContext, _: IgnoredAny| mark(ctx, "failure"),
         )
+}
+
+#[derive(Deserialize)]
+struct Progress {
+    steps: u64,
+    seconds: Number,
+}
+
+async fn progress(ctx: JobContext, Progress { steps, seconds }: Progress) -> Result<u64, JobError> {
+    let pause = duration(&seconds)?;
+    for step in 1..=steps {
+        tokio::time::sleep(pause).await;
+        ctx.set_progress(step, steps).await?;
+    }
+    Ok(steps)
 }
 
 /// A callback (it runs with the context of the job it is called for).

@@ -190,6 +190,26 @@ impl JobContext {
             .await
     }
 
+    /// Reports progress and saves it at once, in `meta["progress"]` as
+    /// `{"done": done, "total": total, "percent": p}` (the way RQ users keep progress in meta),
+    /// where `rqrs info` and anyone fetching the job read it.
+    ///
+    /// # Errors
+    /// As [`save_meta`](Self::save_meta).
+    pub async fn set_progress(&self, done: u64, total: u64) -> Result<()> {
+        self.set_meta("progress", progress(done, total));
+        self.save_meta().await
+    }
+
+    /// [`set_progress`](Self::set_progress) for blocking job functions.
+    ///
+    /// # Errors
+    /// As [`save_meta`](Self::save_meta).
+    pub fn set_progress_blocking(&self, done: u64, total: u64) -> Result<()> {
+        self.set_meta("progress", progress(done, total));
+        self.save_meta_blocking()
+    }
+
     /// [`save_meta`](Self::save_meta) for blocking job functions, which run outside the async
     /// runtime. Do not call it from async code: it blocks the thread until the write is done.
     ///
@@ -198,6 +218,17 @@ impl JobContext {
     pub fn save_meta_blocking(&self) -> Result<()> {
         self.inner.runtime.block_on(self.save_meta())
     }
+}
+
+/// The progress value kept in meta.
+fn progress(done: u64, total: u64) -> Value {
+    #[expect(clippy::cast_precision_loss, reason = "a percentage to one decimal")]
+    let percent = if total == 0 {
+        100.0
+    } else {
+        (done.min(total) as f64 * 1000.0 / total as f64).round() / 10.0
+    };
+    serde_json::json!({"done": done, "total": total, "percent": percent})
 }
 
 /// The job being run, when called from inside a job function (async or blocking); `None`

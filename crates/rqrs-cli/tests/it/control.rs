@@ -115,3 +115,30 @@ print(json.dumps({'status': job.get_status(), 'exc': job.latest_result().exc_str
     let again = crate::rqrs_output(&server, &["job", "stop", "nope"]).await;
     assert!(!again.status.success());
 }
+
+#[tokio::test]
+async fn rqrs_info_shows_the_progress_of_a_running_job() {
+    let (server, conn) = setup().await;
+    let _worker = start_worker(&server, "progressing", &["default"]);
+    wait_state(&conn, "progressing", WorkerState::Idle).await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.progress", (4, 0.5))
+        .send()
+        .await
+        .unwrap();
+    let shown = rqrs_test::wait_for("progress in rqrs info", HANG, || async {
+        let info: serde_json::Value =
+            serde_json::from_str(&rqrs(&server, &["info", "--json"]).await).ok()?;
+        let worker = info["workers"]
+            .as_array()?
+            .iter()
+            .find(|w| w["name"] == "progressing")?
+            .clone();
+        (worker["progress"]["done"].as_u64()? >= 1).then_some(worker)
+    })
+    .await;
+    assert_eq!(shown["current_job"], job.id().as_str());
+    assert_eq!(shown["progress"]["total"], 4);
+    let text = rqrs(&server, &["info"]).await;
+    assert!(text.contains("progress"), "{text}");
+}

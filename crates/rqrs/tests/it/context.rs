@@ -110,3 +110,18 @@ async fn save_meta_from_a_fetched_job() {
     fetched.refresh().await.unwrap();
     assert_eq!(fetched.meta().get("by"), Some(&json!("producer")));
 }
+
+#[tokio::test]
+async fn progress_is_kept_in_meta() {
+    let (_server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default").inline(rqrs_test::fixtures::functions());
+    let job = queue
+        .enqueue("fixtures.progress", (4, 0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        job.meta().get("progress"),
+        Some(&json!({"done": 4, "total": 4, "percent": 100.0}))
+    );
+}
