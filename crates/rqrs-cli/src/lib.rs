@@ -15,6 +15,7 @@
 
 mod enqueue;
 mod info;
+mod pool;
 mod worker;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ struct Cli {
 enum Command {
     /// Run a worker for this binary's functions.
     Worker(worker::WorkerArgs),
+    /// Run N worker processes and keep them running.
+    WorkerPool(pool::PoolArgs),
     /// Show queues and workers.
     Info(info::InfoArgs),
     /// Enqueue a job: `rqrs enqueue tasks.add 1 :2 key=text key:=JSON`; prints its id.
@@ -129,11 +132,19 @@ pub fn run(functions: Functions) -> ExitCode {
     let cli = Cli::parse();
     let log_level = match &cli.command {
         Command::Worker(args) => args.logging_level.clone(),
+        Command::WorkerPool(args) => args.logging_level.clone(),
         _ => "warn".to_owned(),
     };
     execute(&log_level, async move {
         match cli.command {
             Command::Worker(args) => worker::run(&cli.backend, args, functions).await,
+            Command::WorkerPool(args) => {
+                anyhow::ensure!(
+                    !functions.names().is_empty(),
+                    "this binary registers no job functions; build your own binary with rqrs_cli::run(functions)"
+                );
+                pool::run(&cli.backend.url, args).await
+            }
             Command::Info(args) => info::run(&cli.backend.connect().await?, &args).await,
             Command::Enqueue(args) => enqueue::run(&cli.backend.connect().await?, args).await,
             Command::Requeue(args) => requeue(&cli.backend.connect().await?, args).await,

@@ -142,3 +142,43 @@ async fn rqrs_info_shows_the_progress_of_a_running_job() {
     let text = rqrs(&server, &["info"]).await;
     assert!(text.contains("progress"), "{text}");
 }
+
+#[tokio::test]
+async fn a_worker_pool_runs_several_worker_processes() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let jobs = queue
+        .enqueue_many((0..20).map(|i| queue.enqueue("fixtures.add", (i, 1))))
+        .await
+        .unwrap();
+    let mut command = tokio::process::Command::new(crate::example("cli"));
+    command.args([
+        "--url",
+        &server.url(),
+        "worker-pool",
+        "-n",
+        "2",
+        "--burst",
+        "--name",
+        "pool",
+        "default",
+        "--concurrency",
+        "2",
+    ]);
+    success(
+        &crate::output(command, "rqrs worker-pool").await,
+        "rqrs worker-pool",
+    );
+    let mut workers = std::collections::HashSet::new();
+    for job in &jobs {
+        let job = Job::fetch(&conn, job.id()).await.unwrap();
+        assert_eq!(job.status(), JobStatus::Finished);
+        workers.insert(job.worker_name().unwrap().to_owned());
+    }
+    assert!(
+        workers
+            .iter()
+            .all(|name| name == "pool-0" || name == "pool-1"),
+        "{workers:?}"
+    );
+}

@@ -23,6 +23,7 @@ mod strategy;
 mod waiter;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -207,6 +208,7 @@ impl WorkerBuilder {
                 },
                 running: Mutex::new(HashMap::new()),
                 finished: Notify::new(),
+                ended: AtomicU64::new(0),
             }),
             concurrency: self.concurrency,
             burst: self.burst,
@@ -284,6 +286,9 @@ struct Shared {
     running: Mutex<HashMap<String, Running>>,
     /// Signalled whenever a job ends.
     finished: Notify,
+    /// How many runs have been recorded; bumped before a run leaves `running`, so that a burst
+    /// worker can tell whether a run ended (and maybe enqueued work) since it last looked.
+    ended: AtomicU64,
 }
 
 impl Shared {
@@ -500,6 +505,7 @@ impl Worker {
             {
                 permits.push(permit);
             }
+            let ended_before = shared.ended.load(Ordering::SeqCst);
             let started = match backend
                 .dequeue(
                     &shared.conn,
@@ -575,7 +581,13 @@ impl Worker {
                     return Stop::Running;
                 }
                 match &waiter {
-                    None if running == 0 => return Stop::Running,
+                    // The end of a burst, unless a run ended since the dequeue began: it may have
+                    // put work back (a retry, a dependent) that this dequeue did not see.
+                    None if running == 0 => {
+                        if shared.ended.load(Ordering::SeqCst) == ended_before {
+                            return Stop::Running;
+                        }
+                    }
                     // Burst: wait for a running job to end, then look again (it may have
                     // enqueued more work).
                     None => {
@@ -644,6 +656,7 @@ pub(crate) async fn run_inline(
         },
         running: Mutex::new(HashMap::new()),
         finished: Notify::new(),
+        ended: AtomicU64::new(0),
     };
     let started = conn
         .backend()

@@ -158,6 +158,9 @@ pub(super) async fn run(
             }
         }
     }
+    shared
+        .ended
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     shared.running().remove(&execution.execution_id);
 }
 

@@ -1,0 +1,103 @@
+//! `rqrs worker-pool -n N`: runs N worker processes of this binary and keeps them running (RQ's
+//! `rq worker-pool`). A worker that dies is started again; in burst mode one that ends normally
+//! is not. The first SIGINT/SIGTERM is passed on to every worker (warm shutdown), the second too
+//! (cold shutdown); the pool returns once they have all exited.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Args)]
+pub(crate) struct PoolArgs {
+    /// How many worker processes to run.
+    #[arg(long, short = 'n', default_value_t = 2)]
+    num_workers: usize,
+    /// Return once the queues are empty (workers that end normally are not started again).
+    #[arg(long, short = 'b')]
+    burst: bool,
+    /// Name the workers `<NAME>-0`, `<NAME>-1`... (default: random names).
+    #[arg(long)]
+    name: Option<String>,
+    /// Log level of the pool itself.
+    #[arg(long, short = 'l', default_value = "INFO")]
+    pub(crate) logging_level: String,
+    /// Everything else is handed to each `worker` process: queues and worker flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    worker: Vec<String>,
+}
+
+/// Runs the pool against the backend at `url`.
+pub(crate) async fn run(url: &str, args: PoolArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.num_workers > 0, "--num-workers must be 1 or more");
+    let exe = std::env::current_exe().context("finding this program to start workers")?;
+    let spawn = |i: usize| -> anyhow::Result<Child> {
+        let mut command = Command::new(&exe);
+        command.args([
+            "--url",
+            url,
+            "worker",
+            "--logging-level",
+            &args.logging_level,
+        ]);
+        if args.burst {
+            command.arg("--burst");
+        }
+        if let Some(name) = &args.name {
+            command.args(["--name", &format!("{name}-{i}")]);
+        }
+        command
+            .args(&args.worker)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a worker process")
+    };
+    let mut children: Vec<Option<Child>> = (0..args.num_workers)
+        .map(|i| spawn(i).map(Some))
+        .collect::<anyhow::Result<_>>()?;
+    let mut signals = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            result = wait_for_signal() => {
+                result.context("listening for signals")?;
+                signals += 1;
+                for child in children.iter().flatten() {
+                    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+                        // The worker may have just exited: nothing to do then.
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        for (i, slot) in children.iter_mut().enumerate() {
+            let Some(child) = slot else { continue };
+            let Some(status) = child.try_wait()? else {
+                continue;
+            };
+            if signals > 0 || (args.burst && status.success()) {
+                *slot = None;
+            } else {
+                tracing::warn!(worker = i, %status, "a worker process ended; starting it again");
+                *slot = Some(spawn(i)?);
+            }
+        }
+        if children.iter().all(Option::is_none) {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
