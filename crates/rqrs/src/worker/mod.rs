@@ -18,6 +18,7 @@
 
 mod control;
 mod info;
+mod liveness;
 mod run;
 mod strategy;
 mod waiter;
@@ -407,7 +408,7 @@ impl Worker {
         tracing::info!(worker = %shared.name, queues = ?shared.queues, concurrency = self.concurrency, "worker started");
 
         let mut background = JoinSet::new();
-        background.spawn(heartbeat(Arc::clone(shared), self.heartbeat_interval, info));
+        let liveness = liveness::Thread::start(Arc::clone(shared), self.heartbeat_interval, info);
         background.spawn(control::listen(Arc::clone(shared), self.shutdown_handle()));
         if self.handle_signals {
             background.spawn(stop_on_signals(self.shutdown_handle()));
@@ -441,6 +442,7 @@ impl Worker {
             scheduler.join().await;
         }
         background.abort_all();
+        liveness.stop().await;
         backend.register_death(&shared.name, &shared.queues).await?;
         tracing::info!(worker = %shared.name, "worker stopped");
         Ok(())
@@ -675,69 +677,6 @@ pub(crate) async fn run_inline(
         }
     }
     Ok(())
-}
-
-/// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
-/// workers are found here, so it is kept short; RQ's lock lets one process do it at a time.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Refreshes the worker and its running executions every `interval`, and cleans the
-/// registries of its queues every [`MAINTENANCE_INTERVAL`].
-async fn heartbeat(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) {
-    let backend = shared.conn.backend();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut maintained = tokio::time::Instant::now();
-    maintain(&shared).await;
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        if maintained.elapsed() >= MAINTENANCE_INTERVAL {
-            maintained = tokio::time::Instant::now();
-            maintain(&shared).await;
-        }
-        let running: Vec<Execution> = shared
-            .running()
-            .values()
-            .map(|run| run.execution.clone())
-            .collect();
-        match backend
-            .heartbeat(&shared.name, &running, shared.liveness)
-            .await
-        {
-            Ok(reply) => {
-                for execution_id in reply.lost {
-                    tracing::warn!(execution = %execution_id, "a running job was recovered by someone else; its outcome will not be recorded");
-                }
-                if reply.worker_missing {
-                    tracing::warn!("the worker hash had expired; registering again");
-                    let mut info = info.clone();
-                    info.state = if running.is_empty() {
-                        WorkerState::Idle
-                    } else {
-                        WorkerState::Busy
-                    };
-                    if let Err(error) = backend.reregister_worker(&info, shared.liveness).await {
-                        tracing::warn!(%error, "could not register the worker again");
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "heartbeat failed"),
-        }
-    }
-}
-
-/// Cleans the registries of the worker's queues (see `RedisBackend::maintain`).
-async fn maintain(shared: &Shared) {
-    for queue in &shared.queues {
-        match shared.conn.backend().maintain(queue).await {
-            Ok(Some(cleaned)) if cleaned > 0 => {
-                tracing::info!(%queue, cleaned, "registries cleaned")
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
-        }
-    }
 }
 
 /// Warm stop on the first SIGINT/SIGTERM, cold on the second.

@@ -270,3 +270,44 @@ async fn failure_ttl_zero_deletes_the_job_and_its_results() {
     .await;
     assert_eq!(exists, 0);
 }
+
+#[tokio::test]
+async fn an_abandoned_run_with_retries_left_is_requeued() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue
+        .enqueue("fixtures.add", (1, 2))
+        .retry(rqrs::Retry::new(2))
+        .send()
+        .await
+        .unwrap();
+    let _: i64 = raw(
+        &server,
+        &["LREM", "rq:queue:default", "0", job.id().as_str()],
+    )
+    .await;
+    let _: i64 = raw(
+        &server,
+        &["ZADD", "rq:wip:default", "1", &format!("{}:dead", job.id())],
+    )
+    .await;
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .cleanup()
+            .await
+            .unwrap(),
+        1
+    );
+    let requeued = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(requeued.status(), JobStatus::Queued);
+    assert_eq!(requeued.retries_left(), 1);
+    assert_eq!(queue.job_ids().await.unwrap(), [job.id().clone()]);
+    let result = requeued.latest_result().await.unwrap().unwrap();
+    assert_eq!(result.result_type(), rqrs::ResultType::Retried);
+    assert!(result.exc_string().unwrap().contains("AbandonedJobError"));
+    work(&conn, &["default"], 1, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+}

@@ -746,3 +746,66 @@ async fn max_jobs_max_idle_time_and_round_robin() {
         0
     );
 }
+
+#[tokio::test]
+async fn heartbeats_go_on_while_an_async_job_never_yields() {
+    let (server, conn) = setup().await;
+    // An async function that blocks its runtime thread: on a current-thread runtime (as in this
+    // test) nothing else of the worker's main loop could run while it does.
+    let hog = Functions::new().register(
+        "tests.hog",
+        |_ctx: JobContext, (millis,): (u64,)| async move {
+            std::thread::sleep(Duration::from_millis(millis));
+            Ok::<_, JobError>(())
+        },
+    );
+    let worker = Worker::builder(&conn)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions().merge(hog))
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let name = worker.name().to_owned();
+    let stop = worker.shutdown_handle();
+    let job = Queue::new(&conn, "default")
+        .enqueue("tests.hog", (3500,))
+        .send()
+        .await
+        .unwrap();
+    let task = tokio::spawn(worker.work());
+    let key = format!("rq:worker:{name}");
+    // Read the heartbeat from another thread's runtime: this one is blocked by the job.
+    let url = server.url();
+    let beats = tokio::task::spawn_blocking(move || {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline && seen.len() < 3 {
+            let beat: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("last_heartbeat")
+                .query(&mut conn)
+                .unwrap();
+            let state: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("state")
+                .query(&mut conn)
+                .unwrap();
+            if state.as_deref() == Some("busy") {
+                seen.extend(beat);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen.len()
+    })
+    .await
+    .unwrap();
+    assert!(
+        beats >= 3,
+        "heartbeats kept coming while the job held the runtime: {beats}"
+    );
+    wait_status(&conn, job.id(), JobStatus::Finished).await;
+    stop.warm();
+    task.await.unwrap().unwrap();
+}

@@ -113,20 +113,39 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The shared connection's settings. Scripts over many jobs (enqueue_many, empty) can take
+/// longer than the client's default 500 ms response timeout.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(60)))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+}
+
 impl RedisBackend {
     pub(crate) async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid("url", format!("{}: {e}", redact(url))))?;
-        // Scripts over many jobs (enqueue_many, empty) can take longer than the client's
-        // default 500 ms response timeout.
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(60)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let conn = client
+            .get_connection_manager_with_config(manager_config())
+            .await?;
         Ok(RedisBackend {
             client,
             conn,
             url: redact(url),
+        })
+    }
+
+    /// A backend on the same server with a connection of its own, bound to the current async
+    /// runtime (a worker's liveness thread runs its own).
+    pub(crate) async fn detached(&self) -> Result<Self> {
+        let conn = self
+            .client
+            .get_connection_manager_with_config(manager_config())
+            .await?;
+        Ok(RedisBackend {
+            client: self.client.clone(),
+            conn,
+            url: self.url.clone(),
         })
     }
 

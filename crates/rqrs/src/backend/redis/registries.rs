@@ -14,6 +14,14 @@ use crate::registry::RegistryKind;
 static REQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/requeue.lua")));
 
+/// The settings that decide what an abandoned run becomes.
+struct Abandoned {
+    failure_ttl: Option<i64>,
+    retries_left: u64,
+    intervals: Vec<u64>,
+    at_front: bool,
+}
+
 impl RedisBackend {
     fn registry_key(kind: RegistryKind, queue: &str) -> String {
         match kind {
@@ -122,15 +130,33 @@ impl RedisBackend {
                 queue: queue.to_owned(),
                 started_at: now,
             };
-            let reason = format!(
-                "Moved to FailedJobRegistry, due to AbandonedJobError, at {}",
-                codec::format_time(now)
-            );
-            let failure_ttl = self.job_failure_ttl(&execution.job_id).await?;
-            if self
-                .fail(&execution, "", failure_ttl, &reason, JobStatus::Failed)
+            // A dead worker's run: retried if the job has retries left, else failed with RQ's
+            // words (Python's maintenance does the same to its own abandoned runs).
+            let abandoned = self.abandoned_policy(&execution.job_id).await?;
+            let recorded = if abandoned.retries_left > 0 {
+                let reason = format!(
+                    "AbandonedJobError: its worker stopped heartbeating; retried at {}",
+                    codec::format_time(now)
+                );
+                let delay =
+                    crate::retry::next_interval(&abandoned.intervals, abandoned.retries_left);
+                self.retry(&execution, "", &reason, delay, abandoned.at_front)
+                    .await?
+            } else {
+                let reason = format!(
+                    "Moved to FailedJobRegistry, due to AbandonedJobError, at {}",
+                    codec::format_time(now)
+                );
+                self.fail(
+                    &execution,
+                    "",
+                    abandoned.failure_ttl,
+                    &reason,
+                    JobStatus::Failed,
+                )
                 .await?
-            {
+            };
+            if recorded {
                 count += 1;
             }
         }
@@ -183,13 +209,27 @@ impl RedisBackend {
         outcome.map(|()| Some(cleaned))
     }
 
-    async fn job_failure_ttl(&self, id: &JobId) -> Result<Option<i64>> {
-        let ttl: Option<String> = redis::cmd("HGET")
+    /// What an abandoned run of the job becomes: its failure TTL and retry settings.
+    async fn abandoned_policy(&self, id: &JobId) -> Result<Abandoned> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(keys::job(id.as_str()))
-            .arg("failure_ttl")
+            .arg(&[
+                "failure_ttl",
+                "retries_left",
+                "retry_intervals",
+                "enqueue_at_front_on_retry",
+            ])
             .query_async(&mut self.conn())
             .await?;
-        Ok(ttl.and_then(|ttl| ttl.parse().ok()))
+        let field = |i: usize| fields.get(i).cloned().flatten();
+        Ok(Abandoned {
+            failure_ttl: field(0).and_then(|ttl| ttl.parse().ok()),
+            retries_left: field(1).and_then(|n| n.parse().ok()).unwrap_or(0),
+            intervals: field(2)
+                .and_then(|text| serde_json::from_str::<Vec<u64>>(&text).ok())
+                .unwrap_or_default(),
+            at_front: field(3).as_deref() == Some("1"),
+        })
     }
 
     /// Moves a failed job back to `queue`, at its head or tail. `Ok(false)`: it was not in the

@@ -1,4 +1,4 @@
--- Records a failed run that will run again: the execution ends, the worker counts a failure,
+-- Records a failed (or, with worker name '', abandoned) run that will run again: the execution ends, the worker counts a failure,
 -- the error goes to the result stream as RETRIED (type 4), `retries_left` goes down by one,
 -- and the job goes back on its queue (head or tail) or, with a delay, to its scheduled
 -- registry. Refused when the execution is stale. (lib.lua is loaded in front of this script.)
@@ -11,6 +11,10 @@
 -- retry at the head of the queue; [12]: the queue key (member of KEYS[9])
 -- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
+-- An abandoned run (worker '') is retried only if its deadline is still past: a late heartbeat
+-- saves it.
+local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
+if worker == '' and deadline and tonumber(deadline) > tonumber(ARGV[5]) then return 0 end
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   forget_current(KEYS[5], id)
   return 0

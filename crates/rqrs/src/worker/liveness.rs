@@ -1,0 +1,139 @@
+//! Keeping the worker and its runs alive: heartbeats (the worker hash, and per running execution
+//! its started-registry deadline, execution hash and set) and the maintenance that finds runs
+//! abandoned by dead workers. They run on a thread of their own, with their own async runtime
+//! and their own connection, so that job code cannot starve them: a blocking job holds a
+//! blocking-pool thread, and an async job that never yields holds a runtime thread, but neither
+//! holds this one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use super::{Shared, WorkerInfo, WorkerState};
+use crate::backend::redis::{Execution, RedisBackend};
+
+/// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
+/// workers are found here, within this interval of their deadline; RQ's lock
+/// (`rq:clean_registries:<q>`) lets one process do it at a time.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The liveness thread of a worker.
+#[derive(Debug)]
+pub(super) struct Thread {
+    stop: watch::Sender<bool>,
+    stopped: oneshot::Receiver<()>,
+}
+
+impl Thread {
+    /// Starts heartbeats every `interval` and maintenance every [`MAINTENANCE_INTERVAL`].
+    pub(super) fn start(shared: Arc<Shared>, interval: Duration, info: WorkerInfo) -> Self {
+        let (stop, mut stopping) = watch::channel(false);
+        let (done, stopped) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("rqrs-liveness".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the liveness thread's runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async {
+                    tokio::select! {
+                        () = beat(&shared, interval, &info) => {}
+                        _ = stopping.wait_for(|stop| *stop) => {}
+                    }
+                });
+                let _ = done.send(());
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the liveness thread");
+        }
+        Thread { stop, stopped }
+    }
+
+    /// Stops the thread and waits for it (a bounded while: it may be in a Redis call).
+    pub(super) async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stopped).await;
+    }
+}
+
+/// The heartbeat and maintenance loop, on a connection of the liveness thread.
+async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
+    let backend = loop {
+        match shared.conn.backend().detached().await {
+            Ok(backend) => break backend,
+            Err(error) => {
+                tracing::warn!(%error, "the liveness thread cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let tick = interval.min(MAINTENANCE_INTERVAL);
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_beat = tokio::time::Instant::now();
+    let mut last_maintenance = tokio::time::Instant::now();
+    maintain(shared, &backend).await;
+    loop {
+        ticks.tick().await;
+        if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
+            last_maintenance = tokio::time::Instant::now();
+            maintain(shared, &backend).await;
+        }
+        if last_beat.elapsed() >= interval {
+            last_beat = tokio::time::Instant::now();
+            heartbeat(shared, &backend, info).await;
+        }
+    }
+}
+
+async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) {
+    let running: Vec<Execution> = shared
+        .running()
+        .values()
+        .map(|run| run.execution.clone())
+        .collect();
+    match backend
+        .heartbeat(&shared.name, &running, shared.liveness)
+        .await
+    {
+        Ok(reply) => {
+            for execution_id in reply.lost {
+                tracing::warn!(execution = %execution_id, "a running job was recovered by someone else; its outcome will not be recorded");
+            }
+            if reply.worker_missing {
+                tracing::warn!("the worker hash had expired; registering again");
+                let mut info = info.clone();
+                info.state = if running.is_empty() {
+                    WorkerState::Idle
+                } else {
+                    WorkerState::Busy
+                };
+                if let Err(error) = backend.reregister_worker(&info, shared.liveness).await {
+                    tracing::warn!(%error, "could not register the worker again");
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "heartbeat failed"),
+    }
+}
+
+/// Cleans the registries of the worker's queues (see `RedisBackend::maintain`).
+async fn maintain(shared: &Shared, backend: &RedisBackend) {
+    for queue in &shared.queues {
+        match backend.maintain(queue).await {
+            Ok(Some(cleaned)) if cleaned > 0 => {
+                tracing::info!(%queue, cleaned, "registries cleaned")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
+        }
+    }
+}
