@@ -106,9 +106,17 @@ fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Option<Child> {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }
-        if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
-            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
-        {
+        // Any answer means it is up, a refusal too (NOAUTH when the default user is off).
+        let answered = match client.get_connection_with_timeout(Duration::from_millis(200)) {
+            Ok(mut conn) => match redis::cmd("PING").query::<String>(&mut conn) {
+                Ok(_) => true,
+                Err(error) => !error.is_io_error() && !error.is_connection_refusal(),
+            },
+            Err(error) => {
+                !error.is_io_error() && !error.is_connection_refusal() && !error.is_timeout()
+            }
+        };
+        if answered {
             return Some(child);
         }
         std::thread::sleep(Duration::from_millis(5));

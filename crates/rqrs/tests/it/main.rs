@@ -4,6 +4,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod connection;
 mod context;
 mod enqueue;
 mod job_ops;
