@@ -36,13 +36,22 @@ struct Backend {
         global = true
     )]
     url: String,
+    /// A certificate authority (PEM file) to trust for `rediss://` instead of the system's.
+    #[arg(long, env = "RQRS_TLS_CA_CERT", global = true)]
+    tls_ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Backend {
     async fn connect(&self) -> anyhow::Result<Connection> {
-        rqrs::connect(&self.url)
-            .await
-            .with_context(|| format!("connecting to {}", self.url))
+        let connected = match &self.tls_ca_cert {
+            None => rqrs::connect(&self.url).await,
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                rqrs::connect_tls(&self.url, &pem).await
+            }
+        };
+        connected.with_context(|| format!("connecting to {}", self.url))
     }
 }
 
@@ -143,7 +152,7 @@ pub fn run(functions: Functions) -> ExitCode {
                     !functions.names().is_empty(),
                     "this binary registers no job functions; build your own binary with rqrs_cli::run(functions)"
                 );
-                pool::run(&cli.backend.url, args).await
+                pool::run(&cli.backend.url, cli.backend.tls_ca_cert.as_deref(), args).await
             }
             Command::Info(args) => info::run(&cli.backend.connect().await?, &args).await,
             Command::Enqueue(args) => enqueue::run(&cli.backend.connect().await?, args).await,

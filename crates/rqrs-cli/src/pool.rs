@@ -30,19 +30,21 @@ pub(crate) struct PoolArgs {
     worker: Vec<String>,
 }
 
-/// Runs the pool against the backend at `url`.
-pub(crate) async fn run(url: &str, args: PoolArgs) -> anyhow::Result<()> {
+/// Runs the pool against the backend at `url` (trusting `tls_ca_cert` for TLS).
+pub(crate) async fn run(
+    url: &str,
+    tls_ca_cert: Option<&std::path::Path>,
+    args: PoolArgs,
+) -> anyhow::Result<()> {
     anyhow::ensure!(args.num_workers > 0, "--num-workers must be 1 or more");
     let exe = std::env::current_exe().context("finding this program to start workers")?;
     let spawn = |i: usize| -> anyhow::Result<Child> {
         let mut command = Command::new(&exe);
-        command.args([
-            "--url",
-            url,
-            "worker",
-            "--logging-level",
-            &args.logging_level,
-        ]);
+        command.args(["--url", url]);
+        if let Some(path) = tls_ca_cert {
+            command.arg("--tls-ca-cert").arg(path);
+        }
+        command.args(["worker", "--logging-level", &args.logging_level]);
         if args.burst {
             command.arg("--burst");
         }

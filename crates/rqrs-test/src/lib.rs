@@ -5,8 +5,10 @@
 pub mod fixtures;
 pub mod python;
 mod redis_server;
+mod tls;
 
 pub use redis_server::RedisServer;
+pub use tls::TlsRedisServer;
 
 use std::time::Duration;
 

@@ -182,3 +182,54 @@ async fn a_worker_pool_runs_several_worker_processes() {
         "{workers:?}"
     );
 }
+
+#[tokio::test]
+async fn the_command_line_and_workers_speak_tls() {
+    let server = rqrs_test::TlsRedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, server.ca_pem()).unwrap();
+    let ca = ca.to_str().unwrap();
+    let run = |program: std::path::PathBuf, args: Vec<String>| async move {
+        let mut command = tokio::process::Command::new(program);
+        command.args(&args);
+        success(
+            &crate::output(command, "a TLS command").await,
+            "a TLS command",
+        )
+    };
+    let url = server.url();
+    let id = run(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_rqrs")),
+        [
+            "--url",
+            &url,
+            "--tls-ca-cert",
+            ca,
+            "enqueue",
+            "fixtures.add",
+            ":40",
+            ":2",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await;
+    run(
+        crate::worker_example(),
+        ["--url", &url, "--tls-ca-cert", ca, "--burst"]
+            .map(str::to_owned)
+            .to_vec(),
+    )
+    .await;
+    let shown = run(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_rqrs")),
+        ["--url", &url, "--tls-ca-cert", ca, "job", "show", id.trim()]
+            .map(str::to_owned)
+            .to_vec(),
+    )
+    .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["status"], "finished");
+    assert_eq!(shown["result"]["return_value"], 42);
+}

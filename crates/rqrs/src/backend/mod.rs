@@ -53,7 +53,20 @@ impl Connection {
 /// [`Error::Invalid`](crate::Error::Invalid) for a URL that cannot be used; a backend error if
 /// the server cannot be reached.
 pub async fn connect(url: &str) -> Result<Connection> {
-    let backend = redis::RedisBackend::connect(url).await?;
+    let backend = redis::RedisBackend::connect(url, None).await?;
+    Ok(Connection {
+        backend: Arc::new(backend),
+    })
+}
+
+/// Connects over TLS (`rediss://...`) trusting the certificate authority `root_ca_pem` (PEM),
+/// for servers whose certificate is not signed by a root the system trusts. [`connect`] with a
+/// `rediss://` URL trusts the system's roots.
+///
+/// # Errors
+/// As [`connect`]; a certificate that cannot be read is an invalid URL setting.
+pub async fn connect_tls(url: &str, root_ca_pem: &[u8]) -> Result<Connection> {
+    let backend = redis::RedisBackend::connect(url, Some(root_ca_pem.to_vec())).await?;
     Ok(Connection {
         backend: Arc::new(backend),
     })

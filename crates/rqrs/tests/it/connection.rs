@@ -52,3 +52,24 @@ async fn a_server_that_is_not_there_is_a_connection_error() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn tls_connections_work_with_the_servers_certificate_authority() {
+    let server = rqrs_test::TlsRedisServer::start();
+    let conn = rqrs::connect_tls(&server.url(), server.ca_pem())
+        .await
+        .unwrap();
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (20, 22))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 2, Functions::new()).await;
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(
+        job.return_value().await.unwrap(),
+        Some(serde_json::json!(42))
+    );
+    // Without that authority the server's certificate is not trusted.
+    assert!(rqrs::connect(&server.url()).await.is_err());
+}

@@ -122,9 +122,24 @@ fn manager_config() -> ConnectionManagerConfig {
 }
 
 impl RedisBackend {
-    pub(crate) async fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::invalid("url", format!("{}: {e}", redact(url))))?;
+    /// Connects; `root_ca` (PEM) replaces the system's trusted roots for `rediss://` URLs.
+    pub(crate) async fn connect(url: &str, root_ca: Option<Vec<u8>>) -> Result<Self> {
+        let invalid = |e: redis::RedisError| Error::invalid("url", format!("{}: {e}", redact(url)));
+        if url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider; another part of the program may
+            // have installed one already, which is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = match root_ca {
+            None => redis::Client::open(url).map_err(invalid)?,
+            Some(root_cert) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(url, certificates).map_err(invalid)?
+            }
+        };
         let conn = client
             .get_connection_manager_with_config(manager_config())
             .await?;
