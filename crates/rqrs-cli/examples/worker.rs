@@ -1,6 +1,8 @@
 //! A worker with the fixture functions (`fixtures.add`, `fixtures.echo`, `fixtures.fail`,
-//! `fixtures.sleep`, `fixtures.spin`, `fixtures.set_meta`, `fixtures.noop`,
-//! `fixtures.append`), which tests and Python producers can name:
+//! `fixtures.sleep`, `fixtures.spin`, `fixtures.set_meta`, `fixtures.noop`, `fixtures.append`,
+//! `fixtures.progress`, and the callbacks `fixtures.on_success_mark` and
+//! `fixtures.on_failure_mark`; see `rqrs_test::fixtures`), which tests and Python producers can
+//! name:
 //!
 //! ```text
 //! cargo build --release --examples

@@ -10,6 +10,7 @@ use clap::Args;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Args)]
 pub(crate) struct PoolArgs {
@@ -51,8 +52,11 @@ pub(crate) async fn run(
         if let Some(name) = &args.name {
             command.args(["--name", &format!("{name}-{i}")]);
         }
+        // A process group of its own: a terminal's Ctrl-C reaches the pool only, which passes
+        // it on once (a second, direct signal would make the workers stop cold).
         command
             .args(&args.worker)
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context("starting a worker process")
@@ -62,19 +66,23 @@ pub(crate) async fn run(
         .collect::<anyhow::Result<_>>()?;
     let mut signals = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    // Made once, so that no signal falls between two listeners.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     loop {
-        tokio::select! {
-            result = wait_for_signal() => {
-                result.context("listening for signals")?;
-                signals += 1;
-                for child in children.iter().flatten() {
-                    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-                        // The worker may have just exited: nothing to do then.
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-                    }
+        let signalled = tokio::select! {
+            _ = interrupt.recv() => true,
+            _ = terminate.recv() => true,
+            _ = tick.tick() => false,
+        };
+        if signalled {
+            signals += 1;
+            for child in children.iter().flatten() {
+                if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+                    // The worker may have just exited: nothing to do then.
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
                 }
             }
-            _ = tick.tick() => {}
         }
         for (i, slot) in children.iter_mut().enumerate() {
             let Some(child) = slot else { continue };
@@ -91,15 +99,5 @@ pub(crate) async fn run(
         if children.iter().all(Option::is_none) {
             return Ok(());
         }
-    }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
     }
 }

@@ -681,11 +681,20 @@ pub(crate) async fn run_inline(
 
 /// Warm stop on the first SIGINT/SIGTERM, cold on the second.
 async fn stop_on_signals(handle: ShutdownHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Made once, so that no signal falls between two listeners.
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for signals");
+        return;
+    };
     let mut count = 0;
     loop {
-        if wait_for_signal().await.is_err() {
-            tracing::warn!("cannot listen for signals");
-            return;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
         count += 1;
         if count == 1 {
@@ -696,21 +705,6 @@ async fn stop_on_signals(handle: ShutdownHandle) {
             handle.cold();
         }
     }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
 }
 
 /// 100 ms doubling up to 10 s.

@@ -53,6 +53,7 @@ pub(super) async fn run(
         kwargs: job.kwargs().clone(),
         meta: job.meta.clone(),
     });
+    let mut stopped = false;
     let outcome = match job.call.clone() {
         Err(reason) => Err(JobError::abort(reason)),
         Ok(call) => match shared.functions.get(&call.func_name) {
@@ -72,17 +73,21 @@ pub(super) async fn run(
                 );
                 // An interrupt drops the call, which aborts an async function (a blocking one
                 // runs on, detached, as after a timeout).
+                // Whichever ends first decides: a job that finished as the stop came is
+                // recorded as finished.
                 tokio::select! {
                     outcome = call => outcome,
                     Ok(interrupt) = interrupted.wait_for(Option::is_some) => match *interrupt {
-                        Some(Interrupt::Stop) => Err(JobError::abort(STOPPED)),
+                        Some(Interrupt::Stop) => {
+                            stopped = true;
+                            Err(JobError::abort(STOPPED))
+                        }
                         _ => Err(JobError::new("Work-horse terminated unexpectedly: killed by a kill-horse command")),
                     },
                 }
             }
         },
     };
-    let stopped = *interrupted.borrow() == Some(Interrupt::Stop);
     let record = if stopped {
         let mut exc_info = STOPPED.to_owned();
         if let Err(reason) =
@@ -303,7 +308,8 @@ async fn call_with_timeout(
         Ok(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), task).await {
             Ok(joined) => joined,
             Err(_) => {
-                return Err(JobError::abort(format!(
+                // Retried when the job has retries left, as RQ retries timeouts.
+                return Err(JobError::new(format!(
                     "JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
                 )));
             }
@@ -319,7 +325,7 @@ async fn call_with_timeout(
                 .map(|text| (*text).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a non-text payload".to_owned());
-            Err(JobError::abort(format!(
+            Err(JobError::new(format!(
                 "the job function panicked: {message}"
             )))
         }

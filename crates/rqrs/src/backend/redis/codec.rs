@@ -181,6 +181,22 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Map<String, Value> {
     }
 }
 
+/// A JSON list of seconds (`retry_intervals`, `repeat_intervals`); Python may write floats,
+/// which are rounded up. Unreadable text is an empty list.
+pub(crate) fn seconds_list(text: &str) -> Vec<u64> {
+    serde_json::from_str::<Vec<Value>>(text)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_f64().map(|f| f.max(0.0).ceil() as u64))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A text field of a hash; `""` and missing are both `None`.
 pub(crate) fn text(hash: &RawHash, field: &str) -> Option<String> {
     hash.get(field)

@@ -411,18 +411,9 @@ pub(super) fn decode_job(conn: &Connection, id: JobId, hash: &RawHash) -> Result
 
 /// The retry, repeat, callback and dependency fields; absent or unreadable ones are unset.
 fn decode_lifecycle(hash: &RawHash) -> Lifecycle {
-    let seconds = |field: &str| -> Vec<u64> {
+    let seconds = |field: &str| {
         codec::text(hash, field)
-            .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(&text).ok())
-            .map(|values| {
-                values
-                    .iter()
-                    .filter_map(|v| {
-                        v.as_u64()
-                            .or_else(|| v.as_f64().map(|f| f.max(0.0).ceil() as u64))
-                    })
-                    .collect()
-            })
+            .map(|text| codec::seconds_list(&text))
             .unwrap_or_default()
     };
     let callback = |name: &str, timeout: &str| {

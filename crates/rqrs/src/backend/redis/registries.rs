@@ -226,7 +226,7 @@ impl RedisBackend {
             failure_ttl: field(0).and_then(|ttl| ttl.parse().ok()),
             retries_left: field(1).and_then(|n| n.parse().ok()).unwrap_or(0),
             intervals: field(2)
-                .and_then(|text| serde_json::from_str::<Vec<u64>>(&text).ok())
+                .map(|text| codec::seconds_list(&text))
                 .unwrap_or_default(),
             at_front: field(3).as_deref() == Some("1"),
         })

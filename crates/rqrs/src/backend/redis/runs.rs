@@ -335,7 +335,11 @@ impl RedisBackend {
             .arg(codec::format_time(ended))
             .arg(ended.timestamp())
             .arg(codec::encode_exc_string(exc_info))
-            .arg(codec::epoch_float(execution.started_at))
+            .arg(if worker.is_empty() {
+                String::new()
+            } else {
+                codec::epoch_float(execution.started_at)
+            })
             .arg(codec::epoch_float(ended))
             .arg(working_seconds(execution.started_at, ended))
             .arg(delay)

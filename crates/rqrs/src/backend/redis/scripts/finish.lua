@@ -65,6 +65,7 @@ if repeating then
   else
     redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[4])
     redis.call('RPUSH', KEYS[10], id)
+    redis.call('SADD', ARGV[18], KEYS[10])
   end
 end
 return 1

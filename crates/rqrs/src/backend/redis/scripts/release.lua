@@ -5,7 +5,12 @@
 -- ARGV[1]: job id; [2]: execution id; [3]: now (ISO)
 -- Returns: 1 when released, 0 when the execution was stale (nothing is written).
 local id, eid = ARGV[1], ARGV[2]
-if not redis.call('ZSCORE', KEYS[2], id .. ':' .. eid) then return 0 end
+if not redis.call('ZSCORE', KEYS[2], id .. ':' .. eid) then
+  if redis.call('HGET', KEYS[6], 'current_job') == id then
+    redis.call('HDEL', KEYS[6], 'current_job')
+  end
+  return 0
+end
 redis.call('ZREM', KEYS[2], id .. ':' .. eid)
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[4], eid)

@@ -6,7 +6,8 @@
 -- [5]: worker hash; [6]: result stream; [7]: the job's queue list; [8]: its scheduled registry;
 -- [9]: the set of queues
 -- ARGV[1]: job id; [2]: execution id; [3]: worker name; [4]: now (ISO); [5]: now (whole
--- seconds); [6]: error text, base64 of zlib; [7]: execution start (epoch float); [8]: end
+-- seconds); [6]: error text, base64 of zlib; [7]: execution start (epoch float, '' for an
+-- abandoned run); [8]: end
 -- (epoch float); [9]: working time in seconds; [10]: seconds until the retry; [11]: '1' to
 -- retry at the head of the queue; [12]: the queue key (member of KEYS[9])
 -- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
@@ -23,9 +24,15 @@ count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'retries_left', -1)
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[4])
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
-  'exc_string', ARGV[6], 'execution_id', eid, 'execution_started_at', ARGV[7],
-  'execution_ended_at', ARGV[8])
+if ARGV[7] == '' then
+  -- An abandoned run: nobody knows when it started or ended (as RQ's abandoned failures).
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
+    'exc_string', ARGV[6])
+else
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
+    'exc_string', ARGV[6], 'execution_id', eid, 'execution_started_at', ARGV[7],
+    'execution_ended_at', ARGV[8])
+end
 local wait = tonumber(ARGV[10])
 if wait > 0 then
   redis.call('HSET', KEYS[1], 'status', 'scheduled')
