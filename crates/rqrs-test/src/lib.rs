@@ -34,3 +34,50 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Accepts `count` HTTP requests on a loopback port, answers each 200, and returns their texts:
+/// the webhooks tests' endpoint. Returns the base URL and the task that collects them.
+///
+/// # Panics
+/// When the port cannot be bound or a connection fails.
+pub async fn http_sink(count: usize) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("the sink works");
+    let url = format!("http://{}", listener.local_addr().expect("the sink works"));
+    let task = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        for _ in 0..count {
+            let (mut socket, _) = listener.accept().await.expect("the sink works");
+            let mut text = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Read the head, then as many body bytes as Content-Length says.
+            loop {
+                let read = socket.read(&mut buffer).await.expect("the sink works");
+                text.extend_from_slice(&buffer[..read]);
+                let seen = String::from_utf8_lossy(&text).to_string();
+                if let Some((head, body)) = seen.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("Content-Length: "))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if read == 0 {
+                    break;
+                }
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .expect("the sink works");
+            requests.push(String::from_utf8_lossy(&text).to_string());
+        }
+        requests
+    });
+    (url, task)
+}

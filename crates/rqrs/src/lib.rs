@@ -65,7 +65,10 @@ pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;
 pub use group::Group;
-pub use job::{Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat};
+pub use job::{
+    Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat, Webhook,
+    WebhookStatus,
+};
 pub use queue::Queue;
 pub use registry::{
     CanceledJobRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, RegistryKind,

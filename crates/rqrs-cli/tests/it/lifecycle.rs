@@ -119,3 +119,33 @@ print(json.dumps({}))
     assert_eq!(child.status(), JobStatus::Finished);
     assert_eq!(child.return_value().await.unwrap(), Some(json!(7)));
 }
+
+#[tokio::test]
+async fn a_python_webhook_is_sent_by_the_rqrs_worker() {
+    let (server, _conn) = setup().await;
+    let (url, sink) = rqrs_test::http_sink(1).await;
+    let ids = python(
+        &server,
+        r"
+from rq.webhook import Webhook
+job = queue.enqueue('fixtures.add', 1, 2,
+                    webhooks=[Webhook(sys.argv[1] + '/hook', 'finished', method='POST')])
+print(json.dumps({'id': job.id}))
+",
+        &[&url],
+    )
+    .await;
+    burst(&server, &["default"]).await;
+    let requests = tokio::time::timeout(crate::HANG, sink)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        requests[0].starts_with("POST /hook HTTP/1.1"),
+        "{requests:?}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(requests[0].split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["job_id"], ids["id"]);
+    assert_eq!(body["status"], "finished");
+}

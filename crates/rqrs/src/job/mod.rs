@@ -9,7 +9,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use options::{Callback, Dependency, Enqueue, EnqueueOptions, Repeat};
+pub use options::{Callback, Dependency, Enqueue, EnqueueOptions, Repeat, Webhook, WebhookStatus};
 
 use crate::Connection;
 use crate::error::{Error, Result};
@@ -217,6 +217,7 @@ pub(crate) struct Lifecycle {
     pub(crate) on_stopped: Option<Callback>,
     pub(crate) dependency_ids: Vec<JobId>,
     pub(crate) allow_dependency_failures: bool,
+    pub(crate) webhooks: Vec<Webhook>,
 }
 
 impl Job {

@@ -48,6 +48,130 @@ pub struct EnqueueOptions {
     pub on_failure: Option<Callback>,
     /// Called after the job is stopped.
     pub on_stopped: Option<Callback>,
+    /// HTTP requests sent when the job finishes or fails (RQ 2.10's `webhooks`).
+    pub webhooks: Vec<Webhook>,
+}
+
+/// An HTTP request a worker sends when a job reaches a final state (RQ 2.10's `Webhook`): a
+/// GET, or a POST of `{"job_id", "func_name", "status", "enqueued_at", "ended_at"}` (and
+/// `"exc_info"` for a failure). Errors are logged, never raised: an endpoint that is down cannot
+/// fail the job.
+///
+/// # Examples
+/// ```
+/// use rqrs::{Webhook, WebhookStatus};
+///
+/// let hook = Webhook::new("https://example.com/jobs", WebhookStatus::Failed)
+///     .post()
+///     .header("Authorization", "Bearer token")
+///     .timeout(5);
+/// assert_eq!(hook.url(), "https://example.com/jobs");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    url: String,
+    job_status: WebhookStatus,
+    #[serde(default = "Webhook::default_method")]
+    method: String,
+    #[serde(default)]
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default = "Webhook::default_timeout")]
+    timeout: u64,
+}
+
+/// When a webhook is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookStatus {
+    /// After a success.
+    Finished,
+    /// After a failure (a stopped job included, as in RQ).
+    Failed,
+}
+
+impl Webhook {
+    /// A GET of `url` (http:// or https://) when the job reaches `status`, with RQ's 10 s timeout.
+    pub fn new(url: impl Into<String>, status: WebhookStatus) -> Self {
+        Webhook {
+            url: url.into(),
+            job_status: status,
+            method: Self::default_method(),
+            headers: None,
+            timeout: Self::default_timeout(),
+        }
+    }
+
+    fn default_method() -> String {
+        "GET".to_owned()
+    }
+
+    fn default_timeout() -> u64 {
+        10
+    }
+
+    /// POST the job's summary as JSON instead of a bare GET.
+    pub fn post(mut self) -> Self {
+        self.method = "POST".to_owned();
+        self
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Seconds the request may take.
+    pub fn timeout(mut self, seconds: u64) -> Self {
+        self.timeout = seconds;
+        self
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// When it is sent.
+    pub fn status(&self) -> WebhookStatus {
+        self.job_status
+    }
+
+    /// Whether it is a POST (else a GET).
+    pub fn is_post(&self) -> bool {
+        self.method.eq_ignore_ascii_case("POST")
+    }
+
+    /// The extra request headers.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .flatten()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    /// The timeout in seconds.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(Error::invalid(
+                "webhook",
+                format!("{:?} is not an http:// or https:// URL", self.url),
+            ));
+        }
+        if !(self.method.eq_ignore_ascii_case("GET") || self.is_post()) || self.timeout == 0 {
+            return Err(Error::invalid(
+                "webhook",
+                "the method is GET or POST and the timeout positive",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a job waits for before it is enqueued (RQ's `Dependency`).
@@ -181,6 +305,9 @@ impl EnqueueOptions {
         }
         if let Some(retry) = &self.retry {
             retry.validate()?;
+        }
+        for webhook in &self.webhooks {
+            webhook.validate()?;
         }
         if self.repeat.as_ref().is_some_and(|repeat| repeat.times == 0) {
             return Err(Error::invalid("repeat", "times must be 1 or more"));
@@ -387,6 +514,12 @@ impl<'q> Enqueue<'q> {
     /// Call a registered function after a failure.
     pub fn on_failure(mut self, callback: Callback) -> Self {
         self.options.on_failure = Some(callback);
+        self
+    }
+
+    /// Send an HTTP request when the job finishes or fails.
+    pub fn webhook(mut self, webhook: Webhook) -> Self {
+        self.options.webhooks.push(webhook);
         self
     }
 

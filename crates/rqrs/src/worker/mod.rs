@@ -22,6 +22,7 @@ mod liveness;
 mod run;
 mod strategy;
 mod waiter;
+mod webhook;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

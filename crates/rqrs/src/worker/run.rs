@@ -9,12 +9,12 @@ use serde_json::{Map, Value};
 
 use tokio::sync::watch;
 
-use super::{Interrupt, Shared};
+use super::{Interrupt, Shared, webhook};
 use crate::backend::redis::Started;
 use crate::context::{ContextParts, JobContext};
 use crate::error::{JobError, JobErrorKind};
 use crate::functions::Handler;
-use crate::job::{Callback, Job, JobStatus};
+use crate::job::{Callback, Job, JobStatus, WebhookStatus};
 use crate::retry;
 
 /// What to record for a run.
@@ -144,7 +144,18 @@ pub(super) async fn run(
             }
         };
         match recorded {
-            Ok(true) => break,
+            Ok(true) => {
+                match &record {
+                    Record::Finish { .. } => {
+                        webhook::send_all(&job, WebhookStatus::Finished, None).await
+                    }
+                    Record::Fail { exc_info } | Record::Stop { exc_info } => {
+                        webhook::send_all(&job, WebhookStatus::Failed, Some(exc_info)).await;
+                    }
+                    Record::Retry { .. } => {}
+                }
+                break;
+            }
             Ok(false) => {
                 tracing::warn!(job = %job.id, "the job's execution was recovered elsewhere; its outcome is dropped");
                 break;

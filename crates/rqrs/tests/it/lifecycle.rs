@@ -425,3 +425,75 @@ async fn a_retry_with_an_interval_runs_again_through_the_scheduler() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn webhooks_are_sent_when_a_job_finishes_or_fails() {
+    let (_server, conn) = setup().await;
+    let (url, sink) = rqrs_test::http_sink(2).await;
+    let queue = Queue::new(&conn, "default");
+    let good = queue
+        .enqueue("fixtures.add", (1, 2))
+        .webhook(
+            rqrs::Webhook::new(format!("{url}/done?x=1"), rqrs::WebhookStatus::Finished)
+                .post()
+                .header("X-Token", "t"),
+        )
+        .webhook(rqrs::Webhook::new(
+            format!("{url}/never"),
+            rqrs::WebhookStatus::Failed,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let bad = queue
+        .enqueue("fixtures.fail", ("no",))
+        .webhook(rqrs::Webhook::new(
+            format!("{url}/failed"),
+            rqrs::WebhookStatus::Failed,
+        ))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    let requests = tokio::time::timeout(Duration::from_secs(20), sink)
+        .await
+        .unwrap()
+        .unwrap();
+    let post = requests
+        .iter()
+        .find(|r| r.starts_with("POST /done?x=1 HTTP/1.1"))
+        .expect("the POST");
+    assert!(
+        post.contains("X-Token: t") && post.contains("Content-Type: application/json"),
+        "{post}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(post.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["job_id"], good.id().as_str());
+    assert_eq!(body["status"], "finished");
+    assert_eq!(body["func_name"], "fixtures.add");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /failed HTTP/1.1")),
+        "{requests:?}"
+    );
+    assert_eq!(
+        Job::fetch(&conn, bad.id()).await.unwrap().status(),
+        JobStatus::Failed
+    );
+    // An endpoint that is not there does not change the outcome.
+    let lost = queue
+        .enqueue("fixtures.add", (1, 1))
+        .webhook(
+            rqrs::Webhook::new("http://127.0.0.1:9/", rqrs::WebhookStatus::Finished).timeout(1),
+        )
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 1, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, lost.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+}

@@ -170,6 +170,7 @@ impl RedisBackend {
                         .depends_on
                         .as_ref()
                         .is_some_and(|d| d.allow_failure),
+                    webhooks: options.webhooks.clone(),
                 },
                 meta: options.meta,
                 legacy_exc_info: None,
@@ -363,6 +364,9 @@ fn job_fields(
             fields.push(("enqueue_at_front", text("1")));
         }
     }
+    if !options.webhooks.is_empty() {
+        fields.push(("webhooks", serde_json::to_vec(&options.webhooks)?));
+    }
     if options.scheduled_at.is_some() && options.at_front {
         fields.push(("enqueue_at_front", text("1")));
     }
@@ -444,6 +448,13 @@ fn decode_lifecycle(hash: &RawHash) -> Lifecycle {
             .map(JobId::from_stored)
             .collect(),
         allow_dependency_failures: flag("allow_dependency_failures"),
+        // Python's `Webhook.to_dict()` list; one that cannot be read is skipped.
+        webhooks: codec::text(hash, "webhooks")
+            .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(&text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|value| serde_json::from_value(value).ok())
+            .collect(),
     }
 }
 
