@@ -424,10 +424,17 @@ fn json_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
     Ok(line)
 }
 
+/// Whether a worker started this process as its work horse.
+pub(super) fn is_horse() -> bool {
+    std::env::var(HORSE_ENV)
+        .ok()
+        .and_then(|parent| parent.parse::<u32>().ok())
+        .is_some_and(|parent| parent == std::os::unix::process::parent_id())
+}
+
 /// See [`run_work_horse_if_child`](crate::run_work_horse_if_child).
 pub(crate) fn run_if_child(functions: &Functions) -> Option<ExitCode> {
-    let parent: u32 = std::env::var(HORSE_ENV).ok()?.parse().ok()?;
-    if parent != std::os::unix::process::parent_id() {
+    if !is_horse() {
         return None;
     }
     Some(match serve(functions) {

@@ -263,7 +263,8 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::Invalid`] for no queues, a concurrency of 0, a name RQ cannot use, a memory cap
-    /// without process isolation, or process isolation on a system other than Unix.
+    /// without process isolation, process isolation on a system other than Unix, or in a work
+    /// horse whose binary did not call [`run_work_horse_if_child`].
     pub fn build(self) -> Result<Worker> {
         if self.queues.is_empty() {
             return Err(Error::invalid("worker", "give at least one queue"));
@@ -282,6 +283,16 @@ impl WorkerBuilder {
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(Error::invalid("worker name", format!("{name:?}")));
+        }
+        // A binary that does not call run_work_horse_if_child would otherwise run a whole
+        // worker in each horse, which would start horses of its own.
+        #[cfg(unix)]
+        if isolation::is_horse() {
+            return Err(Error::invalid(
+                "worker",
+                "this process was started as a work horse: call \
+                 rqrs::run_work_horse_if_child(&functions) first in main",
+            ));
         }
         if self.max_memory_per_job.is_some() && self.isolation != Isolation::Process {
             return Err(Error::invalid(
