@@ -224,3 +224,36 @@ print(json.dumps({'sent': True}))
     wait_status(after.id().clone(), JobStatus::Finished).await;
     assert_ne!(return_value(&conn, after.id()).await, horse, "a new horse");
 }
+
+#[tokio::test]
+async fn a_horse_connects_to_a_tls_server_as_its_worker_does() {
+    let server = rqrs_test::TlsRedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, server.ca_pem()).unwrap();
+    let conn = rqrs::connect_tls(&server.url(), server.ca_pem())
+        .await
+        .unwrap();
+    // set_meta saves through the horse's own connection.
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.set_meta", ("by", "horse"))
+        .send()
+        .await
+        .unwrap();
+    let mut command = Command::new(worker_example());
+    command
+        .arg("--url")
+        .arg(server.url())
+        .arg("--tls-ca-cert")
+        .arg(&ca)
+        .args(["--burst", "--isolation", "process"]);
+    success(&output(command, "the worker").await, "the worker");
+    assert_eq!(
+        return_value(&conn, job.id()).await,
+        json!(job.id().as_str())
+    );
+    assert_eq!(
+        fetch(&conn, job.id()).await.meta().get("by"),
+        Some(&json!("horse"))
+    );
+}
