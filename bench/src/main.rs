@@ -1,5 +1,6 @@
 //! rqrs's benchmark: enqueue rates, burst processing of no-op jobs by the `worker` example,
-//! enqueue-to-start latency, Redis commands per job, worker memory and start-up. Run it with
+//! enqueue-to-start latency, Redis commands per job, worker memory and start-up, and the same
+//! burst with process isolation (jobs in work horses) and the memory of a horse. Run it with
 //! `bench/run.sh`, which starts a private redis-server and runs Python RQ's baseline beside it.
 
 use std::collections::HashMap;
@@ -67,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             .push(enqueue_many(&conn, &mut raw, n).await?);
         for concurrency in [64, 1] {
             let n = scaled(&args, if concurrency == 1 { 20_000 } else { 50_000 });
-            let run = process(&args, &conn, &mut raw, n, concurrency).await?;
+            let run = process(&args, &conn, &mut raw, n, concurrency, &[]).await?;
             eprintln!(
                 "  worker -c {concurrency}: {:.0} jobs/s, peak RSS {} KiB",
                 run.rate, run.peak_rss_kib
@@ -86,6 +87,33 @@ async fn main() -> anyhow::Result<()> {
             })
             .or_default()
             .push(run.peak_rss_kib as f64);
+        }
+        for concurrency in [1, 4] {
+            let n = scaled(&args, 20_000);
+            let run = process(
+                &args,
+                &conn,
+                &mut raw,
+                n,
+                concurrency,
+                &["--isolation", "process"],
+            )
+            .await?;
+            eprintln!(
+                "  worker -c {concurrency} --isolation process: {:.0} jobs/s, peak RSS {} KiB, \
+                 work horse peak RSS {} KiB",
+                run.rate, run.peak_rss_kib, run.horse_peak_rss_kib
+            );
+            runs.entry(if concurrency == 1 {
+                "isolated_c1"
+            } else {
+                "isolated_c4"
+            })
+            .or_default()
+            .push(run.rate);
+            runs.entry("work_horse_peak_rss_kib")
+                .or_default()
+                .push(run.horse_peak_rss_kib as f64);
         }
         runs.entry("startup_ms")
             .or_default()
@@ -213,22 +241,61 @@ fn proc_kib(pid: u32, field: &str) -> Option<u64> {
     })
 }
 
+/// The processes whose parent is `pid` (a worker's work horses).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent = |child: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u32>()
+            .ok()
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| parent(*child) == Some(pid))
+        .collect()
+}
+
 struct Processed {
     rate: f64,
     peak_rss_kib: u64,
+    horse_peak_rss_kib: u64,
 }
 
-/// Waits for a child, reading its peak RSS while it runs; fails after `limit`.
-async fn wait_child(child: &mut Child, limit: Duration) -> anyhow::Result<u64> {
+/// The peak RSS of a worker and of its largest child, in KiB.
+#[derive(Default)]
+struct Peaks {
+    worker_kib: u64,
+    horse_kib: u64,
+}
+
+/// Waits for a child, reading its peak RSS (and every 100 ms its children's) while it runs;
+/// fails after `limit`.
+async fn wait_child(child: &mut Child, limit: Duration) -> anyhow::Result<Peaks> {
     let deadline = Instant::now() + limit;
-    let mut peak = 0;
+    let mut peaks = Peaks::default();
+    let mut looked = Instant::now() - Duration::from_secs(1);
     loop {
         if let Some(kib) = proc_kib(child.id(), "VmHWM:") {
-            peak = peak.max(kib);
+            peaks.worker_kib = peaks.worker_kib.max(kib);
+        }
+        if looked.elapsed() >= Duration::from_millis(100) {
+            looked = Instant::now();
+            for horse in children(child.id()) {
+                if let Some(kib) = proc_kib(horse, "VmHWM:") {
+                    peaks.horse_kib = peaks.horse_kib.max(kib);
+                }
+            }
         }
         if let Some(status) = child.try_wait()? {
             ensure!(status.success(), "the worker exited with {status}");
-            return Ok(peak);
+            return Ok(peaks);
         }
         if Instant::now() > deadline {
             child.kill()?;
@@ -245,20 +312,16 @@ async fn process(
     raw: &mut redis::aio::MultiplexedConnection,
     n: usize,
     concurrency: usize,
+    extra: &[&str],
 ) -> anyhow::Result<Processed> {
     flush(raw).await?;
     let ids = fill(conn, n).await?;
     let start = Instant::now();
-    let mut child = spawn_worker(
-        args,
-        &[
-            "--burst",
-            "--concurrency",
-            &concurrency.to_string(),
-            "bench",
-        ],
-    )?;
-    let peak_rss_kib = wait_child(&mut child, Duration::from_secs(600)).await?;
+    let concurrency = concurrency.to_string();
+    let mut worker_args = vec!["--burst", "--concurrency", &concurrency, "bench"];
+    worker_args.extend_from_slice(extra);
+    let mut child = spawn_worker(args, &worker_args)?;
+    let peaks = wait_child(&mut child, Duration::from_secs(600)).await?;
     let elapsed = start.elapsed().as_secs_f64();
     let done: usize = redis::cmd("ZCARD")
         .arg("rq:finished:bench")
@@ -271,7 +334,8 @@ async fn process(
     );
     Ok(Processed {
         rate: n as f64 / elapsed,
-        peak_rss_kib,
+        peak_rss_kib: peaks.worker_kib,
+        horse_peak_rss_kib: peaks.horse_kib,
     })
 }
 

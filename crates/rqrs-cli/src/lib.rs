@@ -1,5 +1,7 @@
 //! The `rqrs` command line, as a library: [`run`] gives a user's own binary the same CLI
-//! around its own functions, and [`run_worker`] a binary that is only a worker.
+//! around its own functions, and [`run_worker`] a binary that is only a worker. Both serve as
+//! the binary's work horse too when a worker with `--isolation process` starts it (see
+//! [`rqrs::run_work_horse_if_child`]), so call them first in `main`.
 //!
 //! ```no_run
 //! use rqrs::{Functions, JobContext, JobError};
@@ -144,7 +146,12 @@ pub fn run(functions: Functions) -> ExitCode {
         Command::WorkerPool(args) => args.logging_level.clone(),
         _ => "warn".to_owned(),
     };
-    execute(&log_level, async move {
+    start_logging(&log_level);
+    // A work horse gets its worker's arguments, so it logs at the worker's level.
+    if let Some(code) = rqrs::run_work_horse_if_child(&functions) {
+        return code;
+    }
+    execute(async move {
         match cli.command {
             Command::Worker(args) => worker::run(&cli.backend, args, functions).await,
             Command::WorkerPool(args) => {
@@ -189,19 +196,24 @@ pub fn run_worker(functions: Functions) -> ExitCode {
         worker: worker::WorkerArgs,
     }
     let cli = WorkerCli::parse();
-    let log_level = cli.worker.logging_level.clone();
-    execute(&log_level, async move {
-        worker::run(&cli.backend, cli.worker, functions).await
-    })
+    start_logging(&cli.worker.logging_level);
+    if let Some(code) = rqrs::run_work_horse_if_child(&functions) {
+        return code;
+    }
+    execute(async move { worker::run(&cli.backend, cli.worker, functions).await })
 }
 
-fn execute(log_level: &str, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+/// Logs to stderr at `log_level`, or as `RUST_LOG` says.
+fn start_logging(log_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level.to_ascii_lowercase()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn execute(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,7 +1,7 @@
 //! `rqrs worker`: runs a worker for the binary's functions.
 
-use clap::Args;
-use rqrs::{Functions, Worker};
+use clap::{Args, ValueEnum};
+use rqrs::{Functions, Isolation, Worker};
 
 use crate::Backend;
 
@@ -42,9 +42,26 @@ pub(crate) struct WorkerArgs {
     /// Seconds a job may run when it does not say (-1: no limit).
     #[arg(long, allow_hyphen_values = true, default_value_t = 180)]
     job_timeout: i64,
+    /// Where jobs run: in the worker's process (cheapest), or each in a work horse process that
+    /// is killed at the job's timeout and whose crash fails only its job.
+    #[arg(long, value_enum, default_value_t = IsolationArg::InProcess)]
+    isolation: IsolationArg,
+    /// Kill a work horse whose resident memory passes this many bytes while it runs a job,
+    /// failing the job (needs --isolation process).
+    #[arg(long, value_name = "BYTES")]
+    max_memory_per_job: Option<u64>,
     /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (RUST_LOG overrides it).
     #[arg(long, short = 'l', default_value = "INFO")]
     pub(crate) logging_level: String,
+}
+
+/// The values of `--isolation`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum IsolationArg {
+    /// In the worker's process.
+    InProcess,
+    /// In work horse processes.
+    Process,
 }
 
 pub(crate) async fn run(
@@ -68,7 +85,11 @@ pub(crate) async fn run(
         .worker_ttl(args.worker_ttl)
         .dequeue_strategy(args.dequeue_strategy)
         .default_job_timeout(args.job_timeout)
-        .handle_signals(true);
+        .handle_signals(true)
+        .isolation(match args.isolation {
+            IsolationArg::InProcess => Isolation::InProcess,
+            IsolationArg::Process => Isolation::Process,
+        });
     if let Some(jobs) = args.max_jobs {
         builder = builder.max_jobs(jobs);
     }
@@ -77,6 +98,9 @@ pub(crate) async fn run(
     }
     if let Some(name) = args.name {
         builder = builder.name(name);
+    }
+    if let Some(bytes) = args.max_memory_per_job {
+        builder = builder.max_memory_per_job(bytes);
     }
     builder.build()?.work().await?;
     Ok(())

@@ -14,6 +14,9 @@
 //! | `fixtures.progress(steps, seconds)` | reports progress `i/steps` after each of `steps` sleeps of `seconds`, returns `steps` |
 //! | `fixtures.on_success_mark` | a callback: sets meta `"callback"` to `"success"` on the job and saves it |
 //! | `fixtures.on_failure_mark` | a callback: sets meta `"callback"` to `"failure"` on the job and saves it |
+//! | `fixtures.abort()` | aborts the process (`std::process::abort`): for work horses only, it kills an in-process worker |
+//! | `fixtures.allocate(bytes)` | allocates and touches `bytes` bytes, holds them 5 s (blocking), returns `bytes` |
+//! | `fixtures.pid()` | returns the id of the process that runs it (the worker's, or its work horse's) |
 
 use std::io::Write;
 use std::time::Duration;
@@ -43,6 +46,9 @@ pub fn functions() -> Functions {
             "fixtures.on_failure_mark",
             |ctx: JobContext, _: IgnoredAny| mark(ctx, "failure"),
         )
+        .register("fixtures.abort", abort)
+        .register_blocking("fixtures.allocate", allocate)
+        .register("fixtures.pid", pid)
 }
 
 #[derive(Deserialize)]
@@ -160,4 +166,24 @@ async fn append(
     })
     .await??;
     Ok(())
+}
+
+async fn abort(_ctx: JobContext, (): ()) -> Result<(), JobError> {
+    std::process::abort()
+}
+
+#[derive(Deserialize)]
+struct Allocate {
+    bytes: usize,
+}
+
+fn allocate(_ctx: JobContext, Allocate { bytes }: Allocate) -> Result<usize, JobError> {
+    // Written, not only reserved: untouched pages would not count in the resident memory.
+    let held = std::hint::black_box(vec![1u8; bytes]);
+    std::thread::sleep(Duration::from_secs(5));
+    Ok(held.len())
+}
+
+async fn pid(_ctx: JobContext, (): ()) -> Result<u32, JobError> {
+    Ok(std::process::id())
 }

@@ -36,7 +36,8 @@
 //! - [`JobResult`]: the results of a job's runs.
 //! - [`Functions`]: the function table (async and blocking functions, typed arguments).
 //! - [`current_job`], [`JobContext`]: the running job, its meta.
-//! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown).
+//! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown); [`Isolation`] and
+//!   [`run_work_horse_if_child`]: jobs in work horses, killed at their timeout.
 //! - [`suspend`], [`resume`], [`is_suspended`]: pause every worker (RQ's `rq suspend`).
 //! - [`send_stop_job_command`], [`send_shutdown_command`], [`send_kill_horse_command`]: control
 //!   running workers, Python's and rqrs's.
@@ -79,6 +80,6 @@ pub use retry::Retry;
 pub use scheduler::{Scheduler, SchedulerBuilder};
 pub use suspension::{is_suspended, resume, suspend};
 pub use worker::{
-    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, ShutdownHandle, Worker, WorkerBuilder,
-    WorkerInfo, WorkerState,
+    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, Isolation, ShutdownHandle, Worker,
+    WorkerBuilder, WorkerInfo, WorkerState, run_work_horse_if_child,
 };

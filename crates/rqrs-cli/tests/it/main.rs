@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod examples;
 mod interop;
+mod isolation;
 mod job_ops;
 mod lifecycle;
 mod scheduler;

@@ -1,7 +1,9 @@
 //! The worker's control channel `rq:pubsub:<name>`: RQ's JSON commands, from Python's
 //! `send_*_command` or rqrs's. `shutdown` is a warm stop; `kill-horse` interrupts every running
 //! job (each ends as failed); `stop-job` interrupts that job if it runs here (it ends as
-//! `stopped`). The subscription is made again whenever the connection drops.
+//! `stopped`). An interrupted job's call is dropped, which cancels an async function and, under
+//! process isolation, kills the job's work horse. The subscription is made again whenever the
+//! connection drops.
 
 use std::sync::Arc;
 use std::time::Duration;

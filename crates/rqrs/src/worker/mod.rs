@@ -7,7 +7,9 @@
 //!    moves from its queue into the started registry with an execution and a deadline). When
 //!    the queues are empty it waits on them without taking anything (see [`waiter`]), or, in
 //!    burst mode, returns once running jobs are done and the queues are still empty.
-//! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step.
+//! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step. The
+//!    function itself runs in the worker's process, or in a work horse under process isolation
+//!    ([`isolation`]).
 //! 4. A heartbeat task refreshes the worker and every running execution.
 //! 5. With [`WorkerBuilder::with_scheduler`], a [`Scheduler`] for the worker's queues runs
 //!    beside it (RQ's `--with-scheduler`); in burst mode it enqueues the due jobs once, at
@@ -18,6 +20,8 @@
 
 mod control;
 mod info;
+#[cfg(unix)]
+mod isolation;
 mod liveness;
 mod run;
 mod strategy;
@@ -25,6 +29,7 @@ mod waiter;
 mod webhook;
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,6 +71,77 @@ pub struct WorkerBuilder {
     with_scheduler: bool,
     limits: Limits,
     default_job_timeout: i64,
+    isolation: Isolation,
+    max_memory_per_job: Option<u64>,
+}
+
+/// Where a worker runs its job functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// In the worker's own process, many at once: the cheapest. An async job is cancelled at
+    /// its timeout; a blocking one cannot be, so it runs on, detached, after its job failed. A
+    /// job that crashes the process (an abort, a segfault) takes the worker down.
+    #[default]
+    InProcess,
+    /// Each job in a work horse, a child process that re-executes the worker's binary (Unix
+    /// only). The worker kills the horse's process group at the job's timeout, on stop-job and
+    /// kill-horse commands and above [`max_memory_per_job`](WorkerBuilder::max_memory_per_job),
+    /// so no job outlives them; a crash fails only its own job. Horses are kept for many jobs,
+    /// up to one per slot of [`concurrency`](WorkerBuilder::concurrency).
+    ///
+    /// The binary must call [`run_work_horse_if_child`] at the top of `main` (`rqrs_cli::run`
+    /// and `rqrs_cli::run_worker` do).
+    Process,
+}
+
+/// Makes this process a work horse if a worker with [`Isolation::Process`] started it: serves
+/// that worker's jobs with `functions` until the worker closes the pipe, then returns the exit
+/// code for `main` to return. Returns `None`, doing nothing, in any other process.
+///
+/// A binary that runs a [`Worker`] with process isolation must call this first thing in
+/// `main` (after setting up logging, if its jobs log), with the same functions as the worker:
+/// the worker starts its horses by running its own binary again, with the same arguments and
+/// an environment variable that marks them. A horse never forks the worker's async runtime; it
+/// builds its own and opens its own connection to the worker's backend.
+///
+/// # Examples
+/// ```no_run
+/// use std::process::ExitCode;
+/// use rqrs::{Functions, Isolation, JobContext, JobError, Worker};
+///
+/// fn resize(_ctx: JobContext, (path,): (String,)) -> Result<String, JobError> {
+///     Ok(path) // may crash or hang: it runs in a work horse
+/// }
+///
+/// fn main() -> ExitCode {
+///     let functions = Functions::new().register_blocking("img.resize", resize);
+///     if let Some(code) = rqrs::run_work_horse_if_child(&functions) {
+///         return code;
+///     }
+///     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+///     runtime.block_on(async {
+///         let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+///         Worker::builder(&conn)
+///             .queues(["default"])
+///             .functions(functions)
+///             .isolation(Isolation::Process)
+///             .max_memory_per_job(1 << 30)
+///             .build()?
+///             .work()
+///             .await
+///     })
+///     .map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)
+/// }
+/// ```
+pub fn run_work_horse_if_child(functions: &Functions) -> Option<ExitCode> {
+    #[cfg(unix)]
+    return isolation::run_if_child(functions);
+    #[cfg(not(unix))]
+    {
+        let _ = functions;
+        None
+    }
 }
 
 /// When a worker stops by itself, and how it orders its queues.
@@ -171,10 +247,25 @@ impl WorkerBuilder {
         self
     }
 
+    /// Where job functions run (default [`Isolation::InProcess`]).
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Kill a work horse whose resident memory passes `bytes` while it runs a job, failing the
+    /// job with `killed: memory cap (N bytes)` (Linux; needs [`Isolation::Process`]).
+    pub fn max_memory_per_job(mut self, bytes: u64) -> Self {
+        self.max_memory_per_job = Some(bytes);
+        self
+    }
+
     /// Checks the settings and builds the worker.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for no queues, a concurrency of 0, or a name RQ cannot use.
+    /// [`Error::Invalid`] for no queues, a concurrency of 0, a name RQ cannot use, a memory cap
+    /// without process isolation, process isolation on a system other than Unix, or in a work
+    /// horse whose binary did not call [`run_work_horse_if_child`].
     pub fn build(self) -> Result<Worker> {
         if self.queues.is_empty() {
             return Err(Error::invalid("worker", "give at least one queue"));
@@ -194,11 +285,36 @@ impl WorkerBuilder {
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(Error::invalid("worker name", format!("{name:?}")));
         }
+        // A binary that does not call run_work_horse_if_child would otherwise run a whole
+        // worker in each horse, which would start horses of its own.
+        #[cfg(unix)]
+        if isolation::is_horse() {
+            return Err(Error::invalid(
+                "worker",
+                "this process was started as a work horse: call \
+                 rqrs::run_work_horse_if_child(&functions) first in main",
+            ));
+        }
+        if self.max_memory_per_job.is_some() && self.isolation != Isolation::Process {
+            return Err(Error::invalid(
+                "max memory per job",
+                "it needs process isolation",
+            ));
+        }
+        #[cfg(unix)]
+        let horses = (self.isolation == Isolation::Process)
+            .then(|| isolation::Horses::new(&self.conn, &name, self.max_memory_per_job));
+        #[cfg(not(unix))]
+        if self.isolation == Isolation::Process {
+            return Err(Error::invalid("isolation", "process isolation needs Unix"));
+        }
         let interval = self.heartbeat_interval.as_secs().max(1);
         let (shutdown, _) = watch::channel(Stop::Running);
         Ok(Worker {
             shared: Arc::new(Shared {
                 conn: self.conn,
+                #[cfg(unix)]
+                horses,
                 name,
                 queues: self.queues,
                 functions: self.functions,
@@ -278,6 +394,9 @@ enum Interrupt {
 /// What the worker's tasks share.
 struct Shared {
     conn: Connection,
+    /// The work horses, under process isolation.
+    #[cfg(unix)]
+    horses: Option<isolation::Horses>,
     name: String,
     queues: Vec<String>,
     functions: Functions,
@@ -362,6 +481,8 @@ impl Worker {
             limits: Limits::default(),
             default_job_timeout: DEFAULT_TIMEOUT,
             with_scheduler: false,
+            isolation: Isolation::InProcess,
+            max_memory_per_job: None,
         }
     }
 
@@ -444,6 +565,10 @@ impl Worker {
         }
         background.abort_all();
         liveness.stop().await;
+        #[cfg(unix)]
+        if let Some(horses) = &shared.horses {
+            horses.close().await;
+        }
         backend.register_death(&shared.name, &shared.queues).await?;
         tracing::info!(worker = %shared.name, "worker stopped");
         Ok(())
@@ -648,6 +773,8 @@ pub(crate) async fn run_inline(
 ) -> Result<()> {
     let shared = Shared {
         conn: conn.clone(),
+        #[cfg(unix)]
+        horses: None,
         name: "inline".to_owned(),
         queues: vec![queue.to_owned()],
         functions: functions.clone(),

@@ -65,14 +65,16 @@ pub(super) async fn run(
             Some(handler) => {
                 let timeout = job.timeout.unwrap_or(shared.default_job_timeout);
                 let call = call_with_timeout(
+                    shared,
+                    &call.func_name,
                     handler.clone(),
                     ctx.clone(),
                     call.args,
                     call.kwargs,
                     timeout,
                 );
-                // An interrupt drops the call, which aborts an async function (a blocking one
-                // runs on, detached, as after a timeout).
+                // An interrupt drops the call, which aborts an async function and kills a work
+                // horse (in-process, a blocking function runs on, detached, as after a timeout).
                 // Whichever ends first decides: a job that finished as the stop came is
                 // recorded as finished.
                 tokio::select! {
@@ -275,6 +277,8 @@ async fn run_callback(
         ));
     };
     call_with_timeout(
+        shared,
+        callback.name(),
         handler.clone(),
         ctx.clone(),
         args,
@@ -292,15 +296,56 @@ async fn run_callback(
     })
 }
 
-/// Calls the function, bounded by the job's timeout in seconds (`-1`: none). An async function
-/// is cancelled at its deadline; a blocking one cannot be, so its thread is left to finish on
-/// its own while the job is failed and the slot freed.
+/// Calls the function named `name` (whose `handler` it is), bounded by the job's timeout in
+/// seconds (`-1`: none): in a work horse under process isolation, else in this process.
+///
+/// Leaving this function early, by the timeout or by the worker dropping the call (an
+/// interrupt, a cold shutdown), stops the call: an async function is cancelled, a work horse is
+/// killed. A blocking function run in-process cannot be stopped, so its thread is left to
+/// finish on its own while the job is failed and the slot freed.
+#[cfg_attr(
+    not(unix),
+    expect(
+        unused_variables,
+        reason = "process isolation, which calls by name, is Unix-only"
+    )
+)]
 async fn call_with_timeout(
+    shared: &Shared,
+    name: &str,
     handler: Handler,
     ctx: JobContext,
     args: Vec<Value>,
     kwargs: Map<String, Value>,
     timeout: i64,
+) -> Result<Value, JobError> {
+    let running = async {
+        #[cfg(unix)]
+        if let Some(horses) = &shared.horses {
+            return horses.call(name, &ctx, args, kwargs).await;
+        }
+        call(handler, ctx, args, kwargs).await
+    };
+    match u64::try_from(timeout) {
+        Ok(seconds) => tokio::time::timeout(Duration::from_secs(seconds), running)
+            .await
+            .unwrap_or_else(|_| {
+                // Retried when the job has retries left, as RQ retries timeouts.
+                Err(JobError::new(format!(
+                    "JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
+                )))
+            }),
+        Err(_) => running.await,
+    }
+}
+
+/// Calls the function in this process, with `ctx` as [`current_job`](crate::current_job); a
+/// panic becomes the job's error. A work horse calls its jobs' functions through this too.
+pub(super) async fn call(
+    handler: Handler,
+    ctx: JobContext,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
 ) -> Result<Value, JobError> {
     let task = match handler {
         Handler::Async(function) => {
@@ -312,22 +357,8 @@ async fn call_with_timeout(
             scoped.scope_blocking(|| function(ctx, args, kwargs))
         }),
     };
-    // Leaving this function, by a timeout or by the worker aborting the job (a cold
-    // shutdown), stops an async function too.
     let _abort = AbortOnDrop(task.abort_handle());
-    let joined = match u64::try_from(timeout) {
-        Ok(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), task).await {
-            Ok(joined) => joined,
-            Err(_) => {
-                // Retried when the job has retries left, as RQ retries timeouts.
-                return Err(JobError::new(format!(
-                    "JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
-                )));
-            }
-        },
-        Err(_) => task.await,
-    };
-    match joined {
+    match task.await {
         Ok(outcome) => outcome,
         Err(error) if error.is_panic() => {
             let panic = error.into_panic();

@@ -7,6 +7,7 @@
 mod connection;
 mod context;
 mod enqueue;
+mod isolation;
 mod job_ops;
 mod lifecycle;
 mod registry;

@@ -87,7 +87,12 @@ pub(crate) struct HeartbeatReply {
 pub(crate) struct RedisBackend {
     client: redis::Client,
     conn: ConnectionManager,
+    /// The URL, password hidden, for messages.
     url: String,
+    /// The URL as given and the trusted roots, to connect again from another process (a work
+    /// horse).
+    full_url: String,
+    root_ca: Option<Vec<u8>>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -130,12 +135,12 @@ impl RedisBackend {
             // have installed one already, which is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = match root_ca {
+        let client = match &root_ca {
             None => redis::Client::open(url).map_err(invalid)?,
             Some(root_cert) => {
                 let certificates = redis::TlsCertificates {
                     client_tls: None,
-                    root_cert: Some(root_cert),
+                    root_cert: Some(root_cert.clone()),
                 };
                 redis::Client::build_with_tls(url, certificates).map_err(invalid)?
             }
@@ -147,6 +152,8 @@ impl RedisBackend {
             client,
             conn,
             url: redact(url),
+            full_url: url.to_owned(),
+            root_ca,
         })
     }
 
@@ -161,11 +168,18 @@ impl RedisBackend {
             client: self.client.clone(),
             conn,
             url: self.url.clone(),
+            full_url: self.full_url.clone(),
+            root_ca: self.root_ca.clone(),
         })
     }
 
     pub(crate) fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The URL as given (password included) and the trusted roots given, if any.
+    pub(crate) fn connect_info(&self) -> (&str, Option<&[u8]>) {
+        (&self.full_url, self.root_ca.as_deref())
     }
 
     fn conn(&self) -> ConnectionManager {

@@ -1,0 +1,598 @@
+//! Process isolation: each job runs in a work horse, a child process that re-executes the
+//! worker's own binary (`std::env::current_exe()`, never a `fork()` of the async runtime), so
+//! a job cannot outlive its timeout and a crash takes down only its own job.
+//!
+//! The worker (parent) side, [`Horses`]:
+//! 1. keeps up to `concurrency` idle horses and gives each job one, spawning a horse when none
+//!    is idle; a horse runs many jobs, one at a time, so isolation costs a pipe round trip per
+//!    job, not a process start;
+//! 2. sends the job as one JSON line on the horse's stdin and reads one JSON line back (the
+//!    return value or the error, and the job's meta as the job left it);
+//! 3. while the job runs, watches the horse's resident memory when there is a cap;
+//! 4. when the call is dropped (timeout, stop-job, kill-horse, cold shutdown) or the memory cap
+//!    is passed, kills the horse's process group (SIGTERM, then SIGKILL after [`KILL_GRACE`]);
+//!    when the horse dies by itself, fails the job with its wait status, as RQ words it.
+//!
+//! The horse side, [`run_if_child`]: a process started with [`HORSE_ENV`] naming its parent
+//! reads the backend URL and worker name, connects on its own, then answers job requests with
+//! the same function table, calling each as the in-process worker does (a [`JobContext`], so
+//! `current_job()` and `save_meta()` work). It touches no key itself beyond what its jobs do.
+
+use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::Connection;
+use crate::context::{ContextParts, JobContext};
+use crate::error::{JobError, JobErrorKind};
+use crate::functions::Functions;
+
+/// Set in a work horse's environment to the worker's pid. A process is a horse only if its
+/// parent is that pid, so a program that a job starts (and that inherits the variable) is not.
+const HORSE_ENV: &str = "RQRS_WORK_HORSE";
+/// How long a killed horse's process group has between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_millis(500);
+/// How often a running horse's memory is read when there is a cap.
+const MEMORY_POLL: Duration = Duration::from_millis(50);
+
+/// The first line a horse reads: where its jobs' backend is, and for whom it works.
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    url: String,
+    /// The PEM roots of a TLS connection made with `connect_tls`.
+    root_ca: Option<Vec<u8>>,
+    worker_name: String,
+}
+
+/// One call: the job's context, and the function to call with its arguments (the job's own,
+/// or a callback's).
+#[derive(Serialize, Deserialize)]
+struct Request {
+    job_id: String,
+    origin: String,
+    execution_id: String,
+    job_args: Vec<Value>,
+    job_kwargs: Map<String, Value>,
+    meta: Map<String, Value>,
+    func_name: String,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+}
+
+/// A call's outcome, and the job's meta as the call left it.
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    outcome: Outcome,
+    meta: Map<String, Value>,
+}
+
+/// A [`JobError`] crosses the pipe as its `exc_info` text and its kind.
+#[derive(Serialize, Deserialize)]
+enum Outcome {
+    Return(Value),
+    Fail(String),
+    Abort(String),
+    RetryAfter(String, Duration),
+}
+
+impl Outcome {
+    fn new(outcome: Result<Value, JobError>) -> Self {
+        match outcome {
+            Ok(value) => Outcome::Return(value),
+            Err(error) => match error.kind() {
+                JobErrorKind::Fail => Outcome::Fail(error.to_exc_info()),
+                JobErrorKind::Abort => Outcome::Abort(error.to_exc_info()),
+                JobErrorKind::RetryAfter(delay) => Outcome::RetryAfter(error.to_exc_info(), delay),
+            },
+        }
+    }
+
+    fn into_result(self) -> Result<Value, JobError> {
+        match self {
+            Outcome::Return(value) => Ok(value),
+            Outcome::Fail(text) => Err(JobError::new(text)),
+            Outcome::Abort(text) => Err(JobError::abort(text)),
+            Outcome::RetryAfter(text, delay) => Err(JobError::retry_after(text, delay)),
+        }
+    }
+}
+
+/// The worker's work horses.
+pub(super) struct Horses {
+    idle: Mutex<Vec<Horse>>,
+    /// The backend URL and the worker's name, as the first line every horse reads.
+    hello: Vec<u8>,
+    max_memory: Option<u64>,
+}
+
+impl Horses {
+    pub(super) fn new(conn: &Connection, worker_name: &str, max_memory: Option<u64>) -> Self {
+        let (url, root_ca) = conn.backend().connect_info();
+        let hello = Hello {
+            url: url.to_owned(),
+            root_ca: root_ca.map(<[u8]>::to_vec),
+            worker_name: worker_name.to_owned(),
+        };
+        Horses {
+            idle: Mutex::new(Vec::new()),
+            hello: json_line(&hello).expect("strings always encode as JSON"),
+            max_memory,
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Horse>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Calls the function `name` for the job of `ctx` in a horse, and copies the job's meta
+    /// back into `ctx`. Dropping the returned future kills the horse.
+    pub(super) async fn call(
+        &self,
+        name: &str,
+        ctx: &JobContext,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, JobError> {
+        let request = Request {
+            job_id: ctx.id().to_string(),
+            origin: ctx.origin().to_owned(),
+            execution_id: ctx.execution_id().to_owned(),
+            job_args: ctx.args().to_vec(),
+            job_kwargs: ctx.kwargs().clone(),
+            meta: ctx.meta(),
+            func_name: name.to_owned(),
+            args,
+            kwargs,
+        };
+        let line = json_line(&request)
+            .map_err(|error| JobError::abort(format!("the job cannot be sent as JSON: {error}")))?;
+        let mut busy = self.send(&line).await?;
+        let pid = busy.horse().pid;
+        let ended = tokio::select! {
+            reply = busy.horse().read_reply() => Ended::Heard(reply),
+            rss = over_memory(pid, self.max_memory) => Ended::OverMemory(rss),
+        };
+        match ended {
+            Ended::Heard(Ok(Some(reply))) => {
+                self.put_back(busy.into_horse());
+                ctx.update_meta(|meta| *meta = reply.meta);
+                reply.outcome.into_result()
+            }
+            Ended::Heard(Ok(None)) => {
+                let reason = busy.into_horse().reap().await;
+                tracing::warn!(job = %ctx.id(), pid, %reason, "a work horse died");
+                Err(JobError::new(reason))
+            }
+            Ended::Heard(Err(error)) => Err(JobError::new(format!(
+                "Work-horse sent an unreadable reply ({error}); killed"
+            ))),
+            Ended::OverMemory(rss) => {
+                let cap = self.max_memory.unwrap_or_default();
+                tracing::warn!(job = %ctx.id(), pid, rss, cap, "a work horse passed the memory cap; killing it");
+                Err(JobError::new(format!(
+                    "killed: memory cap ({cap} bytes); the work horse used {rss} bytes"
+                )))
+            }
+        }
+    }
+
+    /// Sends `line` to an idle horse, or to a new one when none is idle or alive.
+    async fn send(&self, line: &[u8]) -> Result<Busy, JobError> {
+        loop {
+            // A horse may have died while idle (the OOM killer, a kill from outside): its pipe
+            // refuses the write, and the next one is tried.
+            let Some(horse) = self.idle().pop() else {
+                break;
+            };
+            let mut busy = Busy(Some(horse));
+            if busy.horse().write(line).await.is_ok() {
+                return Ok(busy);
+            }
+        }
+        let horse = self
+            .spawn()
+            .await
+            .map_err(|error| JobError::new(format!("Work-horse could not be started: {error}")))?;
+        let mut busy = Busy(Some(horse));
+        busy.horse().write(line).await.map_err(|error| {
+            JobError::new(format!("Work-horse refused the job at its start: {error}"))
+        })?;
+        Ok(busy)
+    }
+
+    /// Starts a horse: this program again, with its arguments, marked by [`HORSE_ENV`], in a
+    /// process group of its own so that it and anything it starts are killed together.
+    async fn spawn(&self) -> std::io::Result<Horse> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(HORSE_ENV, std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| std::io::Error::other("exited at once"))?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("no pipes to the work horse"));
+        };
+        let mut horse = Horse {
+            child,
+            pid,
+            input,
+            output: BufReader::new(output),
+        };
+        horse.write(&self.hello).await?;
+        tracing::debug!(pid, "work horse started");
+        Ok(horse)
+    }
+
+    /// Keeps a horse that answered for the next job, unless it holds more memory than the cap
+    /// (what a job allocated may stay with the process after the job).
+    fn put_back(&self, horse: Horse) {
+        match self.max_memory.zip(resident_bytes(horse.pid)) {
+            Some((cap, rss)) if rss > cap => horse.kill(),
+            _ => self.idle().push(horse),
+        }
+    }
+
+    /// Ends the idle horses: each exits when its stdin closes.
+    pub(super) async fn close(&self) {
+        let horses = std::mem::take(&mut *self.idle());
+        for Horse {
+            mut child, input, ..
+        } in horses
+        {
+            drop(input);
+            if tokio::time::timeout(KILL_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                // kill_on_drop ends it.
+                tracing::warn!("a work horse did not exit when told to");
+            }
+        }
+    }
+}
+
+/// How a call in a horse ended.
+enum Ended {
+    /// A reply line, or the end of the horse's output (`None`).
+    Heard(std::io::Result<Option<Reply>>),
+    /// The horse's resident memory, above the cap.
+    OverMemory(u64),
+}
+
+/// A work horse process and its pipes.
+struct Horse {
+    child: Child,
+    pid: u32,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Horse {
+    async fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.input.write_all(line).await?;
+        self.input.flush().await
+    }
+
+    async fn read_reply(&mut self) -> std::io::Result<Option<Reply>> {
+        let mut line = String::new();
+        if self.output.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_str(&line)?))
+    }
+
+    fn group(&self) -> Option<Pid> {
+        i32::try_from(self.pid)
+            .ok()
+            .filter(|pid| *pid > 0)
+            .map(Pid::from_raw)
+    }
+
+    /// Kills the process group: SIGTERM now, SIGKILL after [`KILL_GRACE`], then reaps the horse
+    /// (until then it is a zombie, so the group id cannot be reused by another process).
+    fn kill(mut self) {
+        let Some(group) = self.group() else {
+            return;
+        };
+        let _ = killpg(group, Signal::SIGTERM);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(KILL_GRACE).await;
+                    let _ = killpg(group, Signal::SIGKILL);
+                    let _ = self.child.wait().await;
+                });
+            }
+            Err(_) => {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// After the horse's output ended: kills what is left of its group, waits for it, and
+    /// says how it ended, in RQ's words.
+    async fn reap(mut self) -> String {
+        // The horse has exited or is exiting, and is not yet reaped, so its group id is still
+        // its own: this kills only what it left running. A process that is already exiting
+        // keeps the status it exits with.
+        if let Some(group) = self.group() {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        match tokio::time::timeout(KILL_GRACE, self.child.wait()).await {
+            Ok(Ok(status)) => terminated(status),
+            Ok(Err(error)) => format!("Work-horse terminated unexpectedly; {error}"),
+            Err(_) => "Work-horse closed its output and did not exit".to_owned(),
+        }
+    }
+}
+
+/// RQ's text for a horse that died (`Work-horse terminated unexpectedly; waitpid returned
+/// <status> (signal <n>); `), followed by the signal's name or the exit code.
+fn terminated(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal().unwrap_or(0);
+    let how = match (status.signal(), status.code()) {
+        (Some(number), _) => {
+            let name = Signal::try_from(number).map_or("an unknown signal", Signal::as_str);
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
+            format!("killed by {name}{core}")
+        }
+        (None, Some(code)) => format!("exited with code {code}"),
+        (None, None) => "ended".to_owned(),
+    };
+    format!(
+        "Work-horse terminated unexpectedly; waitpid returned {} (signal {signal}); {how}",
+        status.into_raw()
+    )
+}
+
+/// A horse busy with a call. Dropped before its reply is read, it kills the horse.
+struct Busy(Option<Horse>);
+
+impl Busy {
+    fn horse(&mut self) -> &mut Horse {
+        self.0
+            .as_mut()
+            .expect("a busy horse is taken only by into_horse")
+    }
+
+    fn into_horse(mut self) -> Horse {
+        self.0.take().expect("a busy horse is taken only once")
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(horse) = self.0.take() {
+            tracing::info!(pid = horse.pid, "killing a work horse");
+            horse.kill();
+        }
+    }
+}
+
+/// Returns once the process's resident memory passes `cap` (never without a cap), with it.
+async fn over_memory(pid: u32, cap: Option<u64>) -> u64 {
+    let Some(cap) = cap else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval(MEMORY_POLL);
+    loop {
+        ticks.tick().await;
+        if let Some(rss) = resident_bytes(pid).filter(|rss| *rss > cap) {
+            return rss;
+        }
+    }
+}
+
+/// The resident memory of a process in bytes (Linux: `VmRSS` in `/proc/<pid>/status`).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    vm_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn vm_rss(status: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kilobytes: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kilobytes.checked_mul(1024)
+}
+
+fn json_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Whether a worker started this process as its work horse.
+pub(super) fn is_horse() -> bool {
+    std::env::var(HORSE_ENV)
+        .ok()
+        .and_then(|parent| parent.parse::<u32>().ok())
+        .is_some_and(|parent| parent == std::os::unix::process::parent_id())
+}
+
+/// See [`run_work_horse_if_child`](crate::run_work_horse_if_child).
+pub(crate) fn run_if_child(functions: &Functions) -> Option<ExitCode> {
+    if !is_horse() {
+        return None;
+    }
+    Some(match serve(functions) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rqrs work horse {}: {error}", std::process::id());
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// The horse's loop: a hello, then one reply per request, until stdin closes.
+fn serve(functions: &Functions) -> std::io::Result<()> {
+    // The protocol gets its own copies of stdin and stdout (not inherited by programs a job
+    // starts); fds 0 and 1 become /dev/null and stderr, so a job that prints cannot corrupt it.
+    let input = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let output = std::io::stdout().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2_stdin(std::fs::File::open("/dev/null")?)?;
+    nix::unistd::dup2_stdout(std::io::stderr())?;
+    let mut input = std::io::BufReader::new(std::fs::File::from(input));
+    let mut output = std::io::BufWriter::new(std::fs::File::from(output));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(());
+    }
+    let hello: Hello = serde_json::from_str(&line)?;
+    let conn = runtime
+        .block_on(async {
+            match &hello.root_ca {
+                None => crate::connect(&hello.url).await,
+                Some(root_ca) => crate::connect_tls(&hello.url, root_ca).await,
+            }
+        })
+        .map_err(|error| error.to_string());
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let request: Request = serde_json::from_str(&line)?;
+        let reply = runtime.block_on(answer(functions, &conn, &hello.worker_name, request));
+        output.write_all(&json_line(&reply)?)?;
+        output.flush()?;
+    }
+}
+
+/// Runs one request as the in-process worker would.
+async fn answer(
+    functions: &Functions,
+    conn: &Result<Connection, String>,
+    worker_name: &str,
+    request: Request,
+) -> Reply {
+    let Request {
+        job_id,
+        origin,
+        execution_id,
+        job_args,
+        job_kwargs,
+        meta,
+        func_name,
+        args,
+        kwargs,
+    } = request;
+    let conn = match conn {
+        Ok(conn) => conn.clone(),
+        Err(error) => {
+            return Reply {
+                outcome: Outcome::new(Err(JobError::new(format!(
+                    "Work-horse cannot connect to the backend: {error}"
+                )))),
+                meta,
+            };
+        }
+    };
+    let id = match job_id.parse::<crate::JobId>() {
+        Ok(id) => id,
+        Err(error) => {
+            return Reply {
+                outcome: Outcome::new(Err(JobError::abort(error.to_string()))),
+                meta,
+            };
+        }
+    };
+    let ctx = JobContext::new(ContextParts {
+        conn,
+        id,
+        origin,
+        worker_name: worker_name.to_owned(),
+        execution_id,
+        args: job_args,
+        kwargs: job_kwargs,
+        meta,
+    });
+    let outcome = match functions.get(&func_name) {
+        Some(handler) => super::run::call(handler.clone(), ctx.clone(), args, kwargs).await,
+        None => Err(JobError::abort(format!(
+            "unknown function {func_name:?} in the work horse"
+        ))),
+    };
+    Reply {
+        outcome: Outcome::new(outcome),
+        meta: ctx.meta(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read_from_proc_status() {
+        let status = "Name:\tworker\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t1\n";
+        assert_eq!(vm_rss(status), Some(5120 * 1024));
+        assert_eq!(vm_rss("Name:\tkthread\n"), None);
+        assert!(resident_bytes(std::process::id()).is_some_and(|rss| rss > 0));
+    }
+
+    #[test]
+    fn a_dead_horse_is_described_in_rqs_words() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            terminated(ExitStatus::from_raw(6)),
+            "Work-horse terminated unexpectedly; waitpid returned 6 (signal 6); killed by SIGABRT"
+        );
+        assert_eq!(
+            terminated(ExitStatus::from_raw(134)),
+            "Work-horse terminated unexpectedly; waitpid returned 134 (signal 6); killed by SIGABRT, core dumped"
+        );
+        assert_eq!(
+            terminated(ExitStatus::from_raw(101 << 8)),
+            "Work-horse terminated unexpectedly; waitpid returned 25856 (signal 0); exited with code 101"
+        );
+    }
+
+    #[test]
+    fn errors_cross_the_pipe_with_their_kind() {
+        let cases = [
+            JobError::new("boom"),
+            JobError::abort("no retry"),
+            JobError::retry_after("later", Duration::from_millis(1500)),
+        ];
+        for error in cases {
+            let (text, kind) = (error.to_exc_info(), error.kind());
+            let line = json_line(&Outcome::new(Err(error))).unwrap();
+            let outcome: Outcome = serde_json::from_slice(&line).unwrap();
+            let back = outcome.into_result().unwrap_err();
+            assert_eq!((back.to_exc_info(), back.kind()), (text, kind));
+        }
+        let line = json_line(&Outcome::new(Ok(serde_json::json!({"a": [1, 2.5]})))).unwrap();
+        let outcome: Outcome = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            outcome.into_result().unwrap(),
+            serde_json::json!({"a": [1, 2.5]})
+        );
+    }
+}
