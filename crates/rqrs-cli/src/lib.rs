@@ -105,6 +105,20 @@ enum JobCommand {
         /// The job's id.
         id: String,
     },
+    /// Cancel a job: it leaves its queue or registry for the canceled registry and will not run
+    /// (a running job is not stopped, as in RQ: use `job stop`).
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Delete a job and its results.
+    Delete {
+        /// The job's id.
+        id: String,
+        /// Delete the jobs that depend on it too.
+        #[arg(long)]
+        dependents: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +289,17 @@ async fn job(conn: &Connection, command: JobCommand) -> anyhow::Result<()> {
             let heard = rqrs::send_stop_job_command(conn, &id.parse()?).await?;
             anyhow::ensure!(heard, "no worker listened for job {id}'s stop command");
             println!("Stop sent to job {id}");
+        }
+        JobCommand::Cancel { id } => {
+            rqrs::Job::fetch(conn, &id.parse()?).await?.cancel().await?;
+            println!("Canceled job {id}");
+        }
+        JobCommand::Delete { id, dependents } => {
+            rqrs::Job::fetch(conn, &id.parse()?)
+                .await?
+                .delete(dependents)
+                .await?;
+            println!("Deleted job {id}");
         }
     }
     Ok(())

@@ -233,3 +233,38 @@ async fn the_command_line_and_workers_speak_tls() {
     assert_eq!(shown["status"], "finished");
     assert_eq!(shown["result"]["return_value"], 42);
 }
+
+#[tokio::test]
+async fn rqrs_job_cancel_and_delete() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let first = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
+    let second = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
+    rqrs(&server, &["job", "cancel", first.id().as_str()]).await;
+    assert_eq!(
+        Job::fetch(&conn, first.id()).await.unwrap().status(),
+        JobStatus::Canceled
+    );
+    assert_eq!(
+        rqrs::CanceledJobRegistry::new(&conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [first.id().clone()]
+    );
+    rqrs(&server, &["job", "delete", second.id().as_str()]).await;
+    assert!(
+        Job::fetch(&conn, second.id())
+            .await
+            .unwrap_err()
+            .is_no_such_job()
+    );
+    assert_eq!(queue.count().await.unwrap(), 0);
+    // Canceling twice is refused with a clear error.
+    let again = crate::rqrs_output(&server, &["job", "cancel", first.id().as_str()]).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("cancel"),
+        "{again:?}"
+    );
+}
