@@ -18,6 +18,7 @@
 //!    running jobs back at the head of their queues and returns at once. The worker then
 //!    unregisters itself.
 
+mod builder;
 mod control;
 mod info;
 #[cfg(unix)]
@@ -37,12 +38,14 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use builder::Limits;
+pub use builder::WorkerBuilder;
 pub use info::{WorkerInfo, WorkerState};
 pub use strategy::DequeueStrategy;
 
 use crate::Connection;
 use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::functions::Functions;
 use crate::scheduler::{self, Scheduler};
 
@@ -53,27 +56,6 @@ const SUSPENDED_POLL: Duration = Duration::from_secs(1);
 pub const DEFAULT_RESULT_TTL: i64 = 500;
 /// RQ's default worker TTL in seconds.
 pub const DEFAULT_WORKER_TTL: u64 = 420;
-
-/// Builds a [`Worker`].
-#[derive(Debug)]
-#[must_use = "a builder does nothing until built"]
-pub struct WorkerBuilder {
-    conn: Connection,
-    queues: Vec<String>,
-    functions: Functions,
-    name: Option<String>,
-    concurrency: usize,
-    burst: bool,
-    default_result_ttl: i64,
-    worker_ttl: u64,
-    heartbeat_interval: Duration,
-    handle_signals: bool,
-    with_scheduler: bool,
-    limits: Limits,
-    default_job_timeout: i64,
-    isolation: Isolation,
-    max_memory_per_job: Option<u64>,
-}
 
 /// Where a worker runs its job functions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,201 +123,6 @@ pub fn run_work_horse_if_child(functions: &Functions) -> Option<ExitCode> {
     {
         let _ = functions;
         None
-    }
-}
-
-/// When a worker stops by itself, and how it orders its queues.
-#[derive(Debug, Clone, Copy, Default)]
-struct Limits {
-    max_jobs: Option<u64>,
-    max_idle_time: Option<Duration>,
-    dequeue_strategy: DequeueStrategy,
-}
-
-impl WorkerBuilder {
-    /// The queues to listen on, highest priority first.
-    pub fn queues<I, S>(mut self, queues: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.queues = queues.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The functions the worker can run.
-    pub fn functions(mut self, functions: Functions) -> Self {
-        self.functions = functions;
-        self
-    }
-
-    /// The worker's name (default: a random hex string, as RQ's).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// How many jobs may run at once (default 1).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency;
-        self
-    }
-
-    /// Return once the queues are empty and running jobs are done, instead of waiting for more.
-    pub fn burst(mut self, burst: bool) -> Self {
-        self.burst = burst;
-        self
-    }
-
-    /// Seconds a success is kept when the job does not say (default 500; RQ's `--results-ttl`).
-    pub fn default_result_ttl(mut self, seconds: i64) -> Self {
-        self.default_result_ttl = seconds;
-        self
-    }
-
-    /// Seconds the worker hash outlives the last heartbeat, less 60 (default 420, RQ's).
-    pub fn worker_ttl(mut self, seconds: u64) -> Self {
-        self.worker_ttl = seconds;
-        self
-    }
-
-    /// How often the worker and its running jobs are marked alive (default 10 s). A run counts
-    /// as abandoned six intervals after its last heartbeat.
-    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
-        self.heartbeat_interval = interval;
-        self
-    }
-
-    /// Stop on SIGINT/SIGTERM: warm on the first, cold on the second (default off; the CLI
-    /// turns it on).
-    pub fn handle_signals(mut self, handle: bool) -> Self {
-        self.handle_signals = handle;
-        self
-    }
-
-    /// Stop after starting this many jobs (RQ's `--max-jobs`).
-    pub fn max_jobs(mut self, jobs: u64) -> Self {
-        self.limits.max_jobs = Some(jobs);
-        self
-    }
-
-    /// Stop after waiting this long without a job (RQ's `--max-idle-time`).
-    pub fn max_idle_time(mut self, idle: Duration) -> Self {
-        self.limits.max_idle_time = Some(idle);
-        self
-    }
-
-    /// The order in which queues are looked at (RQ's `--dequeue-strategy`; default: priority).
-    pub fn dequeue_strategy(mut self, strategy: DequeueStrategy) -> Self {
-        self.limits.dequeue_strategy = strategy;
-        self
-    }
-
-    /// Seconds a job may run when it does not say (RQ's `--job-timeout`; default 180; -1 for
-    /// none). Jobs enqueued by rqrs or Python always carry their own.
-    pub fn default_job_timeout(mut self, seconds: i64) -> Self {
-        self.default_job_timeout = seconds;
-        self
-    }
-
-    /// Also run a [`Scheduler`] for the worker's queues, which enqueues scheduled jobs (and
-    /// retries and repeats with an interval) when they are due (default off; RQ's
-    /// `--with-scheduler`). In burst mode it enqueues the jobs due at start, once, then the
-    /// worker works until the queues are empty, as RQ's does.
-    pub fn with_scheduler(mut self, with_scheduler: bool) -> Self {
-        self.with_scheduler = with_scheduler;
-        self
-    }
-
-    /// Where job functions run (default [`Isolation::InProcess`]).
-    pub fn isolation(mut self, isolation: Isolation) -> Self {
-        self.isolation = isolation;
-        self
-    }
-
-    /// Kill a work horse whose resident memory passes `bytes` while it runs a job, failing the
-    /// job with `killed: memory cap (N bytes)` (Linux; needs [`Isolation::Process`]).
-    pub fn max_memory_per_job(mut self, bytes: u64) -> Self {
-        self.max_memory_per_job = Some(bytes);
-        self
-    }
-
-    /// Checks the settings and builds the worker.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] for no queues, a concurrency of 0, a name RQ cannot use, a memory cap
-    /// without process isolation, process isolation on a system other than Unix, or in a work
-    /// horse whose binary did not call [`run_work_horse_if_child`].
-    pub fn build(self) -> Result<Worker> {
-        if self.queues.is_empty() {
-            return Err(Error::invalid("worker", "give at least one queue"));
-        }
-        if self.concurrency == 0 {
-            return Err(Error::invalid("concurrency", "it must be 1 or more"));
-        }
-        if self.heartbeat_interval.is_zero() {
-            return Err(Error::invalid(
-                "heartbeat interval",
-                "it must be more than 0",
-            ));
-        }
-        let name = self
-            .name
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(Error::invalid("worker name", format!("{name:?}")));
-        }
-        // A binary that does not call run_work_horse_if_child would otherwise run a whole
-        // worker in each horse, which would start horses of its own.
-        #[cfg(unix)]
-        if isolation::is_horse() {
-            return Err(Error::invalid(
-                "worker",
-                "this process was started as a work horse: call \
-                 rqrs::run_work_horse_if_child(&functions) first in main",
-            ));
-        }
-        if self.max_memory_per_job.is_some() && self.isolation != Isolation::Process {
-            return Err(Error::invalid(
-                "max memory per job",
-                "it needs process isolation",
-            ));
-        }
-        #[cfg(unix)]
-        let horses = (self.isolation == Isolation::Process)
-            .then(|| isolation::Horses::new(&self.conn, &name, self.max_memory_per_job));
-        #[cfg(not(unix))]
-        if self.isolation == Isolation::Process {
-            return Err(Error::invalid("isolation", "process isolation needs Unix"));
-        }
-        let interval = self.heartbeat_interval.as_secs().max(1);
-        let (shutdown, _) = watch::channel(Stop::Running);
-        Ok(Worker {
-            shared: Arc::new(Shared {
-                conn: self.conn,
-                #[cfg(unix)]
-                horses,
-                name,
-                queues: self.queues,
-                functions: self.functions,
-                default_result_ttl: self.default_result_ttl,
-                default_job_timeout: self.default_job_timeout,
-                liveness: Liveness {
-                    execution_ttl: interval * 6,
-                    worker_ttl: self.worker_ttl + 60,
-                },
-                running: Mutex::new(HashMap::new()),
-                finished: Notify::new(),
-                ended: AtomicU64::new(0),
-            }),
-            concurrency: self.concurrency,
-            burst: self.burst,
-            heartbeat_interval: self.heartbeat_interval,
-            handle_signals: self.handle_signals,
-            limits: self.limits,
-            with_scheduler: self.with_scheduler,
-            shutdown: Arc::new(shutdown),
-        })
     }
 }
 
@@ -465,27 +252,6 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A builder for a worker on `conn`.
-    pub fn builder(conn: &Connection) -> WorkerBuilder {
-        WorkerBuilder {
-            conn: conn.clone(),
-            queues: Vec::new(),
-            functions: Functions::new(),
-            name: None,
-            concurrency: 1,
-            burst: false,
-            default_result_ttl: DEFAULT_RESULT_TTL,
-            worker_ttl: DEFAULT_WORKER_TTL,
-            heartbeat_interval: Duration::from_secs(10),
-            handle_signals: false,
-            limits: Limits::default(),
-            default_job_timeout: DEFAULT_TIMEOUT,
-            with_scheduler: false,
-            isolation: Isolation::InProcess,
-            max_memory_per_job: None,
-        }
-    }
-
     /// The workers alive now, Python's and rqrs's (`rq:workers`).
     ///
     /// # Errors
