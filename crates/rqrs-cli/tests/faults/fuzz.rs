@@ -191,7 +191,8 @@ fn call() -> impl Strategy<Value = Value> {
         (any::<i32>(), any::<i32>()).prop_map(|(x, y)| ("fixtures.add", json!([x, y]))),
         (any::<i64>(), any::<i64>()).prop_map(|(x, y)| ("fixtures.add", json!([x, y]))),
         prop::collection::vec(json(), 0..3).prop_map(|args| ("fixtures.echo", Value::Array(args))),
-        ".{0,20}".prop_map(|message| ("fixtures.fail", json!([message]))),
+        // Never blank: a job that fails with a blank message records a blank reason.
+        ".{0,20}".prop_map(|message| ("fixtures.fail", json!([format!("boom {message}")]))),
         json().prop_map(|arg| ("fixtures.add", json!([arg]))),
         json().prop_map(|args| ("fixtures.noop", args)),
         Just(("nope.missing", json!([]))),

@@ -8,9 +8,10 @@
 //!
 //! | variable | scenario | default |
 //! |---|---|---|
-//! | `RQRS_FAULT_JOBS` | jobs of the kill and restart scenarios | 300 |
+//! | `RQRS_FAULT_JOBS` | jobs of the kill, cold-stop and restart scenarios | 300 |
 //! | `RQRS_FAULT_KILLS` | workers killed (SIGKILL) | 3 |
-//! | `RQRS_FAULT_WORKERS` | worker processes of the kill and restart scenarios | 3 |
+//! | `RQRS_FAULT_COLD_STOPS` | workers stopped cold (SIGTERM twice) | 2 |
+//! | `RQRS_FAULT_WORKERS` | worker processes of the kill, cold-stop and restart scenarios | 3 |
 //! | `RQRS_FAULT_RESTARTS` | Redis kills and restarts | 2 |
 //! | `RQRS_FAULT_REDIS_DOWN_MS` | how long Redis stays down at every second restart | 1500 |
 //! | `RQRS_FAULT_DUP_JOBS` | jobs of the several-workers scenario | 2000 |
@@ -285,18 +286,30 @@ impl WorkerProcess {
         }
     }
 
-    /// A warm stop (SIGTERM), then waits for the exit, which must be a success.
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
+    /// Sends a signal (`TERM`, `INT`...) to the process.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the worker still runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit, which must be a success.
+    async fn wait_success(mut self) {
         let status = tokio::time::timeout(hang(), self.child.wait())
             .await
-            .unwrap_or_else(|_| panic!("worker {} did not stop after SIGTERM", self.name))
+            .unwrap_or_else(|_| panic!("worker {} did not exit", self.name))
             .unwrap();
         assert!(status.success(), "worker {} exited {status}", self.name);
+    }
+
+    /// A warm stop (SIGTERM), then waits for the exit, which must be a success.
+    async fn stop(self) {
+        self.signal("TERM");
+        self.wait_success().await;
     }
 }
 
