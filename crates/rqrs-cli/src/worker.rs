@@ -50,6 +50,10 @@ pub(crate) struct WorkerArgs {
     /// failing the job (needs --isolation process).
     #[arg(long, value_name = "BYTES")]
     max_memory_per_job: Option<u64>,
+    /// Seconds between heartbeats (default 10); a run counts as abandoned six intervals after
+    /// its last one, so a short interval recovers the jobs of a dead worker sooner.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_interval: Option<u64>,
     /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (RUST_LOG overrides it).
     #[arg(long, short = 'l', default_value = "INFO")]
     pub(crate) logging_level: String,
@@ -95,6 +99,9 @@ pub(crate) async fn run(
     }
     if let Some(seconds) = args.max_idle_time {
         builder = builder.max_idle_time(std::time::Duration::from_secs(seconds));
+    }
+    if let Some(seconds) = args.heartbeat_interval {
+        builder = builder.heartbeat_interval(std::time::Duration::from_secs(seconds));
     }
     if let Some(name) = args.name {
         builder = builder.name(name);

@@ -1,4 +1,5 @@
-//! A private `redis-server` on a free loopback port in a temporary directory, killed on drop.
+//! A private `redis-server` on a free loopback port in a temporary directory, killed on drop;
+//! it can be killed and started again on the same port and directory, to test outages.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -11,6 +12,8 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// The extra arguments it was started with, for a restart.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -31,9 +34,14 @@ impl RedisServer {
         for _ in 0..10 {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let port = free_port();
-            match spawn(dir.path(), port, extra) {
-                Some(child) => return RedisServer { child, port, dir },
-                None => continue,
+            if let Some(child) = spawn(dir.path(), port, extra) {
+                let extra = extra.iter().map(|arg| (*arg).to_owned()).collect();
+                return RedisServer {
+                    child,
+                    port,
+                    dir,
+                    extra,
+                };
             }
         }
         panic!("redis-server did not start on any of 10 free ports");
@@ -52,6 +60,48 @@ impl RedisServer {
     /// The server's working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown save) and starts it again on the same
+    /// port, in the same directory, with the same arguments; returns once it answers PING. What
+    /// it holds afterwards is whatever it persisted: nothing with the default arguments,
+    /// everything acknowledged with `--appendonly yes --appendfsync always`.
+    ///
+    /// # Panics
+    /// When the server does not start again within a few seconds (the port was taken by
+    /// another process in the meantime, say).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit; [`start_again`](Self::start_again)
+    /// brings it back. Clients see connection errors in between.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`kill`](Self::kill), on the same port and directory.
+    ///
+    /// # Panics
+    /// As [`restart`](Self::restart).
+    pub fn start_again(&mut self) {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        // The port was just freed; a few tries cover a slow release of the socket.
+        for _ in 0..20 {
+            if let Some(child) = spawn(self.dir.path(), self.port, &extra) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A plain client to look at the data directly.

@@ -303,6 +303,18 @@ impl EnqueueOptions {
                 format!("{timeout}: give a positive number of seconds, or -1 for none"),
             ));
         }
+        for (what, seconds) in [
+            ("ttl", self.ttl),
+            ("result_ttl", self.result_ttl),
+            ("failure_ttl", self.failure_ttl),
+        ] {
+            if seconds.is_some_and(|seconds| seconds > crate::backend::redis::MAX_TTL) {
+                return Err(Error::invalid(
+                    what,
+                    "at most 100 years (3153600000 seconds)",
+                ));
+            }
+        }
         if let Some(retry) = &self.retry {
             retry.validate()?;
         }

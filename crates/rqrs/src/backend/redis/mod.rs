@@ -13,6 +13,8 @@ pub(crate) mod keys;
 mod queues;
 mod registries;
 mod runs;
+
+pub(crate) use runs::MAX_TTL;
 mod scheduler;
 mod workers;
 

@@ -57,6 +57,10 @@ const RELEASE_PIECES: [&str; 7] = [
     keys::QUEUES,
 ];
 
+/// The longest TTL rqrs sets (100 years): a job's `result_ttl` or `failure_ttl` past EXPIRE's
+/// range would stop a script half-way, so larger values are clamped to this.
+pub(crate) const MAX_TTL: i64 = 3_153_600_000;
+
 impl RedisBackend {
     /// Takes up to `count` jobs from `queues` (highest priority first) and starts them.
     pub(crate) async fn dequeue(
@@ -244,7 +248,7 @@ impl RedisBackend {
             .arg(worker)
             .arg(codec::format_time(ended))
             .arg(ended.timestamp())
-            .arg(result_ttl)
+            .arg(result_ttl.min(MAX_TTL))
             .arg(encoded)
             .arg(codec::epoch_float(execution.started_at))
             .arg(codec::epoch_float(ended))
@@ -295,7 +299,11 @@ impl RedisBackend {
             .arg(worker)
             .arg(codec::format_time(ended))
             .arg(ended.timestamp())
-            .arg(failure_ttl.map(|ttl| ttl.to_string()).unwrap_or_default())
+            .arg(
+                failure_ttl
+                    .map(|ttl| ttl.min(MAX_TTL).to_string())
+                    .unwrap_or_default(),
+            )
             .arg(codec::encode_exc_string(exc_info))
             .arg(started)
             .arg(codec::epoch_float(ended))

@@ -30,7 +30,8 @@ for _, id in ipairs(ids) do
       redis.call('RPUSH', KEYS[3], id)
     end
     local ttl = tonumber(job[4])
-    if ttl and ttl > 0 then
+    -- A ttl past EXPIRE's range would stop the script half-way: such a job keeps no TTL.
+    if ttl and ttl > 0 and ttl <= 3153600000 then
       redis.call('EXPIRE', key, ttl)
       redis.call('EXPIRE', key .. ARGV[6], ttl)
       redis.call('EXPIRE', ARGV[7] .. id .. ARGV[8], ttl)

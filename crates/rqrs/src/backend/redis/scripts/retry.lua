@@ -22,7 +22,10 @@ if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
 end
 count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('HINCRBY', KEYS[1], 'retries_left', -1)
+-- Not HINCRBY: a producer may have written the count as ` 1` or `01`, which the worker reads
+-- but HINCRBY refuses, and an error here would leave the run ended with the job nowhere.
+local left = tonumber(redis.call('HGET', KEYS[1], 'retries_left')) or 0
+redis.call('HSET', KEYS[1], 'retries_left', math.max(math.floor(left) - 1, 0))
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[4])
 if ARGV[7] == '' then
   -- An abandoned run: nobody knows when it started or ended (as RQ's abandoned failures).

@@ -1,0 +1,278 @@
+//! Scenario a: worker processes are SIGKILLed while they run jobs, and others are started in
+//! their place. The runs a killed worker held stay in the started registry until their
+//! deadline passes (six heartbeats); maintenance then recovers them. Nothing may be lost or
+//! stuck; a job may run twice only if its run was cut by a kill. The same with cold stops
+//! (SIGTERM twice), which put the runs back on the queue at once.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rqrs::JobId;
+use rqrs_test::RedisServer;
+
+use crate::{
+    Logs, Rng, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
+    inspector, knob, lines, runs, runs_of, secs, seed, settle,
+};
+
+/// A kill and what it cut.
+struct Kill {
+    at: Instant,
+    /// The jobs whose runs the killed worker held.
+    orphans: Vec<JobId>,
+    /// When all of them had finished again.
+    recovered: Option<Duration>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_workers_lose_no_job() {
+    let jobs = knob("RQRS_FAULT_JOBS", 300);
+    let kills = knob("RQRS_FAULT_KILLS", 3);
+    let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let server = RedisServer::start();
+    let conn = rqrs::connect(&server.url()).await.unwrap();
+    let mut inspect = inspector(&server.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.txt");
+    let logs = Logs::new("kills");
+    let started = Instant::now();
+    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
+
+    let options = WorkerOptions {
+        url: server.url(),
+        concurrency: 8,
+        heartbeat: Some(1),
+        burst: false,
+    };
+    let mut pool: Vec<WorkerProcess> = (0..workers)
+        .map(|i| WorkerProcess::start(&options, format!("kills-{i}-0"), &logs))
+        .collect();
+    let mut records: Vec<Kill> = Vec::new();
+    for k in 1..=kills {
+        // Kills are spread over the work by progress, whatever the speed of the machine.
+        let target = jobs * k / (kills + 1);
+        let deadline = Instant::now() + hang();
+        while lines(&path) < target {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} runs before kill {k}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let victim = rng.below(pool.len());
+        pool[victim].kill().await;
+        let at = Instant::now();
+        let name = pool[victim].name.clone();
+        let orphans = runs_of(&mut inspect, &name)
+            .await
+            .iter()
+            .filter_map(|member| member.rsplit_once(':'))
+            .map(|(id, _)| id.parse().unwrap())
+            .collect();
+        records.push(Kill {
+            at,
+            orphans,
+            recovered: None,
+        });
+        pool[victim] = WorkerProcess::start(&options, format!("kills-{victim}-{k}"), &logs);
+    }
+
+    let settled = settle(&conn, &ids, async || {
+        for kill in records.iter_mut().filter(|kill| kill.recovered.is_none()) {
+            let mut all = true;
+            for id in &kill.orphans {
+                let status: Option<String> = redis::AsyncCommands::hget(
+                    &mut inspect,
+                    format!("rq:job:{}", id.as_str()),
+                    "status",
+                )
+                .await
+                .unwrap();
+                all &= status.as_deref() == Some("finished");
+            }
+            if all {
+                kill.recovered = Some(kill.at.elapsed());
+            }
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    for worker in pool {
+        worker.stop().await;
+    }
+
+    let census = census(&conn, &ids).await;
+    let runs = runs(&path, jobs);
+    let (never, twice) = duplicates(&runs, &ids);
+    let cut: BTreeSet<&JobId> = records.iter().flat_map(|kill| &kill.orphans).collect();
+    let unexpected: Vec<&JobId> = twice.iter().filter(|id| !cut.contains(id)).collect();
+    let recovery = records
+        .iter()
+        .filter(|kill| !kill.orphans.is_empty())
+        .filter_map(|kill| kill.recovered)
+        .max()
+        .unwrap_or_default();
+    let lost = census.lost.len() + never.len();
+    Summary {
+        scenario: "worker kills",
+        jobs,
+        faults: format!(
+            "{kills} SIGKILLs of {workers} workers, {} runs cut",
+            cut.len()
+        ),
+        lost,
+        duplicated: twice.len(),
+        stuck: census.stuck.len(),
+        recovery: secs(recovery),
+        elapsed,
+        notes: format!(
+            "recovery = kill until every cut job finished again (deadline 6 s + maintenance); \
+             duplicates all from cut runs: {}; abandoned runs failed instead of retried \
+             (requeued by the suite): {}; other failures: {}; seed {seed}",
+            unexpected.is_empty(),
+            settled.requeued_abandoned.len(),
+            settled.failed_otherwise.len()
+        ),
+    }
+    .print();
+
+    assert!(
+        settled.failed_otherwise.is_empty(),
+        "jobs failed for another reason than a kill: {:?}",
+        settled.failed_otherwise
+    );
+    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
+    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
+    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
+    assert_eq!(census.finished, jobs);
+    assert!(
+        unexpected.is_empty(),
+        "jobs ran twice though no kill cut their run: {unexpected:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|kill| kill.orphans.is_empty() || kill.recovered.is_some()),
+        "a kill's runs were not recovered"
+    );
+}
+
+/// Scenario a': workers stopped cold (SIGTERM twice, as an operator in a hurry) while they run
+/// jobs. A cold stop puts the running jobs back at the head of their queue before the process
+/// exits, so they run again at once, without waiting for a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_stopped_workers_put_their_jobs_back_at_once() {
+    let jobs = knob("RQRS_FAULT_JOBS", 300);
+    let stops = knob("RQRS_FAULT_COLD_STOPS", 2);
+    let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let server = RedisServer::start();
+    let conn = rqrs::connect(&server.url()).await.unwrap();
+    let mut inspect = inspector(&server.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.txt");
+    let logs = Logs::new("cold-stops");
+    let started = Instant::now();
+    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
+
+    let options = WorkerOptions {
+        url: server.url(),
+        concurrency: 8,
+        heartbeat: Some(1),
+        burst: false,
+    };
+    let mut pool: Vec<WorkerProcess> = (0..workers)
+        .map(|i| WorkerProcess::start(&options, format!("cold-{i}-0"), &logs))
+        .collect();
+    let mut released: BTreeSet<JobId> = BTreeSet::new();
+    let mut left_behind = 0;
+    let mut longest_stop = Duration::ZERO;
+    for k in 1..=stops {
+        let target = jobs * k / (stops + 1);
+        let deadline = Instant::now() + hang();
+        while lines(&path) < target {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} runs before cold stop {k}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let victim = rng.below(pool.len());
+        let name = pool[victim].name.clone();
+        let at = Instant::now();
+        // The first signal stops the dequeues (warm); the runs held then are the ones a cold
+        // stop may cut.
+        pool[victim].signal("TERM");
+        released.extend(
+            runs_of(&mut inspect, &name)
+                .await
+                .iter()
+                .filter_map(|member| member.rsplit_once(':'))
+                .map(|(id, _)| id.parse().unwrap()),
+        );
+        pool[victim].signal("TERM");
+        let worker = std::mem::replace(
+            &mut pool[victim],
+            WorkerProcess::start(&options, format!("cold-{victim}-{k}"), &logs),
+        );
+        worker.wait_success().await;
+        longest_stop = longest_stop.max(at.elapsed());
+        left_behind += runs_of(&mut inspect, &name).await.len();
+    }
+
+    let settled = settle(&conn, &ids, async || {}).await;
+    let elapsed = started.elapsed();
+    for worker in pool {
+        worker.stop().await;
+    }
+
+    let census = census(&conn, &ids).await;
+    let runs = runs(&path, jobs);
+    let (never, twice) = duplicates(&runs, &ids);
+    let unexpected: Vec<&JobId> = twice.iter().filter(|id| !released.contains(id)).collect();
+    Summary {
+        scenario: "cold stops",
+        jobs,
+        faults: format!(
+            "{stops} cold stops (SIGTERM x2) of {workers} workers, {} runs held",
+            released.len()
+        ),
+        lost: census.lost.len() + never.len(),
+        duplicated: twice.len(),
+        stuck: census.stuck.len(),
+        recovery: secs(longest_stop),
+        elapsed,
+        notes: format!(
+            "recovery = first signal until the process exited with its jobs back on the \
+             queue; runs left in the started registry after an exit: {left_behind}; \
+             duplicates all from held runs: {}; abandoned (requeued by the suite): {}; other \
+             failures: {}; seed {seed}",
+            unexpected.is_empty(),
+            settled.requeued_abandoned.len(),
+            settled.failed_otherwise.len()
+        ),
+    }
+    .print();
+
+    assert_eq!(
+        left_behind, 0,
+        "a cold stop left runs in the started registry"
+    );
+    assert!(
+        settled.failed_otherwise.is_empty() && settled.requeued_abandoned.is_empty(),
+        "jobs failed: {:?}, abandoned: {:?}",
+        settled.failed_otherwise,
+        settled.requeued_abandoned
+    );
+    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
+    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
+    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
+    assert_eq!(census.finished, jobs);
+    assert!(
+        unexpected.is_empty(),
+        "jobs ran twice though no cold stop held them: {unexpected:?}"
+    );
+}

@@ -1,0 +1,511 @@
+//! The fault suite: jobs must survive killed workers, a restarted Redis, several workers at once
+//! and malformed job hashes. Each scenario prints one summary line (lost, duplicated and stuck
+//! jobs, time to recover) and asserts that nothing is lost or stuck; a job runs twice only when
+//! its worker was killed while running it (at-least-once), and those runs are counted.
+//!
+//! The scale comes from the environment, so that CI runs this binary small (well under two
+//! minutes) and `scripts/fault-suite.sh` runs the same binary large:
+//!
+//! | variable | scenario | default |
+//! |---|---|---|
+//! | `RQRS_FAULT_JOBS` | jobs of the kill, cold-stop and restart scenarios | 300 |
+//! | `RQRS_FAULT_KILLS` | workers killed (SIGKILL) | 3 |
+//! | `RQRS_FAULT_COLD_STOPS` | workers stopped cold (SIGTERM twice) | 2 |
+//! | `RQRS_FAULT_WORKERS` | worker processes of the kill, cold-stop and restart scenarios | 3 |
+//! | `RQRS_FAULT_RESTARTS` | Redis kills and restarts | 2 |
+//! | `RQRS_FAULT_REDIS_DOWN_MS` | how long Redis stays down at every second restart | 1500 |
+//! | `RQRS_FAULT_DUP_JOBS` | jobs of the several-workers scenario | 2000 |
+//! | `RQRS_FAULT_DUP_WORKERS` | its worker processes | 4 |
+//! | `RQRS_FAULT_FUZZ_CASES` | fuzzed job hashes | 256 |
+//! | `RQRS_FAULT_SEED` | seed of the random choices and of proptest | random, printed |
+//! | `RQRS_FAULT_TIMEOUT` | seconds that bound a hang of one scenario | 300 |
+//! | `RQRS_FAULT_REPORT` | a file to append one tab-separated line per scenario to | none |
+//! | `RQRS_FAULT_LOG_DIR` | a directory to keep the workers' logs in | a temporary one |
+//!
+//! Every job of the kill, restart and several-workers scenarios is `fixtures.append(path, line,
+//! seconds)`: a run appends the job's own line to a file, so the lines count the runs of each
+//! job.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+mod duplicates;
+mod fuzz;
+mod kills;
+mod redis_restart;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+use rqrs::{Connection, FailedJobRegistry, Job, JobId, JobStatus, Queue, Retry};
+use tokio::process::{Child, Command};
+
+/// The queue every scenario works.
+const QUEUE: &str = "faults";
+
+/// Reads a scale knob from the environment.
+fn knob(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// The seed of a scenario's random choices: `RQRS_FAULT_SEED`, or a fresh one (printed in the
+/// summary, so that a failure can be replayed).
+fn seed() -> u64 {
+    match std::env::var("RQRS_FAULT_SEED") {
+        Ok(value) => value.trim().parse().unwrap(),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            u64::try_from(nanos % u128::from(u64::MAX)).unwrap()
+        }
+    }
+}
+
+/// Bounds a hang of one scenario; never a delay that a scenario relies on.
+fn hang() -> Duration {
+    Duration::from_secs(knob("RQRS_FAULT_TIMEOUT", 300) as u64)
+}
+
+/// A small deterministic generator (splitmix64) for the scenarios' random choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+}
+
+/// One scenario's outcome: printed as one line on the terminal (even while cargo captures the
+/// tests' output) and appended to `$RQRS_FAULT_REPORT` for `scripts/fault-suite.sh`.
+struct Summary {
+    scenario: &'static str,
+    /// Jobs, or fuzzed hashes.
+    jobs: usize,
+    /// The faults injected, in words ("5 kills", "3 restarts").
+    faults: String,
+    lost: usize,
+    /// Jobs that ran more than once.
+    duplicated: usize,
+    stuck: usize,
+    /// The longest time to recover from one fault, in words.
+    recovery: String,
+    elapsed: Duration,
+    notes: String,
+}
+
+impl Summary {
+    fn print(&self) {
+        let line = format!(
+            "faults: {}: jobs={} faults={} lost={} duplicated={} stuck={} recovery={} elapsed={:.1}s; {}\n",
+            self.scenario,
+            self.jobs,
+            self.faults,
+            self.lost,
+            self.duplicated,
+            self.stuck,
+            self.recovery,
+            self.elapsed.as_secs_f64(),
+            self.notes
+        );
+        // Straight to the process's stderr: the test harness captures only print! and eprint!.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        if let Ok(path) = std::env::var("RQRS_FAULT_REPORT") {
+            let row = format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}s\t{}\n",
+                self.scenario,
+                self.jobs,
+                self.faults,
+                self.lost,
+                self.duplicated,
+                self.stuck,
+                self.recovery,
+                self.elapsed.as_secs_f64(),
+                self.notes.replace('\t', " ")
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|error| panic!("cannot write the report {path}: {error}"));
+            file.write_all(row.as_bytes()).unwrap();
+        }
+    }
+}
+
+/// Formats a duration for a summary.
+fn secs(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// The `worker` example (the fixture functions), built once per run of this binary in the
+/// profile of the binary under test (as tests/it does: `cargo test --all-targets` builds
+/// examples only as test harnesses).
+fn worker_example() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let profile_dir = Path::new(env!("CARGO_BIN_EXE_rqrs"))
+                .parent()
+                .expect("the binary is in a directory");
+            let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+                Some("debug") => "dev",
+                Some(name) => name,
+                None => panic!("no profile directory in {}", profile_dir.display()),
+            };
+            let target_dir = profile_dir
+                .parent()
+                .expect("the profile is in a target directory");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let output = std::process::Command::new(cargo)
+                .args(["build", "--package", env!("CARGO_PKG_NAME")])
+                .args(["--example", "worker", "--profile", profile])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stdin(Stdio::null())
+                .output()
+                .expect("cargo runs");
+            assert!(
+                output.status.success(),
+                "cargo build --example worker failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            profile_dir.join("examples").join("worker")
+        })
+        .clone()
+}
+
+/// Where the workers of a scenario write their logs: under `$RQRS_FAULT_LOG_DIR` (kept), or
+/// a temporary directory (removed with the value).
+struct Logs {
+    dir: PathBuf,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Logs {
+    fn new(scenario: &str) -> Self {
+        match std::env::var_os("RQRS_FAULT_LOG_DIR") {
+            Some(root) => {
+                let dir = Path::new(&root).join(scenario);
+                std::fs::create_dir_all(&dir).unwrap();
+                Logs {
+                    dir,
+                    _temporary: None,
+                }
+            }
+            None => {
+                let temporary = tempfile::tempdir().unwrap();
+                Logs {
+                    dir: temporary.path().to_owned(),
+                    _temporary: Some(temporary),
+                }
+            }
+        }
+    }
+
+    fn file(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap()
+    }
+}
+
+/// How a worker process is started.
+#[derive(Clone)]
+struct WorkerOptions {
+    url: String,
+    concurrency: usize,
+    /// `--heartbeat-interval`, seconds.
+    heartbeat: Option<u64>,
+    burst: bool,
+}
+
+/// A `worker` example process; killed if the test ends first.
+struct WorkerProcess {
+    name: String,
+    child: Child,
+}
+
+impl WorkerProcess {
+    fn start(options: &WorkerOptions, name: String, logs: &Logs) -> Self {
+        let log = logs.file(&name);
+        let mut command = Command::new(worker_example());
+        command
+            .arg("--url")
+            .arg(&options.url)
+            .args(["--name", &name])
+            .args(["--concurrency", &options.concurrency.to_string()]);
+        if let Some(seconds) = options.heartbeat {
+            command.args(["--heartbeat-interval", &seconds.to_string()]);
+        }
+        if options.burst {
+            command.arg("--burst");
+        }
+        let child = command
+            .arg(QUEUE)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the worker example starts");
+        WorkerProcess { name, child }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// Panics if the process has exited.
+    fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("worker {} exited {when} ({status})", self.name);
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`...) to the process.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the worker still runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit, which must be a success.
+    async fn wait_success(mut self) {
+        let status = tokio::time::timeout(hang(), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("worker {} did not exit", self.name))
+            .unwrap();
+        assert!(status.success(), "worker {} exited {status}", self.name);
+    }
+
+    /// A warm stop (SIGTERM), then waits for the exit, which must be a success.
+    async fn stop(self) {
+        self.signal("TERM");
+        self.wait_success().await;
+    }
+}
+
+/// Enqueues `count` `fixtures.append` jobs, job `i` appending the line `i` to `path` after
+/// `seconds`, each with `Retry::new(5)` (so that an abandoned run comes back by itself where
+/// recovery retries) and a result kept for a day (the finished registry is the tally).
+async fn enqueue_appends(conn: &Connection, path: &Path, count: usize, seconds: f64) -> Vec<JobId> {
+    let queue = Queue::new(conn, QUEUE);
+    let path = path.to_str().unwrap();
+    let mut ids = Vec::with_capacity(count);
+    for start in (0..count).step_by(1000) {
+        let end = (start + 1000).min(count);
+        let jobs = queue
+            .enqueue_many((start..end).map(|i| {
+                queue
+                    .enqueue("fixtures.append", (path, i.to_string(), seconds))
+                    .retry(Retry::new(5))
+                    .result_ttl(86_400)
+            }))
+            .await
+            .unwrap();
+        ids.extend(jobs.iter().map(|job| job.id().clone()));
+    }
+    ids
+}
+
+/// How many times each job ran, read from the lines of the append file (index → runs).
+fn runs(path: &Path, jobs: usize) -> Vec<usize> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut runs = vec![0; jobs];
+    for line in text.lines() {
+        let index: usize = line
+            .parse()
+            .unwrap_or_else(|_| panic!("a line that no job writes: {line:?}"));
+        runs[index] += 1;
+    }
+    runs
+}
+
+/// How many lines the append file holds (runs so far).
+fn lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// A plain client that reconnects by itself, to look at the keys directly.
+async fn inspector(url: &str) -> ConnectionManager {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap()
+}
+
+/// Runs `query` until Redis answers (it may be restarting), within the hang bound.
+async fn retry_redis<T, F, Fut>(what: &str, mut query: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let deadline = Instant::now() + hang();
+    loop {
+        match query().await {
+            Ok(value) => return value,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{what}: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The started-registry members (`<id>:<execution id>`) whose run belongs to `worker`.
+async fn runs_of(inspect: &mut ConnectionManager, worker: &str) -> Vec<String> {
+    let members: Vec<String> = inspect
+        .zrange(format!("rq:wip:{QUEUE}"), 0, -1)
+        .await
+        .unwrap();
+    let mut mine = Vec::new();
+    for member in members {
+        let Some((id, execution)) = member.rsplit_once(':') else {
+            continue;
+        };
+        let mut owner: Option<String> = inspect
+            .hget(format!("rq:execution:{id}:{execution}"), "worker_name")
+            .await
+            .unwrap();
+        if owner.is_none() {
+            owner = inspect
+                .hget(format!("rq:job:{id}"), "worker_name")
+                .await
+                .unwrap();
+        }
+        if owner.as_deref() == Some(worker) {
+            mine.push(member);
+        }
+    }
+    mine
+}
+
+/// Where the jobs are once the scenario is over.
+#[derive(Debug, Default)]
+struct Census {
+    finished: usize,
+    /// Not finished but still somewhere (queued, started, scheduled, failed): stuck.
+    stuck: Vec<(JobId, String)>,
+    /// Gone: no job hash.
+    lost: Vec<JobId>,
+}
+
+async fn census(conn: &Connection, ids: &[JobId]) -> Census {
+    let mut census = Census::default();
+    for chunk in ids.chunks(500) {
+        let jobs = Job::fetch_many(conn, chunk).await.unwrap();
+        for (id, job) in chunk.iter().zip(jobs) {
+            match job {
+                None => census.lost.push(id.clone()),
+                Some(job) if job.status() == JobStatus::Finished => census.finished += 1,
+                Some(job) => census
+                    .stuck
+                    .push((id.clone(), job.status().as_str().to_owned())),
+            }
+        }
+    }
+    census
+}
+
+/// What the suite had to do by hand to bring every job to an end.
+#[derive(Debug, Default)]
+struct Settled {
+    /// Abandoned runs that recovery failed instead of retrying, requeued by the suite.
+    requeued_abandoned: BTreeSet<JobId>,
+    /// Jobs that failed for another reason (a bug: reported, never requeued).
+    failed_otherwise: Vec<(JobId, String)>,
+}
+
+/// Waits until every job of `ids` is finished, within the hang bound. Abandoned runs come back
+/// by themselves where recovery retries them; where it fails them instead (`AbandonedJobError`
+/// in the failed registry), the suite requeues them and counts them, so that the rest of the
+/// scenario still measures lost and duplicated jobs. `each` runs at every look (to sample
+/// recovery times).
+async fn settle<F>(conn: &Connection, ids: &[JobId], mut each: F) -> Settled
+where
+    F: AsyncFnMut(),
+{
+    let finished = rqrs::FinishedJobRegistry::new(conn, QUEUE);
+    let failed = FailedJobRegistry::new(conn, QUEUE);
+    let mut settled = Settled::default();
+    let mut reasons: HashMap<JobId, String> = HashMap::new();
+    let deadline = Instant::now() + hang();
+    loop {
+        each().await;
+        let done = finished.count().await;
+        if let Ok(done) = done
+            && done >= ids.len()
+        {
+            return settled;
+        }
+        if let Ok(failures) = failed.job_ids().await {
+            for id in failures {
+                if reasons.contains_key(&id) {
+                    continue;
+                }
+                let Ok(job) = Job::fetch(conn, &id).await else {
+                    continue;
+                };
+                let reason = job.exc_info().await.ok().flatten().unwrap_or_default();
+                if reason.contains("AbandonedJobError") {
+                    if failed.requeue(&id).await.is_ok() {
+                        settled.requeued_abandoned.insert(id);
+                    }
+                } else {
+                    reasons.insert(id.clone(), reason.clone());
+                    settled.failed_otherwise.push((id, reason));
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return settled;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The runs counted per job: lost (finished but never ran, or gone), and the jobs that ran more
+/// than once.
+fn duplicates(runs: &[usize], ids: &[JobId]) -> (Vec<JobId>, Vec<JobId>) {
+    let mut never = Vec::new();
+    let mut twice = Vec::new();
+    for (index, count) in runs.iter().enumerate() {
+        match count {
+            0 => never.push(ids[index].clone()),
+            1 => {}
+            _ => twice.push(ids[index].clone()),
+        }
+    }
+    (never, twice)
+}
