@@ -20,6 +20,8 @@ export RQRS_FAULT_DUP_JOBS="${RQRS_FAULT_DUP_JOBS:-80000}"
 export RQRS_FAULT_DUP_WORKERS="${RQRS_FAULT_DUP_WORKERS:-4}"
 export RQRS_FAULT_FUZZ_CASES="${RQRS_FAULT_FUZZ_CASES:-5000}"
 export RQRS_FAULT_TIMEOUT="${RQRS_FAULT_TIMEOUT:-900}"
+# A fresh seed every run (the fuzzing explores new inputs); printed in each summary to replay.
+export RQRS_FAULT_SEED="${RQRS_FAULT_SEED:-$(( (RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM ))}"
 
 # Absolute: the test binary runs in its crate's directory.
 out="$(realpath -m "${CARGO_TARGET_DIR:-target}/fault-suite")"

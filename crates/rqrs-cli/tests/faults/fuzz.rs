@@ -24,7 +24,7 @@ use rqrs::{Connection, Job, JobId, Queue, Worker};
 use rqrs_test::RedisServer;
 use serde_json::{Value, json};
 
-use crate::{Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, hang, knob, seed};
+use crate::{Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, fuzz_seed, hang, knob};
 
 /// Whether known bugs fail the test (`RQRS_FAULT_FUZZ_STRICT=1`).
 fn strict() -> bool {
@@ -530,7 +530,7 @@ async fn check(
 #[test]
 fn fuzzed_job_hashes_fail_with_a_reason_and_the_worker_goes_on() {
     let hashes = knob("RQRS_FAULT_FUZZ_CASES", 256);
-    let seed = seed();
+    let seed = fuzz_seed();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = RedisServer::start();
     let (conn, mut client) = runtime.block_on(async {

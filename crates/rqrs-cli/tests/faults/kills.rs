@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use rqrs::JobId;
 use rqrs_test::RedisServer;
 
@@ -205,7 +206,7 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         let at = Instant::now();
         // The first signal stops the dequeues (warm); the runs held then are the ones a cold
         // stop may cut.
-        pool[victim].signal("TERM");
+        pool[victim].signal(Signal::SIGTERM);
         released.extend(
             runs_of(&mut inspect, &name)
                 .await
@@ -213,7 +214,7 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
                 .filter_map(|member| member.rsplit_once(':'))
                 .map(|(id, _)| id.parse().unwrap()),
         );
-        pool[victim].signal("TERM");
+        pool[victim].signal(Signal::SIGTERM);
         let worker = std::mem::replace(
             &mut pool[victim],
             WorkerProcess::start(&options, format!("cold-{victim}-{k}"), &logs),

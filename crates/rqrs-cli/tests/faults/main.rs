@@ -17,7 +17,7 @@
 //! | `RQRS_FAULT_DUP_JOBS` | jobs of the several-workers scenario | 2000 |
 //! | `RQRS_FAULT_DUP_WORKERS` | its worker processes | 4 |
 //! | `RQRS_FAULT_FUZZ_CASES` | fuzzed job hashes | 256 |
-//! | `RQRS_FAULT_SEED` | seed of the random choices and of proptest | random, printed |
+//! | `RQRS_FAULT_SEED` | seed of the random choices and of proptest | random (fixed for proptest), printed |
 //! | `RQRS_FAULT_TIMEOUT` | seconds that bound a hang of one scenario | 300 |
 //! | `RQRS_FAULT_REPORT` | a file to append one tab-separated line per scenario to | none |
 //! | `RQRS_FAULT_LOG_DIR` | a directory to keep the workers' logs in | a temporary one |
@@ -42,6 +42,8 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 use rqrs::{Connection, FailedJobRegistry, Job, JobId, JobStatus, Queue, Retry};
@@ -73,6 +75,15 @@ fn seed() -> u64 {
                 .as_nanos();
             u64::try_from(nanos % u128::from(u64::MAX)).unwrap()
         }
+    }
+}
+
+/// The seed of the fuzzing: `RQRS_FAULT_SEED`, or a fixed one, so that CI explores the same
+/// inputs on every run (`scripts/fault-suite.sh` draws a fresh seed).
+fn fuzz_seed() -> u64 {
+    match std::env::var("RQRS_FAULT_SEED") {
+        Ok(value) => value.trim().parse().unwrap(),
+        Err(_) => 0x5eed_f022,
     }
 }
 
@@ -286,15 +297,11 @@ impl WorkerProcess {
         }
     }
 
-    /// Sends a signal (`TERM`, `INT`...) to the process.
-    fn signal(&self, signal: &str) {
+    /// Sends `signal` to the process.
+    fn signal(&self, signal: Signal) {
         let pid = self.child.id().expect("the worker still runs");
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pid} failed");
+        kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal)
+            .unwrap_or_else(|error| panic!("{signal} to worker {}: {error}", self.name));
     }
 
     /// Waits for the process to exit, which must be a success.
@@ -308,7 +315,7 @@ impl WorkerProcess {
 
     /// A warm stop (SIGTERM), then waits for the exit, which must be a success.
     async fn stop(self) {
-        self.signal("TERM");
+        self.signal(Signal::SIGTERM);
         self.wait_success().await;
     }
 }
