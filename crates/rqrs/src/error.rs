@@ -155,7 +155,11 @@ impl JobError {
 
     /// The message followed by its causes, one per line, as stored in `exc_info`.
     pub fn to_exc_info(&self) -> String {
-        let mut text = self.message.clone();
+        let mut text = if self.message.is_empty() {
+            "the job failed with an empty message".to_owned()
+        } else {
+            self.message.clone()
+        };
         for cause in &self.causes {
             text.push_str("\nCaused by: ");
             text.push_str(cause);

@@ -83,13 +83,15 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
     maintain(shared, &backend).await;
     loop {
         ticks.tick().await;
-        if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
-            last_maintenance = tokio::time::Instant::now();
-            maintain(shared, &backend).await;
-        }
+        // The heartbeat first: after an outage this worker's own live runs are refreshed before
+        // its maintenance could take them for abandoned.
         if last_beat.elapsed() >= interval {
             last_beat = tokio::time::Instant::now();
             heartbeat(shared, &backend, info).await;
+        }
+        if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
+            last_maintenance = tokio::time::Instant::now();
+            maintain(shared, &backend).await;
         }
     }
 }

@@ -167,13 +167,15 @@ impl RedisBackend {
     /// RQ's maintenance lock; `Ok(None)` when another process holds the lock.
     pub(crate) async fn maintain(&self, queue: &str) -> Result<Option<usize>> {
         let lock = keys::clean_registries(queue);
-        // RQ holds the lock for at most 899 s; it is dropped as soon as the work is done.
+        // RQ holds the lock for up to 899 s; rqrs's cleanup takes well under a second, so a
+        // minute is plenty, and a worker that dies holding it blocks the queue's maintenance for
+        // a minute, not a quarter of an hour. It is dropped as soon as the work is done.
         let taken: Option<String> = redis::cmd("SET")
             .arg(&lock)
             .arg(1)
             .arg("NX")
             .arg("EX")
-            .arg(899)
+            .arg(60)
             .query_async(&mut self.conn())
             .await?;
         if taken.is_none() {
