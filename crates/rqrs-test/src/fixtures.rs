@@ -27,6 +27,13 @@ use serde::de::IgnoredAny;
 use serde_json::{Number, Value, json};
 
 /// Every fixture function.
+///
+/// # Examples
+/// ```
+/// let functions = rqrs_test::fixtures::functions();
+/// assert!(functions.contains("fixtures.add"));
+/// assert!(functions.contains("fixtures.on_success_mark"));
+/// ```
 pub fn functions() -> Functions {
     Functions::new()
         .register("fixtures.add", add)
