@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use chrono::{DateTime, Utc};
 
-use super::{Call, Job, JobId};
+use super::{Call, Job, JobId, Lifecycle};
 use crate::error::{Error, Result};
 use crate::{Queue, Retry};
 
@@ -279,6 +279,35 @@ impl Repeat {
     /// The intervals in seconds.
     pub fn intervals_secs(&self) -> &[u64] {
         &self.intervals
+    }
+}
+
+impl Lifecycle {
+    /// What an enqueue with `options` asks of the job's runs.
+    pub(crate) fn of(options: &EnqueueOptions) -> Self {
+        let retry = options.retry.as_ref();
+        let repeat = options.repeat.as_ref();
+        let dependency = options.depends_on.as_ref();
+        Lifecycle {
+            retries_left: retry.map_or(0, |retry| u64::from(retry.max())),
+            retry_intervals: retry
+                .map(|retry| retry.intervals_secs().to_vec())
+                .unwrap_or_default(),
+            retry_at_front: retry.is_some_and(Retry::is_at_front),
+            repeats_left: repeat.map_or(0, |repeat| u64::from(repeat.times())),
+            repeat_intervals: repeat
+                .map(|repeat| repeat.intervals_secs().to_vec())
+                .unwrap_or_default(),
+            on_success: options.on_success.clone(),
+            on_failure: options.on_failure.clone(),
+            on_stopped: options.on_stopped.clone(),
+            dependency_ids: dependency
+                .map(|dependency| dependency.jobs.clone())
+                .unwrap_or_default(),
+            allow_dependency_failures: dependency
+                .is_some_and(|dependency| dependency.allow_failure),
+            webhooks: options.webhooks.clone(),
+        }
     }
 }
 

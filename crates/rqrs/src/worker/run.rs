@@ -23,17 +23,13 @@ enum Record {
         value: Value,
         repeat_in: Option<u64>,
     },
-    Stop {
-        exc_info: String,
-    },
     Retry {
         exc_info: String,
         delay: u64,
         at_front: bool,
     },
-    Fail {
-        exc_info: String,
-    },
+    /// Failed, or stopped by a command (`status`).
+    Fail { exc_info: String, status: JobStatus },
 }
 
 /// Runs a started job to its recorded outcome.
@@ -99,7 +95,10 @@ pub(super) async fn run(
             exc_info.push_str("\n\n");
             exc_info.push_str(&reason);
         }
-        Record::Stop { exc_info }
+        Record::Fail {
+            exc_info,
+            status: JobStatus::Stopped,
+        }
     } else {
         decide(shared, &job, &ctx, outcome).await
     };
@@ -122,26 +121,9 @@ pub(super) async fn run(
                     .retry(&execution, &shared.name, exc_info, *delay, *at_front)
                     .await
             }
-            Record::Stop { exc_info } => {
+            Record::Fail { exc_info, status } => {
                 backend
-                    .fail(
-                        &execution,
-                        &shared.name,
-                        job.failure_ttl,
-                        exc_info,
-                        JobStatus::Stopped,
-                    )
-                    .await
-            }
-            Record::Fail { exc_info } => {
-                backend
-                    .fail(
-                        &execution,
-                        &shared.name,
-                        job.failure_ttl,
-                        exc_info,
-                        JobStatus::Failed,
-                    )
+                    .fail(&execution, &shared.name, job.failure_ttl, exc_info, *status)
                     .await
             }
         };
@@ -151,7 +133,7 @@ pub(super) async fn run(
                     Record::Finish { .. } => {
                         webhook::send_all(&job, WebhookStatus::Finished, None).await
                     }
-                    Record::Fail { exc_info } | Record::Stop { exc_info } => {
+                    Record::Fail { exc_info, .. } => {
                         webhook::send_all(&job, WebhookStatus::Failed, Some(exc_info)).await;
                     }
                     Record::Retry { .. } => {}
@@ -244,7 +226,10 @@ async fn decide(
             delay,
             at_front: lifecycle.retry_at_front,
         },
-        None => Record::Fail { exc_info },
+        None => Record::Fail {
+            exc_info,
+            status: JobStatus::Failed,
+        },
     }
 }
 

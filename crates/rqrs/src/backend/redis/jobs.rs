@@ -141,37 +141,7 @@ impl RedisBackend {
                 result_ttl: options.result_ttl,
                 failure_ttl: options.failure_ttl,
                 ttl: options.ttl,
-                lifecycle: Lifecycle {
-                    retries_left: options.retry.as_ref().map_or(0, |r| u64::from(r.max())),
-                    retry_intervals: options
-                        .retry
-                        .as_ref()
-                        .map(|r| r.intervals_secs().to_vec())
-                        .unwrap_or_default(),
-                    retry_at_front: options
-                        .retry
-                        .as_ref()
-                        .is_some_and(crate::Retry::is_at_front),
-                    repeats_left: options.repeat.as_ref().map_or(0, |r| u64::from(r.times())),
-                    repeat_intervals: options
-                        .repeat
-                        .as_ref()
-                        .map(|r| r.intervals_secs().to_vec())
-                        .unwrap_or_default(),
-                    on_success: options.on_success.clone(),
-                    on_failure: options.on_failure.clone(),
-                    on_stopped: options.on_stopped.clone(),
-                    dependency_ids: options
-                        .depends_on
-                        .as_ref()
-                        .map(|d| d.jobs.clone())
-                        .unwrap_or_default(),
-                    allow_dependency_failures: options
-                        .depends_on
-                        .as_ref()
-                        .is_some_and(|d| d.allow_failure),
-                    webhooks: options.webhooks.clone(),
-                },
+                lifecycle: Lifecycle::of(&options),
                 meta: options.meta,
                 legacy_exc_info: None,
                 group_id: group.map(str::to_owned),

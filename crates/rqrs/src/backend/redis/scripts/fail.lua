@@ -44,16 +44,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[11], 'ended_at', ARGV[4])
 if ARGV[11] == 'failed' then
   release_dependents(id, 'failed', ARGV[4], pieces(12))
 end
-local entry = {'type', '2', 'worker_name', worker, 'exc_string', ARGV[7]}
-if ARGV[8] ~= '' then
-  entry[#entry + 1] = 'execution_id'
-  entry[#entry + 1] = eid
-  entry[#entry + 1] = 'execution_started_at'
-  entry[#entry + 1] = ARGV[8]
-  entry[#entry + 1] = 'execution_ended_at'
-  entry[#entry + 1] = ARGV[9]
-end
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', '10', '*', unpack(entry))
+add_result(KEYS[7], '2', worker, 'exc_string', ARGV[7], eid, ARGV[8], ARGV[9])
 if ttl < 0 then
   redis.call('ZADD', KEYS[6], ttl, id)
 else

@@ -30,18 +30,7 @@ if ttl == 0 and not repeating then
 end
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[4], 'last_heartbeat', ARGV[4])
 if ttl ~= 0 then
-  local entry = {'type', '1', 'worker_name', worker}
-  if ARGV[7] ~= '' then
-    entry[#entry + 1] = 'return_value'
-    entry[#entry + 1] = ARGV[7]
-  end
-  entry[#entry + 1] = 'execution_id'
-  entry[#entry + 1] = eid
-  entry[#entry + 1] = 'execution_started_at'
-  entry[#entry + 1] = ARGV[8]
-  entry[#entry + 1] = 'execution_ended_at'
-  entry[#entry + 1] = ARGV[9]
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', '10', '*', unpack(entry))
+  add_result(KEYS[7], '1', worker, 'return_value', ARGV[7], eid, ARGV[8], ARGV[9])
 end
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[7], ttl)

@@ -29,6 +29,26 @@ local function count_run(worker, counter, working_time, id)
   forget_current(worker, id)
 end
 
+-- Adds a result entry to a job's stream (capped at about 10, as RQ's): its type, the worker,
+-- `value_field`/`value` (return_value or exc_string) when `value` is not '', and the
+-- execution's id and times when `started` is not '' (an abandoned run has none).
+local function add_result(stream, type, worker, value_field, value, eid, started, ended)
+  local entry = {'type', type, 'worker_name', worker}
+  if value ~= '' then
+    entry[#entry + 1] = value_field
+    entry[#entry + 1] = value
+  end
+  if started ~= '' then
+    entry[#entry + 1] = 'execution_id'
+    entry[#entry + 1] = eid
+    entry[#entry + 1] = 'execution_started_at'
+    entry[#entry + 1] = started
+    entry[#entry + 1] = 'execution_ended_at'
+    entry[#entry + 1] = ended
+  end
+  redis.call('XADD', stream, 'MAXLEN', '~', '10', '*', unpack(entry))
+end
+
 -- Enqueues the deferred dependents of job `id`, which ended with `status`, whose other
 -- dependencies are done too (RQ's rule: each one that still exists is finished, or failed when
 -- the dependent allows failures). A failed parent releases only dependents that allow failures.

@@ -27,15 +27,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local left = tonumber(redis.call('HGET', KEYS[1], 'retries_left')) or 0
 redis.call('HSET', KEYS[1], 'retries_left', math.max(math.floor(left) - 1, 0))
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[4])
-if ARGV[7] == '' then
-  -- An abandoned run: nobody knows when it started or ended (as RQ's abandoned failures).
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
-    'exc_string', ARGV[6])
-else
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', '10', '*', 'type', '4', 'worker_name', worker,
-    'exc_string', ARGV[6], 'execution_id', eid, 'execution_started_at', ARGV[7],
-    'execution_ended_at', ARGV[8])
-end
+-- An abandoned run has no start time: nobody knows when it ran (as RQ's abandoned failures).
+add_result(KEYS[6], '4', worker, 'exc_string', ARGV[6], eid, ARGV[7], ARGV[8])
 local wait = tonumber(ARGV[10])
 if wait > 0 then
   redis.call('HSET', KEYS[1], 'status', 'scheduled')
