@@ -31,6 +31,8 @@
 )]
 
 mod duplicates;
+#[path = "../common/example_programs.rs"]
+mod example_programs;
 mod fuzz;
 mod kills;
 mod redis_restart;
@@ -39,7 +41,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -171,42 +172,9 @@ fn secs(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
 }
 
-/// The `worker` example (the fixture functions), built once per run of this binary in the
-/// profile of the binary under test (as tests/it does: `cargo test --all-targets` builds
-/// examples only as test harnesses).
+/// The `worker` example (the fixture functions).
 fn worker_example() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let profile_dir = Path::new(env!("CARGO_BIN_EXE_rqrs"))
-                .parent()
-                .expect("the binary is in a directory");
-            let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-                Some("debug") => "dev",
-                Some(name) => name,
-                None => panic!("no profile directory in {}", profile_dir.display()),
-            };
-            let target_dir = profile_dir
-                .parent()
-                .expect("the profile is in a target directory");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = std::process::Command::new(cargo)
-                .args(["build", "--package", env!("CARGO_PKG_NAME")])
-                .args(["--example", "worker", "--profile", profile])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .stdin(Stdio::null())
-                .output()
-                .expect("cargo runs");
-            assert!(
-                output.status.success(),
-                "cargo build --example worker failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            profile_dir.join("examples").join("worker")
-        })
-        .clone()
+    example_programs::example("worker")
 }
 
 /// Where the workers of a scenario write their logs: under `$RQRS_FAULT_LOG_DIR` (kept), or
