@@ -1,13 +1,15 @@
-//! The test harness of rqrs (not published): a private `redis-server` per test, the fixture
-//! job functions that the `worker` example registers, and a virtualenv with Python RQ for the
-//! interop tests.
+//! The test harness of rqrs (not published): a private `redis-server` per test (or a
+//! Sentinel-managed group of them), the fixture job functions that the `worker` example
+//! registers, and a virtualenv with Python RQ for the interop tests.
 
 pub mod fixtures;
 pub mod python;
 mod redis_server;
+mod sentinel;
 mod tls;
 
 pub use redis_server::RedisServer;
+pub use sentinel::{MASTER_NAME, SentinelGroup};
 pub use tls::TlsRedisServer;
 
 use std::time::Duration;

@@ -120,7 +120,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -130,7 +130,7 @@ fn free_port() -> u16 {
 /// Spawns the server and waits for it to answer; `None` if it exited (a lost race for the
 /// port).
 fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Option<Child> {
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -150,6 +150,12 @@ fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Option<Child> {
         .unwrap_or_else(|error| {
             panic!("cannot run redis-server ({error}); install it: apt-get install -y redis-server")
         });
+    wait_until_up(child, port)
+}
+
+/// Waits until the server spawned as `child` answers on `port`; `None` (and the child reaped)
+/// if it exited first or did not answer within 10 s.
+pub(crate) fn wait_until_up(mut child: Child, port: u16) -> Option<Child> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a valid url");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

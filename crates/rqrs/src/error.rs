@@ -57,10 +57,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the error is a lost or refused connection to the backend, which a retry may cure.
+    /// Whether the error is a lost or refused connection to the backend, which a retry may cure:
+    /// also a server that is loading its data, or that was demoted to a replica by a failover
+    /// (`LOADING`, `READONLY`, `MASTERDOWN`).
     pub fn is_connection(&self) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
         matches!(self, Error::Redis(e) if e.is_io_error() || e.is_connection_dropped()
-            || e.is_connection_refusal() || e.is_timeout())
+            || e.is_connection_refusal() || e.is_timeout()
+            || matches!(e.kind(), ErrorKind::Server(
+                ServerErrorKind::BusyLoading | ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown | ServerErrorKind::TryAgain)))
     }
 
     /// Whether the error says that the job does not exist.

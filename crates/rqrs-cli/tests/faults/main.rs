@@ -1,7 +1,8 @@
-//! The fault suite: jobs must survive killed workers, a restarted Redis, several workers at once
-//! and malformed job hashes. Each scenario prints one summary line (lost, duplicated and stuck
-//! jobs, time to recover) and asserts that nothing is lost or stuck; a job runs twice only when
-//! its worker was killed while running it (at-least-once), and those runs are counted.
+//! The fault suite: jobs must survive killed workers, a restarted Redis, a Sentinel failover,
+//! several workers at once and malformed job hashes. Each scenario prints one summary line
+//! (lost, duplicated and stuck jobs, time to recover) and asserts that nothing is lost or
+//! stuck; a job runs twice only when its run was cut by the fault (at-least-once), and those
+//! runs are counted.
 //!
 //! The scale comes from the environment, so that CI runs this binary small (well under two
 //! minutes) and `scripts/fault-suite.sh` runs the same binary large:
@@ -14,6 +15,7 @@
 //! | `RQRS_FAULT_WORKERS` | worker processes of the kill, cold-stop and restart scenarios | 3 |
 //! | `RQRS_FAULT_RESTARTS` | Redis kills and restarts | 2 |
 //! | `RQRS_FAULT_REDIS_DOWN_MS` | how long Redis stays down at every second restart | 1500 |
+//! | `RQRS_FAULT_FAILOVERS` | Sentinel failovers (the master killed) | 1 |
 //! | `RQRS_FAULT_DUP_JOBS` | jobs of the several-workers scenario | 2000 |
 //! | `RQRS_FAULT_DUP_WORKERS` | its worker processes | 4 |
 //! | `RQRS_FAULT_FUZZ_CASES` | fuzzed job hashes | 256 |
@@ -33,6 +35,7 @@
 mod duplicates;
 #[path = "../common/example_programs.rs"]
 mod example_programs;
+mod failover;
 mod fuzz;
 mod kills;
 mod redis_restart;

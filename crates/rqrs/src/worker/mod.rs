@@ -44,7 +44,7 @@ pub use info::{WorkerInfo, WorkerState};
 pub use strategy::DequeueStrategy;
 
 use crate::Connection;
-use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness};
+use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness, execution_ids};
 use crate::error::Result;
 use crate::functions::Functions;
 use crate::scheduler::{self, Scheduler};
@@ -319,8 +319,9 @@ impl Worker {
                 .map(|(_, run)| run.execution)
                 .collect();
             for execution in running {
-                if let Err(error) = backend.release(&execution, &shared.name).await {
-                    tracing::error!(job = %execution.job_id, %error, "could not put a job back on its queue");
+                let released = through_outage(|| backend.release(&execution, &shared.name)).await;
+                if let Err(error) = released {
+                    tracing::error!(job = %execution.job_id, %error, "could not put a job back on its queue; it will be recovered as abandoned");
                 }
             }
         } else {
@@ -335,7 +336,13 @@ impl Worker {
         if let Some(horses) = &shared.horses {
             horses.close().await;
         }
-        backend.register_death(&shared.name, &shared.queues).await?;
+        // The jobs are safe whatever happens here: a worker hash that cannot be marked dead
+        // expires by itself.
+        if let Err(error) =
+            through_outage(|| backend.register_death(&shared.name, &shared.queues)).await
+        {
+            tracing::warn!(worker = %shared.name, %error, "could not record the worker's death; its entry expires by itself");
+        }
         tracing::info!(worker = %shared.name, "worker stopped");
         Ok(())
     }
@@ -367,6 +374,43 @@ impl Worker {
         Some(scheduler.spawn())
     }
 
+    /// Dequeues up to `count` jobs from the queues in `order`. A dequeue whose reply was lost
+    /// may have started runs that no one holds: their execution ids are kept in `unclaimed`,
+    /// and those runs are put back on their queues before the next dequeue, rather than left
+    /// to abandoned-run recovery.
+    async fn take(
+        &self,
+        order: &[String],
+        count: usize,
+        unclaimed: &mut Vec<String>,
+    ) -> Result<Dequeued> {
+        let shared = &self.shared;
+        let backend = shared.conn.backend();
+        if !unclaimed.is_empty() {
+            let reclaimed = backend
+                .reclaim(&shared.name, &shared.queues, unclaimed)
+                .await?;
+            if reclaimed > 0 {
+                tracing::info!(
+                    jobs = reclaimed,
+                    "put back the jobs of a dequeue whose reply was lost"
+                );
+            }
+            unclaimed.clear();
+        }
+        let execution_ids = execution_ids(count);
+        backend
+            .dequeue(
+                &shared.conn,
+                &shared.name,
+                order,
+                &execution_ids,
+                shared.liveness,
+            )
+            .await
+            .inspect_err(|_| unclaimed.extend(execution_ids.iter().cloned()))
+    }
+
     /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).
     async fn dispatch(&self, jobs: &mut JoinSet<()>) -> Stop {
         let shared = &self.shared;
@@ -377,6 +421,8 @@ impl Worker {
         let mut idle = true;
         let mut suspended = false;
         let mut failures = 0u32;
+        // The execution ids of failed dequeues, whose runs may exist unbeknown to the worker.
+        let mut unclaimed: Vec<String> = Vec::new();
         let mut order = shared.queues.clone();
         let mut taken = 0u64;
         let mut idle_since = tokio::time::Instant::now();
@@ -400,16 +446,7 @@ impl Worker {
                 permits.push(permit);
             }
             let ended_before = shared.ended.load(Ordering::SeqCst);
-            let started = match backend
-                .dequeue(
-                    &shared.conn,
-                    &shared.name,
-                    &order,
-                    permits.len(),
-                    shared.liveness,
-                )
-                .await
-            {
+            let started = match self.take(&order, permits.len(), &mut unclaimed).await {
                 Ok(Dequeued::Jobs(started)) => {
                     failures = 0;
                     suspended = false;
@@ -560,7 +597,7 @@ pub(crate) async fn run_inline(
             conn,
             &shared.name,
             &[(list.to_owned(), queue.to_owned())],
-            1,
+            &execution_ids(1),
             shared.liveness,
             false,
         )
@@ -604,4 +641,23 @@ async fn stop_on_signals(handle: ShutdownHandle) {
 /// 100 ms doubling up to 10 s.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
+
+/// Calls the backend again while it fails with a connection error, with [`backoff`], for some
+/// 12 s in all: the bookkeeping of a stop rides out a short outage (a restart, a failover).
+async fn through_outage<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut failures = 0;
+    loop {
+        match call().await {
+            Err(error) if error.is_connection() && failures < 6 => {
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+            }
+            other => return other,
+        }
+    }
 }

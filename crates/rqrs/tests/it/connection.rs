@@ -1,5 +1,5 @@
 use rqrs::{Functions, Job, JobStatus, Queue};
-use rqrs_test::RedisServer;
+use rqrs_test::{RedisServer, SentinelGroup};
 
 use crate::work;
 
@@ -46,6 +46,10 @@ async fn a_server_that_is_not_there_is_a_connection_error() {
         .await
         .unwrap_err();
     assert!(error.is_connection(), "{error:?}");
+    let error = rqrs::connect(&format!("redis+sentinel://127.0.0.1:{port}/mymaster"))
+        .await
+        .unwrap_err();
+    assert!(error.is_connection(), "{error:?}");
     let error = rqrs::connect("nonsense://x").await.unwrap_err();
     assert!(
         matches!(error, rqrs::Error::Invalid { what: "url", .. }),
@@ -72,4 +76,82 @@ async fn tls_connections_work_with_the_servers_certificate_authority() {
     );
     // Without that authority the server's certificate is not trusted.
     assert!(rqrs::connect(&server.url()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_url_follows_the_master_through_a_failover() {
+    let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start(1, 3))
+        .await
+        .unwrap();
+    let conn = rqrs::connect(&group.url()).await.unwrap();
+    let queue = Queue::new(&conn, "default");
+    let before = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    let old = group.master_port();
+    let mut master = group
+        .server(old)
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let replicated: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    assert_eq!(replicated, 1, "the replica has the first job");
+
+    tokio::task::block_in_place(|| group.kill_master());
+    // While no master answers, an enqueue fails with a connection error; none is dropped
+    // silently. The Sentinels promote the replica and the connection moves to it.
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    let after = loop {
+        match queue.enqueue("fixtures.add", (3, 4)).send().await {
+            Ok(job) => break job,
+            Err(error) => {
+                assert!(error.is_connection(), "{error:?}");
+                refused += 1;
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "no enqueue succeeded within 60 s of the failover: {error}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(
+        refused > 0,
+        "the killed master cannot have taken the enqueue"
+    );
+    let new = tokio::task::block_in_place(|| group.wait_for_failover(old));
+    let mut promoted = group
+        .server(new)
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for job in [&before, &after] {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(format!("rq:job:{}", job.id()))
+            .query_async(&mut promoted)
+            .await
+            .unwrap();
+        assert!(exists, "job {} is on the new master", job.id());
+    }
+
+    work(&conn, &["default"], 2, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, after.id())
+            .await
+            .unwrap()
+            .return_value()
+            .await
+            .unwrap(),
+        Some(serde_json::json!(7))
+    );
+    assert_eq!(
+        Job::fetch(&conn, before.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
 }

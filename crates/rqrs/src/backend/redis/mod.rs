@@ -6,6 +6,7 @@
 //! loaded once and called by SHA; single-purpose writes are MULTI pipelines.
 
 pub(crate) mod codec;
+mod endpoint;
 mod groups;
 mod job_ops;
 mod jobs;
@@ -14,18 +15,20 @@ mod queues;
 mod registries;
 mod runs;
 
-pub(crate) use runs::MAX_TTL;
+pub(crate) use runs::{MAX_TTL, execution_ids};
 mod scheduler;
 mod workers;
 
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncConnectionConfig;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::{Call, EnqueueOptions, Job, JobId};
+use endpoint::Endpoint;
 
 pub(crate) use scheduler::{Lock, SchedulerRecord};
 
@@ -87,8 +90,9 @@ pub(crate) struct HeartbeatReply {
 
 /// The Redis backend.
 pub(crate) struct RedisBackend {
-    client: redis::Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    /// The server in use and the shared connection to it; a Sentinel failover replaces both.
+    current: Arc<RwLock<Current>>,
     /// The URL, password hidden, for messages.
     url: String,
     /// The URL as given and the trusted roots, to connect again from another process (a work
@@ -97,12 +101,32 @@ pub(crate) struct RedisBackend {
     root_ca: Option<Vec<u8>>,
 }
 
+/// The server in use and the shared connection to it.
+struct Current {
+    client: redis::Client,
+    conn: ConnectionManager,
+}
+
+/// Reads the server in use. The lock is never held across an await, and a writer that
+/// panicked left a whole value behind, so a poisoned lock is read as it is.
+fn read(current: &RwLock<Current>) -> RwLockReadGuard<'_, Current> {
+    current.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// The URL with its password replaced by `***`.
+/// The URL with its passwords replaced by `***` (a Sentinel URL's `sentinel_password` too).
 fn redact(url: &str) -> String {
+    let url = match url.split_once("sentinel_password=") {
+        Some((before, after)) => {
+            let rest = after.find('&').map_or("", |end| &after[end..]);
+            format!("{before}sentinel_password=***{rest}")
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -120,41 +144,29 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The shared connection's settings. Scripts over many jobs (enqueue_many, empty) can take
-/// longer than the client's default 500 ms response timeout.
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(60)))
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-}
-
 impl RedisBackend {
     /// Connects; `root_ca` (PEM) replaces the system's trusted roots for `rediss://` URLs.
     pub(crate) async fn connect(url: &str, root_ca: Option<Vec<u8>>) -> Result<Self> {
-        let invalid = |e: redis::RedisError| Error::invalid("url", format!("{}: {e}", redact(url)));
-        if url.starts_with("rediss://") {
+        if Endpoint::is_tls(url) {
             // rustls needs a process-wide crypto provider; another part of the program may
             // have installed one already, which is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = match &root_ca {
-            None => redis::Client::open(url).map_err(invalid)?,
-            Some(root_cert) => {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert.clone()),
-                };
-                redis::Client::build_with_tls(url, certificates).map_err(invalid)?
-            }
-        };
-        let conn = client
-            .get_connection_manager_with_config(manager_config())
-            .await?;
+        let endpoint = Endpoint::parse(url, root_ca.as_deref())?;
+        Self::open(endpoint, url.to_owned(), root_ca).await
+    }
+
+    /// Connects to the server the endpoint names now, and follows its failovers.
+    async fn open(endpoint: Endpoint, full_url: String, root_ca: Option<Vec<u8>>) -> Result<Self> {
+        let client = endpoint.resolve().await?;
+        let conn = endpoint.shared_connection(&client).await?;
+        let current = Arc::new(RwLock::new(Current { client, conn }));
+        endpoint.follow(&current);
         Ok(RedisBackend {
-            client,
-            conn,
-            url: redact(url),
-            full_url: url.to_owned(),
+            endpoint,
+            current,
+            url: redact(&full_url),
+            full_url,
             root_ca,
         })
     }
@@ -162,17 +174,12 @@ impl RedisBackend {
     /// A backend on the same server with a connection of its own, bound to the current async
     /// runtime (a worker's liveness thread runs its own).
     pub(crate) async fn detached(&self) -> Result<Self> {
-        let conn = self
-            .client
-            .get_connection_manager_with_config(manager_config())
-            .await?;
-        Ok(RedisBackend {
-            client: self.client.clone(),
-            conn,
-            url: self.url.clone(),
-            full_url: self.full_url.clone(),
-            root_ca: self.root_ca.clone(),
-        })
+        Self::open(
+            self.endpoint.clone(),
+            self.full_url.clone(),
+            self.root_ca.clone(),
+        )
+        .await
     }
 
     pub(crate) fn url(&self) -> String {
@@ -185,7 +192,12 @@ impl RedisBackend {
     }
 
     fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        read(&self.current).conn.clone()
+    }
+
+    /// A client of the server in use.
+    fn client(&self) -> redis::Client {
+        read(&self.current).client.clone()
     }
 
     /// A connection of its own for blocking commands, with no response timeout.
@@ -194,7 +206,7 @@ impl RedisBackend {
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)));
         Ok(self
-            .client
+            .client()
             .get_multiplexed_async_connection_with_config(&config)
             .await?)
     }
@@ -212,5 +224,9 @@ mod tests {
         );
         assert_eq!(redact("redis://:secret@host"), "redis://:***@host");
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("redis+sentinel://:pw@a,b/m?sentinel_password=s&sentinel_username=u"),
+            "redis+sentinel://:***@a,b/m?sentinel_password=***&sentinel_username=u"
+        );
     }
 }

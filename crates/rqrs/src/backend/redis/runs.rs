@@ -61,22 +61,70 @@ const RELEASE_PIECES: [&str; 7] = [
 /// range would stop a script half-way, so larger values are clamped to this.
 pub(crate) const MAX_TTL: i64 = 3_153_600_000;
 
+/// Fresh execution ids for a dequeue of up to `count` jobs. The worker makes them, so that it
+/// can find the runs of a dequeue whose reply it lost ([`RedisBackend::reclaim`]).
+pub(crate) fn execution_ids(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect()
+}
+
 impl RedisBackend {
-    /// Takes up to `count` jobs from `queues` (highest priority first) and starts them.
+    /// Takes up to one job per execution id from `queues` (highest priority first) and starts
+    /// them.
     pub(crate) async fn dequeue(
         &self,
         conn: &Connection,
         worker: &str,
         queues: &[String],
-        count: usize,
+        execution_ids: &[String],
         liveness: Liveness,
     ) -> Result<Dequeued> {
         let sources: Vec<(String, String)> = queues
             .iter()
             .map(|queue| (keys::queue(queue), queue.clone()))
             .collect();
-        self.dequeue_lists(conn, worker, &sources, count, liveness, true)
+        self.dequeue_lists(conn, worker, &sources, execution_ids, liveness, true)
             .await
+    }
+
+    /// Puts back at the head of their queues the jobs that a dequeue with these execution ids
+    /// started, if it ran: for a dequeue whose reply was lost with the connection, whose runs
+    /// no one holds. Returns how many were put back. Each is released by the stale-safe
+    /// release script, so a run that ended or was recovered meanwhile is left alone.
+    pub(crate) async fn reclaim(
+        &self,
+        worker: &str,
+        queues: &[String],
+        execution_ids: &[String],
+    ) -> Result<usize> {
+        let mut reclaimed = 0;
+        for queue in queues {
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(keys::started(queue))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut self.conn())
+                .await?;
+            for member in members {
+                let Some((id, execution_id)) = member.rsplit_once(':') else {
+                    continue;
+                };
+                if !execution_ids.iter().any(|sent| sent == execution_id) {
+                    continue;
+                }
+                let execution = Execution {
+                    job_id: JobId::from_stored(id.to_owned()),
+                    execution_id: execution_id.to_owned(),
+                    queue: queue.clone(),
+                    started_at: now(),
+                };
+                if self.release(&execution, worker).await? {
+                    reclaimed += 1;
+                }
+            }
+        }
+        Ok(reclaimed)
     }
 
     /// [`dequeue`](Self::dequeue) from lists other than the queues' own: `sources` are (list
@@ -86,7 +134,7 @@ impl RedisBackend {
         conn: &Connection,
         worker: &str,
         sources: &[(String, String)],
-        count: usize,
+        execution_ids: &[String],
         liveness: Liveness,
         honour_suspension: bool,
     ) -> Result<Dequeued> {
@@ -98,7 +146,7 @@ impl RedisBackend {
         invocation
             .key(keys::worker(worker))
             .key(keys::SUSPENDED)
-            .arg(count)
+            .arg(execution_ids.len())
             .arg(worker)
             .arg(if honour_suspension { "1" } else { "" })
             .arg(codec::format_time(now))
@@ -112,8 +160,8 @@ impl RedisBackend {
         for (_, queue) in sources {
             invocation.arg(queue);
         }
-        for _ in 0..count {
-            invocation.arg(uuid::Uuid::new_v4().simple().to_string());
+        for execution_id in execution_ids {
+            invocation.arg(execution_id);
         }
         let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
         if let [Value::BulkString(marker)] = reply.as_slice()

@@ -175,7 +175,7 @@ impl RedisBackend {
         &self,
         worker: &str,
     ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
+        let mut pubsub = self.client().get_async_pubsub().await?;
         pubsub.subscribe(keys::worker_channel(worker)).await?;
         Ok(futures_util::StreamExt::map(
             pubsub.into_on_message(),

@@ -1,0 +1,170 @@
+//! Scenario e: workers connect through Sentinels (`redis+sentinel://`), and the master is
+//! SIGKILLed while they run jobs; the Sentinels promote the replica, and the killed server
+//! comes back as a replica for the next failover. The workers must follow the master on their
+//! own (they may not exit), and every job must end finished.
+//!
+//! Redis replicates asynchronously: writes the old master acknowledged in the last moments
+//! before it died may never reach the replica. The jobs are enqueued (and replicated) before
+//! the first failover, so none can be lost that way; a run whose dequeue or finish was lost
+//! with the old master runs again (at-least-once), so duplicates are counted, bounded by the
+//! runs in flight, and not refused. The time to recover is from the kill to the first job
+//! finished on the new master.
+
+use std::time::{Duration, Instant};
+
+use rqrs::{FinishedJobRegistry, JobId};
+use rqrs_test::SentinelGroup;
+
+use crate::{
+    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
+    knob, lines, runs, secs, settle,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
+    let jobs = knob("RQRS_FAULT_JOBS", 300);
+    let failovers = knob("RQRS_FAULT_FAILOVERS", 1);
+    let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
+    let concurrency = 8;
+    let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start(1, 3))
+        .await
+        .unwrap();
+    let conn = rqrs::connect(&group.url()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.txt");
+    let logs = Logs::new("failover");
+    let started = Instant::now();
+    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
+    let mut master = group
+        .server(group.master_port())
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let replicated: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(30_000)
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    assert_eq!(replicated, 1, "the replica holds the jobs");
+
+    let options = WorkerOptions {
+        url: group.url(),
+        concurrency,
+        heartbeat: Some(1),
+        burst: false,
+    };
+    let mut pool: Vec<WorkerProcess> = (0..workers)
+        .map(|i| WorkerProcess::start(&options, format!("failover-{i}"), &logs))
+        .collect();
+    let finished = FinishedJobRegistry::new(&conn, QUEUE);
+    // (time from the kill to the Sentinels naming a new master, to the next finished job)
+    let mut records: Vec<(Duration, Duration)> = Vec::new();
+    for f in 1..=failovers {
+        let target = jobs * f / (failovers + 1);
+        let deadline = Instant::now() + hang();
+        while lines(&path) < target {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} runs before failover {f}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let before = lines(&path);
+        let (killed, old) = tokio::task::block_in_place(|| {
+            let old = group.kill_master();
+            (Instant::now(), old)
+        });
+        let new = tokio::task::block_in_place(|| group.wait_for_failover(old));
+        let promoted = killed.elapsed();
+        // The first run that ends after the failover and is recorded on the new master.
+        let count_on_new = finished.count().await.unwrap_or(0);
+        let deadline = Instant::now() + hang();
+        loop {
+            let now = finished.count().await.unwrap_or(0);
+            if (now > count_on_new && lines(&path) > before) || now >= jobs {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no job finished on the new master (port {new}) after failover {f}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        records.push((promoted, killed.elapsed()));
+        for worker in &mut pool {
+            worker.assert_running(&format!("after failover {f}"));
+        }
+        // The Sentinels make a returning old master a replica only after seeing it report
+        // itself master for a while (some 10 s), so this waits only where it must, with the
+        // workers suspended so that work is left for the next failover.
+        if f < failovers {
+            rqrs::suspend(&conn, None).await.unwrap();
+            tokio::task::block_in_place(|| group.rejoin(old));
+            rqrs::resume(&conn).await.unwrap();
+        }
+    }
+
+    let settled = settle(&conn, &ids, async || {}).await;
+    let elapsed = started.elapsed();
+    for worker in &mut pool {
+        worker.assert_running("after the work");
+    }
+    for worker in pool {
+        worker.stop().await;
+    }
+
+    let census = census(&conn, &ids).await;
+    let runs = runs(&path, jobs);
+    let (never, twice) = duplicates(&runs, &ids);
+    let in_flight = workers * concurrency * failovers;
+    let recovery = records
+        .iter()
+        .map(|(_, first)| *first)
+        .max()
+        .unwrap_or_default();
+    Summary {
+        scenario: "sentinel failovers",
+        jobs,
+        faults: format!(
+            "{failovers} kill -9 of the master + Sentinel failover (1 replica, 3 Sentinels), \
+             {workers} workers"
+        ),
+        lost: census.lost.len() + never.len(),
+        duplicated: twice.len(),
+        stuck: census.stuck.len(),
+        recovery: secs(recovery),
+        elapsed,
+        notes: format!(
+            "recovery = kill until the next job finished on the new master, per failover \
+             (Sentinels named the new master, first job finished): {}; jobs run twice: {} (runs \
+             in flight at the kills: at most {in_flight}); abandoned runs requeued by the \
+             suite: {}; other failures: {}; workers kept running: yes",
+            records
+                .iter()
+                .map(|(promoted, first)| format!("({}, {})", secs(*promoted), secs(*first)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            twice.len(),
+            settled.requeued_abandoned.len(),
+            settled.failed_otherwise.len()
+        ),
+    }
+    .print();
+
+    assert!(
+        settled.failed_otherwise.is_empty(),
+        "jobs failed for another reason than an abandoned run: {:?}",
+        settled.failed_otherwise
+    );
+    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
+    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
+    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
+    assert_eq!(census.finished, jobs);
+    assert!(
+        twice.len() <= in_flight,
+        "{} jobs ran twice, more than the {in_flight} runs in flight at the kills",
+        twice.len()
+    );
+}

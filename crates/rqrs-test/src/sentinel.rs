@@ -1,0 +1,269 @@
+//! A Sentinel-managed group on loopback for failover tests: a master, its replicas and a few
+//! Sentinels watching it, each a private process on a free port, all killed on drop.
+//!
+//! The Sentinels judge a master down after one second without an answer, so a killed master
+//! is replaced within a few seconds.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::RedisServer;
+use crate::redis_server::{free_port, wait_until_up};
+
+/// The name the Sentinels know the master by.
+pub const MASTER_NAME: &str = "rqrs-master";
+
+/// A master, its replicas and the Sentinels that watch them.
+#[derive(Debug)]
+pub struct SentinelGroup {
+    /// The data servers; which of them is the master changes with failovers.
+    servers: Vec<RedisServer>,
+    sentinels: Vec<Sentinel>,
+}
+
+#[derive(Debug)]
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SentinelGroup {
+    /// Starts a master with `replicas` replicas and `sentinels` Sentinels (a majority of them
+    /// is the quorum), and returns once every Sentinel knows every replica and the other
+    /// Sentinels, so that a failover can happen.
+    ///
+    /// # Panics
+    /// When a server does not start, or the group does not form within 30 s.
+    pub fn start(replicas: usize, sentinels: usize) -> Self {
+        let master = RedisServer::start();
+        let master_port = master.port().to_string();
+        let mut servers = vec![master];
+        for _ in 0..replicas {
+            servers.push(RedisServer::start_with(&[
+                "--replicaof",
+                "127.0.0.1",
+                &master_port,
+            ]));
+        }
+        // A Sentinel learns of replicas from the master's INFO, which it reads at once and
+        // then every 10 s: replicas still syncing would be missed for that long.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !servers[1..]
+            .iter()
+            .all(|replica| link_is_up(replica.port()))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replicas did not sync within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let quorum = sentinels / 2 + 1;
+        let sentinels = (0..sentinels)
+            .map(|_| start_sentinel(&master_port, quorum))
+            .collect();
+        let group = SentinelGroup { servers, sentinels };
+        group.wait_until_formed(replicas);
+        group
+    }
+
+    /// `redis+sentinel://127.0.0.1:<port>,.../rqrs-master`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// The port of the server the Sentinels name as master now.
+    ///
+    /// # Panics
+    /// When no Sentinel answers.
+    pub fn master_port(&self) -> u16 {
+        self.sentinels
+            .iter()
+            .find_map(|sentinel| named_master(sentinel.port))
+            .expect("a Sentinel names the master")
+    }
+
+    /// The data server on `port`.
+    ///
+    /// # Panics
+    /// When no server of the group listens there.
+    pub fn server(&mut self, port: u16) -> &mut RedisServer {
+        self.servers
+            .iter_mut()
+            .find(|server| server.port() == port)
+            .expect("a server of the group")
+    }
+
+    /// Kills the master (SIGKILL) and returns its port; [`wait_for_failover`] waits for the
+    /// Sentinels to promote a replica.
+    ///
+    /// [`wait_for_failover`]: Self::wait_for_failover
+    pub fn kill_master(&mut self) -> u16 {
+        let port = self.master_port();
+        self.server(port).kill();
+        port
+    }
+
+    /// Waits until every Sentinel names a master other than `old_port` and that server answers
+    /// as a master; returns its port.
+    ///
+    /// # Panics
+    /// After 60 s.
+    pub fn wait_for_failover(&self, old_port: u16) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let named: Vec<Option<u16>> = self
+                .sentinels
+                .iter()
+                .map(|sentinel| named_master(sentinel.port))
+                .collect();
+            if let Some(Some(port)) = named.first()
+                && *port != old_port
+                && named.iter().all(|other| *other == Some(*port))
+                && role(*port).as_deref() == Some("master")
+            {
+                return *port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no failover from port {old_port} within 60 s (Sentinels name {named:?})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server on `port` again after [`kill_master`](Self::kill_master) and waits
+    /// until the Sentinels have made it a replica of the current master and it is in sync, so
+    /// that the group can fail over again.
+    ///
+    /// # Panics
+    /// When it does not start, or is not a synced replica within 60 s.
+    pub fn rejoin(&mut self, port: u16) {
+        self.server(port).start_again();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(role(port).as_deref() == Some("slave") && link_is_up(port)) {
+            assert!(
+                Instant::now() < deadline,
+                "the server on port {port} did not rejoin as a replica within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_until_formed(&self, replicas: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let others = self.sentinels.len().saturating_sub(1);
+        loop {
+            let formed = self.sentinels.iter().all(|sentinel| {
+                master_state(sentinel.port).is_some_and(|state| {
+                    state.get("num-slaves") == Some(&replicas.to_string())
+                        && state.get("num-other-sentinels") == Some(&others.to_string())
+                })
+            });
+            if formed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Sentinel group did not form within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn start_sentinel(master_port: &str, quorum: usize) -> Sentinel {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let config = dir.path().join("sentinel.conf");
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 2000\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(&config, text).expect("the Sentinel's config is written");
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run redis-server --sentinel ({error}); install it: apt-get install \
+                     -y redis-server"
+                )
+            });
+        if let Some(child) = wait_until_up(child, port) {
+            return Sentinel {
+                child,
+                port,
+                _dir: dir,
+            };
+        }
+    }
+    panic!("redis-server --sentinel did not start on any of 10 free ports");
+}
+
+fn connection(port: u16) -> Option<redis::Connection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .ok()?
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()
+}
+
+/// The master's port as the Sentinel on `port` names it.
+fn named_master(port: u16) -> Option<u16> {
+    let reply: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(MASTER_NAME)
+        .query(&mut connection(port)?)
+        .ok()?;
+    reply?.1.parse().ok()
+}
+
+/// What the Sentinel on `port` knows of the master.
+fn master_state(port: u16) -> Option<std::collections::HashMap<String, String>> {
+    redis::cmd("SENTINEL")
+        .arg("master")
+        .arg(MASTER_NAME)
+        .query(&mut connection(port)?)
+        .ok()
+}
+
+/// The first word of `ROLE` on `port`: master, slave or sentinel.
+fn role(port: u16) -> Option<String> {
+    let reply: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection(port)?).ok()?;
+    match reply.first()? {
+        redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Whether the replica on `port` is in sync with its master.
+fn link_is_up(port: u16) -> bool {
+    let Some(mut conn) = connection(port) else {
+        return false;
+    };
+    redis::cmd("INFO")
+        .arg("replication")
+        .query::<String>(&mut conn)
+        .is_ok_and(|info| info.contains("master_link_status:up"))
+}
