@@ -3,11 +3,13 @@
 //! registers, and a virtualenv with Python RQ for the interop tests.
 
 pub mod fixtures;
+mod proxy;
 pub mod python;
 mod redis_server;
 mod sentinel;
 mod tls;
 
+pub use proxy::Proxy;
 pub use redis_server::RedisServer;
 pub use sentinel::{MASTER_NAME, SentinelGroup};
 pub use tls::TlsRedisServer;

@@ -80,23 +80,37 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_beat = tokio::time::Instant::now();
     let mut last_maintenance = tokio::time::Instant::now();
+    // After an outage longer than the deadline every run in the started registry looks
+    // abandoned, the live ones too. So maintenance waits one deadline after the first heartbeat
+    // that lands again: every live worker refreshes its runs meanwhile, and only the runs of
+    // workers that are gone are still past their deadline when it looks.
+    let deadline = Duration::from_secs(shared.liveness.execution_ttl);
+    let mut in_outage = false;
+    let mut hold_maintenance_until = None;
     maintain(shared, &backend).await;
     loop {
         ticks.tick().await;
-        // The heartbeat first: after an outage this worker's own live runs are refreshed before
-        // its maintenance could take them for abandoned.
+        // The heartbeat first: this worker's own live runs are refreshed before its maintenance
+        // could take them for abandoned.
         if last_beat.elapsed() >= interval {
             last_beat = tokio::time::Instant::now();
-            heartbeat(shared, &backend, info).await;
+            let landed = heartbeat(shared, &backend, info).await;
+            if landed && in_outage {
+                tracing::info!(hold = ?deadline, "heartbeats land again; maintenance waits one deadline");
+                hold_maintenance_until = Some(tokio::time::Instant::now() + deadline);
+            }
+            in_outage = !landed;
         }
-        if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
+        let held = hold_maintenance_until.is_some_and(|until| tokio::time::Instant::now() < until);
+        if !in_outage && !held && last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
             last_maintenance = tokio::time::Instant::now();
             maintain(shared, &backend).await;
         }
     }
 }
 
-async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) {
+/// One heartbeat; returns whether it landed.
+async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) -> bool {
     let running: Vec<Execution> = shared
         .running()
         .values()
@@ -122,8 +136,12 @@ async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) {
                     tracing::warn!(%error, "could not register the worker again");
                 }
             }
+            true
         }
-        Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        Err(error) => {
+            tracing::warn!(%error, "heartbeat failed");
+            false
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::{Interrupt, Shared, webhook};
-use crate::backend::redis::Started;
+use crate::backend::redis::{Recorded, Started};
 use crate::context::{ContextParts, JobContext};
 use crate::error::{JobError, JobErrorKind};
 use crate::functions::Handler;
@@ -128,7 +128,10 @@ pub(super) async fn run(
             }
         };
         match recorded {
-            Ok(true) => {
+            Ok(recorded @ (Recorded::Now | Recorded::Before)) => {
+                if recorded == Recorded::Before {
+                    tracing::info!(job = %job.id, "the outcome was recorded by the attempt whose reply was lost");
+                }
                 match &record {
                     Record::Finish { .. } => {
                         webhook::send_all(&job, WebhookStatus::Finished, None).await
@@ -140,7 +143,7 @@ pub(super) async fn run(
                 }
                 break;
             }
-            Ok(false) => {
+            Ok(Recorded::Refused) => {
                 tracing::warn!(job = %job.id, "the job's execution was recovered elsewhere; its outcome is dropped");
                 break;
             }

@@ -809,3 +809,109 @@ async fn heartbeats_go_on_while_an_async_job_never_yields() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dequeue_whose_reply_is_lost_puts_its_job_back_at_once() {
+    let (server, conn) = setup().await;
+    let proxy = rqrs_test::Proxy::start(server.port());
+    let through = rqrs::connect(&proxy.url()).await.unwrap();
+    // A deadline (six heartbeats) far past the test's bound: abandoned-run recovery cannot be
+    // what brings the job back.
+    let worker = Worker::builder(&through)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions())
+        .concurrency(1)
+        .heartbeat_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let key = format!("rq:worker:{}", worker.name());
+    let stop = worker.shutdown_handle();
+    let task = tokio::spawn(worker.work());
+    rqrs_test::wait_for("the worker to register", HANG, || async {
+        (field(&server, &key, "state").await == Some(b"idle".to_vec())).then_some(())
+    })
+    .await;
+
+    proxy.lose_replies();
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (2, 3))
+        .send()
+        .await
+        .unwrap();
+    // The waiter's reply is lost first (it reconnects and wakes the worker), then the
+    // dequeue's: the dequeue ran on the server (its reply carries the job's hash) and the
+    // worker never saw its reply.
+    let id = job.id().as_str().as_bytes().to_vec();
+    rqrs_test::wait_for("the dequeue's reply to be lost", HANG, || async {
+        proxy
+            .lost_replies()
+            .iter()
+            .any(|reply| {
+                reply.windows(id.len()).any(|window| window == id)
+                    && reply.windows(10).any(|window| window == b"created_at")
+            })
+            .then_some(())
+    })
+    .await;
+    let started = StartedJobRegistry::new(&conn, "default");
+    assert_eq!(started.job_ids().await.unwrap(), [job.id().clone()]);
+    let job = wait_status(&conn, job.id(), JobStatus::Finished).await;
+    let results = job.results().await.unwrap();
+    assert_eq!(results.len(), 1, "one run, never recovered as abandoned");
+    assert_eq!(job.return_value().await.unwrap(), Some(json!(5)));
+    assert_eq!(started.count().await.unwrap(), 0);
+    stop.warm();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_whose_reply_is_lost_is_recorded_once() {
+    let (server, conn) = setup().await;
+    let proxy = rqrs_test::Proxy::start(server.port());
+    let through = rqrs::connect(&proxy.url()).await.unwrap();
+    let (hook, requests) = rqrs_test::http_sink(1).await;
+    let worker = Worker::builder(&through)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions())
+        .concurrency(1)
+        .heartbeat_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let stop = worker.shutdown_handle();
+    let task = tokio::spawn(worker.work());
+    // A first job loads the scripts, so that the finish below is one EVALSHA and one reply.
+    let first = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (1, 1))
+        .send()
+        .await
+        .unwrap();
+    wait_status(&conn, first.id(), JobStatus::Finished).await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.sleep", (1.0,))
+        .webhook(rqrs::Webhook::new(hook, rqrs::WebhookStatus::Finished))
+        .send()
+        .await
+        .unwrap();
+    wait_status(&conn, job.id(), JobStatus::Started).await;
+    // The next reply on the worker's connection is the finish's: it is lost, and the worker
+    // tries again on a new connection.
+    proxy.lose_replies();
+    wait_status(&conn, job.id(), JobStatus::Finished).await;
+    // The second attempt finds the run recorded by the first, so the worker goes on as after a
+    // recorded outcome: the webhook is sent.
+    let requests = tokio::time::timeout(HANG, requests)
+        .await
+        .expect("the webhook is sent")
+        .unwrap();
+    assert_eq!(requests.len(), 1);
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.results().await.unwrap().len(), 1, "recorded once");
+    assert_eq!(
+        proxy.lost_replies(),
+        [b":1\r\n".to_vec()],
+        "the finish's reply was lost"
+    );
+    stop.warm();
+    task.await.unwrap().unwrap();
+}

@@ -15,7 +15,7 @@ mod queues;
 mod registries;
 mod runs;
 
-pub(crate) use runs::{MAX_TTL, execution_ids};
+pub(crate) use runs::{MAX_TTL, Recorded, execution_ids};
 mod scheduler;
 mod workers;
 

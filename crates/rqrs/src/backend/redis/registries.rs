@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{EMPTY_EXC_INFO, Execution, RedisBackend, codec, keys, now};
+use super::{EMPTY_EXC_INFO, Execution, Recorded, RedisBackend, codec, keys, now};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 use crate::registry::RegistryKind;
@@ -156,7 +156,7 @@ impl RedisBackend {
                 )
                 .await?
             };
-            if recorded {
+            if recorded == Recorded::Now {
                 count += 1;
             }
         }

@@ -16,6 +16,28 @@ use super::jobs::decode_job;
 use super::{
     Dequeued, Execution, HeartbeatReply, Liveness, RedisBackend, Started, codec, keys, now,
 };
+
+/// What a call that records a run's outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Recorded by this call.
+    Now,
+    /// Recorded already, by an earlier call for the same run whose reply was lost.
+    Before,
+    /// Refused, nothing written: the run is no longer the job's (it was recovered, and maybe
+    /// handed out again), or the job is gone.
+    Refused,
+}
+
+impl Recorded {
+    fn from_reply(code: i64) -> Self {
+        match code {
+            1 => Recorded::Now,
+            2 => Recorded::Before,
+            _ => Recorded::Refused,
+        }
+    }
+}
 use crate::Connection;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobStatus};
@@ -263,7 +285,7 @@ impl RedisBackend {
     }
 
     /// Records a success, releases the job's dependents, and runs it again in `repeat_in`
-    /// seconds if it repeats. `Ok(false)`: the execution was stale and nothing was written.
+    /// seconds if it repeats.
     pub(crate) async fn finish(
         &self,
         execution: &Execution,
@@ -271,7 +293,7 @@ impl RedisBackend {
         result_ttl: i64,
         return_value: &serde_json::Value,
         repeat_in: Option<u64>,
-    ) -> Result<bool> {
+    ) -> Result<Recorded> {
         let id = execution.job_id.as_str();
         let ended = now();
         let encoded = if return_value.is_null() {
@@ -309,11 +331,10 @@ impl RedisBackend {
             .arg(&RELEASE_PIECES[..])
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(recorded == 1)
+        Ok(Recorded::from_reply(recorded))
     }
 
-    /// Records a failure (see `fail.lua` for its three uses). `Ok(false)`: the execution was
-    /// stale, or the job is gone.
+    /// Records a failure (see `fail.lua` for its three uses).
     pub(crate) async fn fail(
         &self,
         execution: &Execution,
@@ -321,7 +342,7 @@ impl RedisBackend {
         failure_ttl: Option<i64>,
         exc_info: &str,
         status: JobStatus,
-    ) -> Result<bool> {
+    ) -> Result<Recorded> {
         let id = execution.job_id.as_str();
         let ended = now();
         // Only the worker that ran the job knows when it started: abandoned runs and jobs failed
@@ -360,11 +381,11 @@ impl RedisBackend {
             .arg(&RELEASE_PIECES[..])
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(recorded == 1)
+        Ok(Recorded::from_reply(recorded))
     }
 
     /// Records a failed run that runs again in `delay` seconds (0: back on its queue at once,
-    /// at its head if `at_front`). `Ok(false)`: the execution was stale, or the job is gone.
+    /// at its head if `at_front`).
     pub(crate) async fn retry(
         &self,
         execution: &Execution,
@@ -372,7 +393,7 @@ impl RedisBackend {
         exc_info: &str,
         delay: u64,
         at_front: bool,
-    ) -> Result<bool> {
+    ) -> Result<Recorded> {
         let id = execution.job_id.as_str();
         let ended = now();
         let recorded: i64 = RETRY
@@ -403,7 +424,7 @@ impl RedisBackend {
             .arg(keys::queue(&execution.queue))
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(recorded == 1)
+        Ok(Recorded::from_reply(recorded))
     }
 
     /// Ends a running execution and puts its job back at the head of its queue.

@@ -14,12 +14,16 @@
 -- [7]: error text, base64 of zlib; [8]: execution start (epoch float, or ''); [9]: end
 -- (epoch float); [10]: working time in seconds; [11]: status to set ('failed' or 'stopped');
 -- [12..18]: key pieces for release_dependents (see lib.lua, loaded in front of this script)
--- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
+-- Returns: 1 when recorded, 2 when an earlier call recorded this run (its reply was lost), 0
+-- when the execution was stale, -1 when the job does not exist.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 if eid ~= '' then
   local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
   if not deadline then
-    if worker ~= '' then forget_current(KEYS[5], id) end
+    if worker ~= '' then
+      forget_current(KEYS[5], id)
+      if recorded_before(KEYS[7], eid) then return 2 end
+    end
     return 0
   end
   -- An abandoned run's deadline must still be past: a late heartbeat saves it.

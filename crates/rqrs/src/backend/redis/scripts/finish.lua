@@ -12,10 +12,12 @@
 -- (epoch float); [10]: working time in seconds; [11]: seconds until the job repeats, or '';
 -- [12..18]: key pieces for release_dependents (job prefix, dependents suffix, dependencies
 -- prefix and suffix, deferred prefix, queue prefix, set of queues)
--- Returns: 1 when recorded, 0 when the execution was stale.
+-- Returns: 1 when recorded, 2 when an earlier call recorded this execution (its reply was
+-- lost), 0 when the execution was stale.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   forget_current(KEYS[5], id)
+  if recorded_before(KEYS[7], eid) then return 2 end
   return 0
 end
 count_run(KEYS[5], 'successful_job_count', ARGV[10], id)

@@ -12,6 +12,18 @@ local function end_execution(wip, execution, executions, id, eid)
   return true
 end
 
+-- Whether the result stream holds an entry of execution `eid`: the run's outcome was recorded
+-- by an earlier call whose reply was lost (the stream keeps the last ten entries or so).
+local function recorded_before(stream, eid)
+  for _, entry in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 10)) do
+    local fields = entry[2]
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'execution_id' and fields[i + 1] == eid then return true end
+    end
+  end
+  return false
+end
+
 -- Clears the worker's current_job when it names this job (the run ended, or was taken away
 -- by a cancel or a recovery, so its outcome is not recorded).
 local function forget_current(worker, id)

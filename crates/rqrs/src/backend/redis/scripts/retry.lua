@@ -10,7 +10,8 @@
 -- abandoned run); [8]: end
 -- (epoch float); [9]: working time in seconds; [10]: seconds until the retry; [11]: '1' to
 -- retry at the head of the queue; [12]: the queue key (member of KEYS[9])
--- Returns: 1 when recorded, 0 when the execution was stale, -1 when the job does not exist.
+-- Returns: 1 when recorded, 2 when an earlier call recorded this run (its reply was lost), 0
+-- when the execution was stale, -1 when the job does not exist.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 -- An abandoned run (worker '') is retried only if its deadline is still past: a late heartbeat
 -- saves it.
@@ -18,6 +19,7 @@ local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
 if worker == '' and deadline and tonumber(deadline) > tonumber(ARGV[5]) then return 0 end
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   forget_current(KEYS[5], id)
+  if worker ~= '' and recorded_before(KEYS[6], eid) then return 2 end
   return 0
 end
 count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
