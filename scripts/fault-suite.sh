@@ -5,7 +5,7 @@
 # latest). Any RQRS_FAULT_* set in the environment wins; arguments go to the test binary (a
 # name filter, say: `scripts/fault-suite.sh kills`).
 #
-# Needs redis-server (apt-get install -y redis-server). Worker logs are kept in
+# Needs redis-server (apt-get install -y redis-server; its Sentinel mode too). Worker logs are kept in
 # $RQRS_FAULT_LOG_DIR (default: target/fault-suite/logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ export RQRS_FAULT_WORKERS="${RQRS_FAULT_WORKERS:-4}"
 export RQRS_FAULT_COLD_STOPS="${RQRS_FAULT_COLD_STOPS:-10}"
 export RQRS_FAULT_RESTARTS="${RQRS_FAULT_RESTARTS:-6}"
 export RQRS_FAULT_REDIS_DOWN_MS="${RQRS_FAULT_REDIS_DOWN_MS:-3000}"
+export RQRS_FAULT_FAILOVERS="${RQRS_FAULT_FAILOVERS:-4}"
 export RQRS_FAULT_DUP_JOBS="${RQRS_FAULT_DUP_JOBS:-80000}"
 export RQRS_FAULT_DUP_WORKERS="${RQRS_FAULT_DUP_WORKERS:-4}"
 export RQRS_FAULT_FUZZ_CASES="${RQRS_FAULT_FUZZ_CASES:-5000}"
@@ -33,6 +34,7 @@ rm -rf "$RQRS_FAULT_LOG_DIR"
 
 echo "fault suite: $RQRS_FAULT_JOBS jobs, $RQRS_FAULT_KILLS kills and $RQRS_FAULT_COLD_STOPS cold stops of $RQRS_FAULT_WORKERS workers," \
   "$RQRS_FAULT_RESTARTS Redis restarts (every second one down ${RQRS_FAULT_REDIS_DOWN_MS} ms)," \
+  "$RQRS_FAULT_FAILOVERS Sentinel failovers," \
   "$RQRS_FAULT_DUP_WORKERS workers x $RQRS_FAULT_DUP_JOBS jobs, $RQRS_FAULT_FUZZ_CASES fuzzed hashes" >&2
 start=$(date +%s)
 status=0
