@@ -29,7 +29,8 @@ use rqrs::{Connection, FailedJobRegistry, Functions, Queue};
 /// Where the backend is: `--url`, or `RQRS_URL`.
 #[derive(Debug, Args)]
 struct Backend {
-    /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS.
+    /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS, or
+    /// redis+sentinel://host:26379[,host:26379...]/master-name[/db] for Sentinels.
     #[arg(
         long,
         short = 'u',
@@ -53,7 +54,7 @@ impl Backend {
                 rqrs::connect_tls(&self.url, &pem).await
             }
         };
-        connected.with_context(|| format!("connecting to {}", self.url))
+        connected.with_context(|| format!("connecting to {}", rqrs::redact_url(&self.url)))
     }
 }
 

@@ -60,7 +60,7 @@ mod scheduler;
 mod suspension;
 mod worker;
 
-pub use backend::{Connection, connect, connect_tls};
+pub use backend::{Connection, connect, connect_tls, redact_url};
 pub use command::{send_kill_horse_command, send_shutdown_command, send_stop_job_command};
 pub use context::{JobContext, current_job};
 pub use error::{Error, JobError, JobErrorKind, Result};

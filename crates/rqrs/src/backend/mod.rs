@@ -44,8 +44,25 @@ impl Connection {
     }
 }
 
+/// The URL with its passwords replaced by `***`, for messages and logs.
+///
+/// # Examples
+/// ```
+/// assert_eq!(
+///     rqrs::redact_url("redis://app:s3cret@cache:6379/0"),
+///     "redis://app:***@cache:6379/0"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    redis::redact(url)
+}
+
 /// Connects to a backend by URL: `redis://[user:password@]host:port[/db]` or `rediss://...`
-/// (TLS), or `unix:///path/to/redis.sock`.
+/// (TLS), `unix:///path/to/redis.sock`, or the master that Sentinels name:
+/// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`
+/// (`rediss+sentinel://` for TLS; `?sentinel_username=...&sentinel_password=...` for
+/// Sentinels that ask for a login). A Sentinel connection follows the master through
+/// failovers.
 ///
 /// The connection reconnects by itself after the server goes away.
 ///

@@ -118,7 +118,7 @@ fn now() -> DateTime<Utc> {
 }
 
 /// The URL with its passwords replaced by `***` (a Sentinel URL's `sentinel_password` too).
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let url = match url.split_once("sentinel_password=") {
         Some((before, after)) => {
             let rest = after.find('&').map_or("", |end| &after[end..]);
