@@ -17,7 +17,7 @@ use rqrs_test::SentinelGroup;
 
 use crate::{
     Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    knob, lines, runs, secs, settle,
+    knob, lines, runs, secs, settle, worker_example,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,6 +33,8 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.txt");
     let logs = Logs::new("failover");
+    // Built (once per binary) before the clock starts.
+    worker_example();
     let started = Instant::now();
     let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
     let mut master = group

@@ -24,7 +24,9 @@ use rqrs::{Connection, Job, JobId, Queue, Worker};
 use rqrs_test::RedisServer;
 use serde_json::{Value, json};
 
-use crate::{Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, fuzz_seed, hang, knob};
+use crate::{
+    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, fuzz_seed, hang, knob, worker_example,
+};
 
 /// Whether known bugs fail the test (the default; `RQRS_FAULT_FUZZ_STRICT=0` counts them only).
 fn strict() -> bool {
@@ -543,6 +545,8 @@ fn fuzzed_job_hashes_fail_with_a_reason_and_the_worker_goes_on() {
             .unwrap();
         (conn, client)
     });
+    // Built (once per binary) before the clock starts.
+    worker_example();
     let started = Instant::now();
     let pushed = AtomicUsize::new(0);
     let cases = AtomicUsize::new(0);

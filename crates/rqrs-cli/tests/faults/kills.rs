@@ -13,7 +13,7 @@ use rqrs_test::RedisServer;
 
 use crate::{
     Logs, Rng, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    inspector, knob, lines, runs, runs_of, secs, seed, settle,
+    inspector, knob, lines, runs, runs_of, secs, seed, settle, worker_example,
 };
 
 /// A kill and what it cut.
@@ -38,6 +38,8 @@ async fn killed_workers_lose_no_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.txt");
     let logs = Logs::new("kills");
+    // Built (once per binary) before the clock starts.
+    worker_example();
     let started = Instant::now();
     let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
 
@@ -176,6 +178,8 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.txt");
     let logs = Logs::new("cold-stops");
+    // Built (once per binary) before the clock starts.
+    worker_example();
     let started = Instant::now();
     let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
 

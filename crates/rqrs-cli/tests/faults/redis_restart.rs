@@ -11,7 +11,7 @@ use rqrs_test::RedisServer;
 
 use crate::{
     Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    inspector, knob, lines, retry_redis, runs, secs, settle,
+    inspector, knob, lines, retry_redis, runs, secs, settle, worker_example,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,6 +25,8 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.txt");
     let logs = Logs::new("redis-restart");
+    // Built (once per binary) before the clock starts.
+    worker_example();
     let started = Instant::now();
     let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
 

@@ -1,4 +1,6 @@
-use rqrs::{Functions, Job, JobStatus, Queue};
+use std::time::{Duration, Instant};
+
+use rqrs::{Functions, Job, JobStatus, Queue, Worker};
 use rqrs_test::{RedisServer, SentinelGroup};
 
 use crate::work;
@@ -80,12 +82,34 @@ async fn tls_connections_work_with_the_servers_certificate_authority() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_url_follows_the_master_through_a_failover() {
+    let hang = Duration::from_secs(60);
     let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start(1, 3))
         .await
         .unwrap();
     let conn = rqrs::connect(&group.url()).await.unwrap();
+    let worker = Worker::builder(&conn)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions())
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let name = worker.name().to_owned();
+    let task = tokio::spawn(worker.work());
     let queue = Queue::new(&conn, "default");
     let before = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    let finished = |id: rqrs::JobId| {
+        let conn = conn.clone();
+        async move {
+            rqrs_test::wait_for(&format!("{id} to finish"), hang, || async {
+                Job::fetch(&conn, &id)
+                    .await
+                    .ok()
+                    .filter(|job| job.status() == JobStatus::Finished)
+            })
+            .await
+        }
+    };
+    finished(before.id().clone()).await;
     let old = group.master_port();
     let mut master = group
         .server(old)
@@ -99,12 +123,12 @@ async fn a_sentinel_url_follows_the_master_through_a_failover() {
         .query_async(&mut master)
         .await
         .unwrap();
-    assert_eq!(replicated, 1, "the replica has the first job");
+    assert_eq!(replicated, 1, "the replica has the first job, finished");
 
     tokio::task::block_in_place(|| group.kill_master());
     // While no master answers, an enqueue fails with a connection error; none is dropped
     // silently. The Sentinels promote the replica and the connection moves to it.
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut refused = 0;
     let after = loop {
         match queue.enqueue("fixtures.add", (3, 4)).send().await {
@@ -113,10 +137,10 @@ async fn a_sentinel_url_follows_the_master_through_a_failover() {
                 assert!(error.is_connection(), "{error:?}");
                 refused += 1;
                 assert!(
-                    started.elapsed() < std::time::Duration::from_secs(60),
-                    "no enqueue succeeded within 60 s of the failover: {error}"
+                    started.elapsed() < hang,
+                    "no enqueue succeeded within {hang:?} of the kill: {error}"
                 );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     };
@@ -140,18 +164,23 @@ async fn a_sentinel_url_follows_the_master_through_a_failover() {
         assert!(exists, "job {} is on the new master", job.id());
     }
 
-    work(&conn, &["default"], 2, Functions::new()).await;
+    // The worker followed: its blocking wait took the new job, and its control channel
+    // listens on the new master.
+    let after = finished(after.id().clone()).await;
     assert_eq!(
-        Job::fetch(&conn, after.id())
-            .await
-            .unwrap()
-            .return_value()
-            .await
-            .unwrap(),
+        after.return_value().await.unwrap(),
         Some(serde_json::json!(7))
     );
-    assert_eq!(
-        Job::fetch(&conn, before.id()).await.unwrap().status(),
-        JobStatus::Finished
-    );
+    rqrs_test::wait_for("the worker to hear the shutdown command", hang, || async {
+        rqrs::send_shutdown_command(&conn, &name)
+            .await
+            .ok()
+            .filter(|heard| *heard)
+    })
+    .await;
+    tokio::time::timeout(hang, task)
+        .await
+        .expect("the worker stops")
+        .unwrap()
+        .unwrap();
 }
