@@ -19,6 +19,8 @@ pub struct SentinelGroup {
     /// The data servers; which of them is the master changes with failovers.
     servers: Vec<RedisServer>,
     sentinels: Vec<Sentinel>,
+    /// The password of every server and Sentinel, if any.
+    password: Option<String>,
 }
 
 #[derive(Debug)]
@@ -43,22 +45,37 @@ impl SentinelGroup {
     /// # Panics
     /// When a server does not start, or the group does not form within 30 s.
     pub fn start(replicas: usize, sentinels: usize) -> Self {
-        let master = RedisServer::start();
+        Self::start_inner(replicas, sentinels, None)
+    }
+
+    /// As [`start`](Self::start), with every server and Sentinel asking for `password`
+    /// (`requirepass`; the replicas and Sentinels log in to the master with it).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with_password(replicas: usize, sentinels: usize, password: &str) -> Self {
+        Self::start_inner(replicas, sentinels, Some(password))
+    }
+
+    fn start_inner(replicas: usize, sentinels: usize, password: Option<&str>) -> Self {
+        let auth: Vec<&str> = match password {
+            Some(password) => vec!["--requirepass", password, "--masterauth", password],
+            None => Vec::new(),
+        };
+        let master = RedisServer::start_with(&auth);
         let master_port = master.port().to_string();
         let mut servers = vec![master];
         for _ in 0..replicas {
-            servers.push(RedisServer::start_with(&[
-                "--replicaof",
-                "127.0.0.1",
-                &master_port,
-            ]));
+            let mut args = vec!["--replicaof", "127.0.0.1", &master_port];
+            args.extend(&auth);
+            servers.push(RedisServer::start_with(&args));
         }
         // A Sentinel learns of replicas from the master's INFO, which it reads at once and
         // then every 10 s: replicas still syncing would be missed for that long.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !servers[1..]
             .iter()
-            .all(|replica| link_is_up(replica.port()))
+            .all(|replica| link_is_up(replica.port(), password))
         {
             assert!(
                 Instant::now() < deadline,
@@ -68,9 +85,13 @@ impl SentinelGroup {
         }
         let quorum = sentinels / 2 + 1;
         let sentinels = (0..sentinels)
-            .map(|_| start_sentinel(&master_port, quorum))
+            .map(|_| start_sentinel(&master_port, quorum, password))
             .collect();
-        let group = SentinelGroup { servers, sentinels };
+        let group = SentinelGroup {
+            servers,
+            sentinels,
+            password: password.map(str::to_owned),
+        };
         group.wait_until_formed(replicas);
         group
     }
@@ -92,7 +113,7 @@ impl SentinelGroup {
     pub fn master_port(&self) -> u16 {
         self.sentinels
             .iter()
-            .find_map(|sentinel| named_master(sentinel.port))
+            .find_map(|sentinel| named_master(sentinel.port, self.password.as_deref()))
             .expect("a Sentinel names the master")
     }
 
@@ -128,12 +149,12 @@ impl SentinelGroup {
             let named: Vec<Option<u16>> = self
                 .sentinels
                 .iter()
-                .map(|sentinel| named_master(sentinel.port))
+                .map(|sentinel| named_master(sentinel.port, self.password.as_deref()))
                 .collect();
             if let Some(Some(port)) = named.first()
                 && *port != old_port
                 && named.iter().all(|other| *other == Some(*port))
-                && role(*port).as_deref() == Some("master")
+                && role(*port, self.password.as_deref()).as_deref() == Some("master")
             {
                 return *port;
             }
@@ -154,7 +175,9 @@ impl SentinelGroup {
     pub fn rejoin(&mut self, port: u16) {
         self.server(port).start_again();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !(role(port).as_deref() == Some("slave") && link_is_up(port)) {
+        let password = self.password.clone();
+        let password = password.as_deref();
+        while !(role(port, password).as_deref() == Some("slave") && link_is_up(port, password)) {
             assert!(
                 Instant::now() < deadline,
                 "the server on port {port} did not rejoin as a replica within 60 s"
@@ -168,7 +191,7 @@ impl SentinelGroup {
         let others = self.sentinels.len().saturating_sub(1);
         loop {
             let formed = self.sentinels.iter().all(|sentinel| {
-                master_state(sentinel.port).is_some_and(|state| {
+                master_state(sentinel.port, self.password.as_deref()).is_some_and(|state| {
                     state.get("num-slaves") == Some(&replicas.to_string())
                         && state.get("num-other-sentinels") == Some(&others.to_string())
                 })
@@ -185,7 +208,7 @@ impl SentinelGroup {
     }
 }
 
-fn start_sentinel(master_port: &str, quorum: usize) -> Sentinel {
+fn start_sentinel(master_port: &str, quorum: usize, password: Option<&str>) -> Sentinel {
     for _ in 0..10 {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
@@ -197,6 +220,13 @@ fn start_sentinel(master_port: &str, quorum: usize) -> Sentinel {
              sentinel failover-timeout {MASTER_NAME} 2000\n",
             dir = dir.path().display()
         );
+        let text = match password {
+            Some(password) => format!(
+                "{text}requirepass {password}\nsentinel auth-pass {MASTER_NAME} {password}\n\
+                 sentinel sentinel-pass {password}\n"
+            ),
+            None => text,
+        };
         std::fs::write(&config, text).expect("the Sentinel's config is written");
         let child = Command::new("redis-server")
             .arg(&config)
@@ -221,35 +251,43 @@ fn start_sentinel(master_port: &str, quorum: usize) -> Sentinel {
     panic!("redis-server --sentinel did not start on any of 10 free ports");
 }
 
-fn connection(port: u16) -> Option<redis::Connection> {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+fn connection(port: u16, password: Option<&str>) -> Option<redis::Connection> {
+    let login = password
+        .map(|password| format!(":{password}@"))
+        .unwrap_or_default();
+    redis::Client::open(format!("redis://{login}127.0.0.1:{port}"))
         .ok()?
         .get_connection_with_timeout(Duration::from_millis(500))
         .ok()
 }
 
 /// The master's port as the Sentinel on `port` names it.
-fn named_master(port: u16) -> Option<u16> {
+fn named_master(port: u16, password: Option<&str>) -> Option<u16> {
     let reply: Option<(String, String)> = redis::cmd("SENTINEL")
         .arg("get-master-addr-by-name")
         .arg(MASTER_NAME)
-        .query(&mut connection(port)?)
+        .query(&mut connection(port, password)?)
         .ok()?;
     reply?.1.parse().ok()
 }
 
 /// What the Sentinel on `port` knows of the master.
-fn master_state(port: u16) -> Option<std::collections::HashMap<String, String>> {
+fn master_state(
+    port: u16,
+    password: Option<&str>,
+) -> Option<std::collections::HashMap<String, String>> {
     redis::cmd("SENTINEL")
         .arg("master")
         .arg(MASTER_NAME)
-        .query(&mut connection(port)?)
+        .query(&mut connection(port, password)?)
         .ok()
 }
 
 /// The first word of `ROLE` on `port`: master, slave or sentinel.
-fn role(port: u16) -> Option<String> {
-    let reply: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection(port)?).ok()?;
+fn role(port: u16, password: Option<&str>) -> Option<String> {
+    let reply: Vec<redis::Value> = redis::cmd("ROLE")
+        .query(&mut connection(port, password)?)
+        .ok()?;
     match reply.first()? {
         redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
         redis::Value::SimpleString(text) => Some(text.clone()),
@@ -258,8 +296,8 @@ fn role(port: u16) -> Option<String> {
 }
 
 /// Whether the replica on `port` is in sync with its master.
-fn link_is_up(port: u16) -> bool {
-    let Some(mut conn) = connection(port) else {
+fn link_is_up(port: u16, password: Option<&str>) -> bool {
+    let Some(mut conn) = connection(port, password) else {
         return false;
     };
     redis::cmd("INFO")

@@ -184,3 +184,38 @@ async fn a_sentinel_url_follows_the_master_through_a_failover() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_url_logs_in_to_the_sentinels_and_the_servers() {
+    let group = tokio::task::spawn_blocking(|| SentinelGroup::start_with_password(1, 1, "s3cret"))
+        .await
+        .unwrap();
+    let with = |server: &str, sentinel: &str| {
+        format!(
+            "{}?sentinel_password={sentinel}",
+            group.url().replacen(
+                "redis+sentinel://",
+                &format!("redis+sentinel://:{server}@"),
+                1
+            )
+        )
+    };
+    let conn = rqrs::connect(&with("s3cret", "s3cret")).await.unwrap();
+    assert!(!conn.url().contains("s3cret"), "{}", conn.url());
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (2, 2))
+        .send()
+        .await
+        .unwrap();
+    work(&conn, &["default"], 2, Functions::new()).await;
+    assert_eq!(
+        Job::fetch(&conn, job.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+
+    for (server, sentinel) in [("nope", "s3cret"), ("s3cret", "nope")] {
+        let error = rqrs::connect(&with(server, sentinel)).await.unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("nope") && !text.contains("s3cret"), "{text}");
+    }
+}
