@@ -36,7 +36,22 @@ fn build_examples(profile_dir: &Path) {
         .parent()
         .expect("the profile is in a target directory");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = std::process::Command::new(cargo)
+    let mut command = std::process::Command::new(cargo);
+    // Cargo gives this test process the variables of the package under test (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR...). Some build scripts (ring's) rerun when those change, so an inner
+    // cargo that inherited them would rebuild them, and the next outer build rebuild them
+    // back: every run would compile them twice.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
         .args(["build", "--package", env!("CARGO_PKG_NAME"), "--examples"])
         .args(["--profile", profile])
         .arg("--target-dir")
