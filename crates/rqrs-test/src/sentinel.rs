@@ -128,6 +128,28 @@ impl SentinelGroup {
             .expect("a server of the group")
     }
 
+    /// Waits until every replica holds every write the master acknowledged so far (`WAIT`),
+    /// so that killing the master loses none of them.
+    ///
+    /// # Panics
+    /// When the replicas do not catch up within 30 s.
+    pub fn replicate(&self) {
+        let replicas = self.servers.len() - 1;
+        let acknowledged: Option<usize> = connection(self.master_port(), self.password.as_deref())
+            .and_then(|mut master| {
+                redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(30_000)
+                    .query(&mut master)
+                    .ok()
+            });
+        assert_eq!(
+            acknowledged,
+            Some(replicas),
+            "the replicas did not catch up with the master"
+        );
+    }
+
     /// Kills the master (SIGKILL) and returns its port; [`wait_for_failover`] waits for the
     /// Sentinels to promote a replica.
     ///

@@ -12,12 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use rqrs::{FinishedJobRegistry, JobId};
+use rqrs::FinishedJobRegistry;
 use rqrs_test::SentinelGroup;
 
 use crate::{
-    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    knob, lines, runs, secs, settle, worker_example,
+    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
+    enqueue_appends, hang, knob, lines, runs, secs, settle, worker_example,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,19 +37,7 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
     worker_example();
     let started = Instant::now();
     let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
-    let mut master = group
-        .server(group.master_port())
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let replicated: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(30_000)
-        .query_async(&mut master)
-        .await
-        .unwrap();
-    assert_eq!(replicated, 1, "the replica holds the jobs");
+    tokio::task::block_in_place(|| group.replicate());
 
     let options = WorkerOptions {
         url: group.url(),
@@ -155,15 +143,7 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
     }
     .print();
 
-    assert!(
-        settled.failed_otherwise.is_empty(),
-        "jobs failed for another reason than an abandoned run: {:?}",
-        settled.failed_otherwise
-    );
-    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
-    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
-    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
-    assert_eq!(census.finished, jobs);
+    all_finished(&settled, &census, &never, jobs);
     assert!(
         twice.len() <= in_flight,
         "{} jobs ran twice, more than the {in_flight} runs in flight at the kills",

@@ -12,8 +12,9 @@ use rqrs::JobId;
 use rqrs_test::RedisServer;
 
 use crate::{
-    Logs, Rng, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    inspector, knob, lines, runs, runs_of, secs, seed, settle, worker_example,
+    Logs, Rng, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
+    enqueue_appends, hang, inspector, knob, lines, runs, runs_of, secs, seed, settle,
+    worker_example,
 };
 
 /// A kill and what it cut.
@@ -141,15 +142,7 @@ async fn killed_workers_lose_no_job() {
     }
     .print();
 
-    assert!(
-        settled.failed_otherwise.is_empty(),
-        "jobs failed for another reason than a kill: {:?}",
-        settled.failed_otherwise
-    );
-    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
-    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
-    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
-    assert_eq!(census.finished, jobs);
+    all_finished(&settled, &census, &never, jobs);
     assert!(
         unexpected.is_empty(),
         "jobs ran twice though no kill cut their run: {unexpected:?}"
@@ -267,15 +260,11 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         "a cold stop left runs in the started registry"
     );
     assert!(
-        settled.failed_otherwise.is_empty() && settled.requeued_abandoned.is_empty(),
-        "jobs failed: {:?}, abandoned: {:?}",
-        settled.failed_otherwise,
+        settled.requeued_abandoned.is_empty(),
+        "runs recovered as abandoned: {:?}",
         settled.requeued_abandoned
     );
-    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
-    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
-    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
-    assert_eq!(census.finished, jobs);
+    all_finished(&settled, &census, &never, jobs);
     assert!(
         unexpected.is_empty(),
         "jobs ran twice though no cold stop held them: {unexpected:?}"

@@ -473,6 +473,20 @@ where
     }
 }
 
+/// The checks that end every scenario whose jobs all must finish: none failed for another
+/// reason than an abandoned run, none gone, none that never ran, none stuck.
+fn all_finished(settled: &Settled, census: &Census, never: &[JobId], jobs: usize) {
+    assert!(
+        settled.failed_otherwise.is_empty(),
+        "jobs failed for another reason than an abandoned run: {:?}",
+        settled.failed_otherwise
+    );
+    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
+    assert_eq!(never, &[] as &[JobId], "jobs that never ran");
+    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
+    assert_eq!(census.finished, jobs);
+}
+
 /// The runs counted per job: lost (finished but never ran, or gone), and the jobs that ran more
 /// than once.
 fn duplicates(runs: &[usize], ids: &[JobId]) -> (Vec<JobId>, Vec<JobId>) {

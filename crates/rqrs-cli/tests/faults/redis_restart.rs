@@ -10,8 +10,8 @@ use rqrs::{Job, JobId};
 use rqrs_test::RedisServer;
 
 use crate::{
-    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    inspector, knob, lines, retry_redis, runs, secs, settle, worker_example,
+    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
+    enqueue_appends, hang, inspector, knob, lines, retry_redis, runs, secs, settle, worker_example,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,15 +157,7 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
     }
     .print();
 
-    assert!(
-        settled.failed_otherwise.is_empty(),
-        "jobs failed for another reason than an abandoned run: {:?}",
-        settled.failed_otherwise
-    );
-    assert_eq!(census.lost, Vec::<JobId>::new(), "jobs gone (no job hash)");
-    assert_eq!(never, Vec::<JobId>::new(), "jobs that never ran");
-    assert_eq!(census.stuck, Vec::new(), "jobs not finished");
-    assert_eq!(census.finished, jobs);
+    all_finished(&settled, &census, &never, jobs);
     assert!(
         unexpected.is_empty(),
         "jobs ran twice though no run of theirs was recovered: {unexpected:?}"

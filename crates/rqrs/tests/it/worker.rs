@@ -346,10 +346,24 @@ async fn an_async_job_is_cancelled_at_its_timeout() {
     );
 }
 
-/// Starts a non-burst worker in a task; returns its name, stop handle and task.
+/// Starts a non-burst worker in a task, with heartbeats every second; returns its name, stop
+/// handle and task.
 fn spawn_worker(
     conn: &rqrs::Connection,
     concurrency: usize,
+) -> (
+    String,
+    rqrs::ShutdownHandle,
+    tokio::task::JoinHandle<rqrs::Result<()>>,
+) {
+    spawn_worker_beating(conn, concurrency, Duration::from_secs(1))
+}
+
+/// [`spawn_worker`] with heartbeats every `heartbeat`.
+fn spawn_worker_beating(
+    conn: &rqrs::Connection,
+    concurrency: usize,
+    heartbeat: Duration,
 ) -> (
     String,
     rqrs::ShutdownHandle,
@@ -359,7 +373,7 @@ fn spawn_worker(
         .queues(["default"])
         .functions(rqrs_test::fixtures::functions())
         .concurrency(concurrency)
-        .heartbeat_interval(Duration::from_secs(1))
+        .heartbeat_interval(heartbeat)
         .build()
         .unwrap();
     let name = worker.name().to_owned();
@@ -817,16 +831,8 @@ async fn a_dequeue_whose_reply_is_lost_puts_its_job_back_at_once() {
     let through = rqrs::connect(&proxy.url()).await.unwrap();
     // A deadline (six heartbeats) far past the test's bound: abandoned-run recovery cannot be
     // what brings the job back.
-    let worker = Worker::builder(&through)
-        .queues(["default"])
-        .functions(rqrs_test::fixtures::functions())
-        .concurrency(1)
-        .heartbeat_interval(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let key = format!("rq:worker:{}", worker.name());
-    let stop = worker.shutdown_handle();
-    let task = tokio::spawn(worker.work());
+    let (name, stop, task) = spawn_worker_beating(&through, 1, Duration::from_secs(60));
+    let key = format!("rq:worker:{name}");
     rqrs_test::wait_for("the worker to register", HANG, || async {
         (field(&server, &key, "state").await == Some(b"idle".to_vec())).then_some(())
     })
@@ -853,12 +859,11 @@ async fn a_dequeue_whose_reply_is_lost_puts_its_job_back_at_once() {
             .then_some(())
     })
     .await;
-    let started = StartedJobRegistry::new(&conn, "default");
-    assert_eq!(started.job_ids().await.unwrap(), [job.id().clone()]);
     let job = wait_status(&conn, job.id(), JobStatus::Finished).await;
     let results = job.results().await.unwrap();
     assert_eq!(results.len(), 1, "one run, never recovered as abandoned");
     assert_eq!(job.return_value().await.unwrap(), Some(json!(5)));
+    let started = StartedJobRegistry::new(&conn, "default");
     assert_eq!(started.count().await.unwrap(), 0);
     stop.warm();
     task.await.unwrap().unwrap();
@@ -870,15 +875,7 @@ async fn a_finish_whose_reply_is_lost_is_recorded_once() {
     let proxy = rqrs_test::Proxy::start(server.port());
     let through = rqrs::connect(&proxy.url()).await.unwrap();
     let (hook, requests) = rqrs_test::http_sink(1).await;
-    let worker = Worker::builder(&through)
-        .queues(["default"])
-        .functions(rqrs_test::fixtures::functions())
-        .concurrency(1)
-        .heartbeat_interval(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let stop = worker.shutdown_handle();
-    let task = tokio::spawn(worker.work());
+    let (_, stop, task) = spawn_worker_beating(&through, 1, Duration::from_secs(60));
     // A first job loads the scripts, so that the finish below is one EVALSHA and one reply.
     let first = Queue::new(&conn, "default")
         .enqueue("fixtures.add", (1, 1))
