@@ -1,18 +1,18 @@
 //! A private `redis-server` that speaks TLS only, with a certificate authority made for it by
-//! `openssl`, for the tests of `rediss://` connections.
+//! `openssl`, for the tests of `rediss://` connections; the certificates also serve TLS
+//! Sentinel groups.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use crate::RedisServer;
 
 /// A TLS-only redis-server that lives as long as this value.
 #[derive(Debug)]
 pub struct TlsRedisServer {
-    child: Child,
-    port: u16,
+    server: RedisServer,
     ca_pem: Vec<u8>,
-    _dir: tempfile::TempDir,
+    _certificates: tempfile::TempDir,
 }
 
 impl TlsRedisServer {
@@ -22,83 +22,29 @@ impl TlsRedisServer {
     /// # Panics
     /// When `openssl` or `redis-server` is missing, or the server does not start.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        make_certificates(dir.path());
-        let ca_pem = std::fs::read(dir.path().join("ca.crt")).expect("the CA certificate");
-        for _ in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .map(|addr| addr.port())
-                .expect("a free loopback port");
-            let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--tls-auth-clients",
-                    "no",
-                ])
-                .args([
-                    "--tls-cert-file",
-                    &path("server.crt"),
-                    "--tls-key-file",
-                    &path("server.key"),
-                ])
-                .args(["--tls-ca-cert-file", &path("ca.crt"), "--dir", &path("")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server runs; install it: apt-get install -y redis-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return TlsRedisServer {
-                        child,
-                        port,
-                        ca_pem,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        let certificates = tempfile::tempdir().expect("a temporary directory");
+        make_certificates(certificates.path());
+        let ca_pem = std::fs::read(certificates.path().join("ca.crt")).expect("the CA certificate");
+        TlsRedisServer {
+            server: RedisServer::start_tls_with(certificates.path(), &[]),
+            ca_pem,
+            _certificates: certificates,
         }
-        panic!("the TLS redis-server did not start on any of 10 free ports");
     }
 
     /// `rediss://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("rediss://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
-    /// The certificate authority that signed the server's certificate, in PEM.
+    /// The certificate authority (PEM) that signed the server's certificate.
     pub fn ca_pem(&self) -> &[u8] {
         &self.ca_pem
     }
 }
 
-impl Drop for TlsRedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn make_certificates(dir: &Path) {
+/// Makes `ca.crt`, and `server.crt`/`server.key` for 127.0.0.1 signed by it, in `dir`.
+pub(crate) fn make_certificates(dir: &Path) {
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("a temporary file");
     let steps: [&[&str]; 3] = [
         &[

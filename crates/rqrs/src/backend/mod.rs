@@ -60,9 +60,9 @@ pub fn redact_url(url: &str) -> String {
 /// Connects to a backend by URL: `redis://[user:password@]host:port[/db]` or `rediss://...`
 /// (TLS), `unix:///path/to/redis.sock`, or the master that Sentinels name:
 /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`
-/// (`?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login; TLS with
-/// Sentinels is not supported yet). A Sentinel connection follows the master through
-/// failovers.
+/// (`rediss+sentinel://` for TLS to the Sentinels and the servers;
+/// `?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login). A
+/// Sentinel connection follows the master through failovers.
 ///
 /// The connection reconnects by itself after the server goes away.
 ///

@@ -208,3 +208,43 @@ async fn a_sentinel_url_logs_in_to_the_sentinels_and_the_servers() {
         assert!(!text.contains("nope") && !text.contains("s3cret"), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_sentinel_url_speaks_tls_to_the_sentinels_and_follows_a_failover() {
+    let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start_tls(1, 3))
+        .await
+        .unwrap();
+    assert!(group.url().starts_with("rediss+sentinel://"));
+    // Without the group's certificate authority, nothing is trusted.
+    assert!(rqrs::connect(&group.url()).await.is_err());
+    let conn = rqrs::connect_tls(&group.url(), &group.ca_pem())
+        .await
+        .unwrap();
+    let queue = Queue::new(&conn, "default");
+    let before = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    tokio::task::block_in_place(|| group.replicate());
+    let old = tokio::task::block_in_place(|| group.kill_master());
+    let started = Instant::now();
+    let after = loop {
+        match queue.enqueue("fixtures.add", (3, 4)).send().await {
+            Ok(job) => break job,
+            Err(error) => {
+                assert!(error.is_connection(), "{error:?}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no enqueue succeeded within 60 s of the kill: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    tokio::task::block_in_place(|| group.wait_for_failover(old));
+    work(&conn, &["default"], 2, Functions::new()).await;
+    for (job, sum) in [(&before, 3), (&after, 7)] {
+        let job = Job::fetch(&conn, job.id()).await.unwrap();
+        assert_eq!(
+            job.return_value().await.unwrap(),
+            Some(serde_json::json!(sum))
+        );
+    }
+}

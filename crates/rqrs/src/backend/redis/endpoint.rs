@@ -9,9 +9,10 @@
 //! ```
 //!
 //! The user and password are the Redis servers' (as in a `redis://` URL); the Sentinels' own
-//! login, when they ask for one, goes in the query. The port defaults to 26379. Reserved
-//! characters in the user, password or master name are percent-encoded. TLS with Sentinels
-//! (`rediss+sentinel://`) is refused with a clear error: it is not tested yet.
+//! login, when they ask for one, goes in the query. The port defaults to 26379.
+//! `rediss+sentinel://` speaks TLS to the Sentinels and to the servers (trusting the system's
+//! roots, or the certificate authority given to `connect_tls`). Reserved characters in the
+//! user, password or master name are percent-encoded.
 //!
 //! A backend on a Sentinel URL asks the Sentinels once a second which server is the master
 //! (one `SENTINEL get-master-addr-by-name` on a kept connection); when the answer changes, it
@@ -24,7 +25,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, ConnectionAddr, TlsCertificates};
+use redis::{AsyncConnectionConfig, ConnectionAddr, TlsCertificates, TlsMode};
 
 use super::{Current, redact};
 use crate::error::{Error, Result};
@@ -55,12 +56,15 @@ pub(super) struct SentinelConfig {
     password: Option<String>,
     sentinel_username: Option<String>,
     sentinel_password: Option<String>,
+    tls: bool,
+    /// Trusted roots (PEM) for TLS, instead of the system's.
+    root_ca: Option<Vec<u8>>,
 }
 
 impl Endpoint {
     /// Reads a URL; `root_ca` (PEM) replaces the system's trusted roots for TLS.
     pub(super) fn parse(url: &str, root_ca: Option<&[u8]>) -> Result<Self> {
-        if let Some(config) = SentinelConfig::parse(url)? {
+        if let Some(config) = SentinelConfig::parse(url, root_ca)? {
             return Ok(Endpoint::Sentinel(config));
         }
         let invalid = |e: redis::RedisError| Error::invalid("url", format!("{}: {e}", redact(url)));
@@ -79,7 +83,7 @@ impl Endpoint {
 
     /// Whether the URL is TLS (the process needs a crypto provider).
     pub(super) fn is_tls(url: &str) -> bool {
-        url.starts_with("rediss://")
+        url.starts_with("rediss://") || url.starts_with("rediss+sentinel://")
     }
 
     /// A client for the server to use now: the fixed one, or the master the Sentinels name
@@ -113,18 +117,15 @@ impl Endpoint {
 
 impl SentinelConfig {
     /// `None` when the URL is not a Sentinel URL.
-    fn parse(url: &str) -> Result<Option<Self>> {
-        let invalid = |reason: String| Error::invalid("url", format!("{}: {reason}", redact(url)));
-        if url.starts_with("rediss+sentinel://") {
-            return Err(invalid(
-                "TLS with Sentinels is not supported yet; use redis+sentinel:// on a trusted \
-                 network, or rediss:// to one server"
-                    .to_owned(),
-            ));
-        }
-        let Some(rest) = url.strip_prefix("redis+sentinel://") else {
+    fn parse(url: &str, root_ca: Option<&[u8]>) -> Result<Option<Self>> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
+            (true, rest)
+        } else {
             return Ok(None);
         };
+        let invalid = |reason: String| Error::invalid("url", format!("{}: {reason}", redact(url)));
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (userinfo, rest) = match rest.rsplit_once('@') {
             Some((userinfo, rest)) => (Some(userinfo), rest),
@@ -175,6 +176,8 @@ impl SentinelConfig {
             password,
             sentinel_username: None,
             sentinel_password: None,
+            tls,
+            root_ca: root_ca.map(<[u8]>::to_vec),
         };
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -195,10 +198,18 @@ impl SentinelConfig {
 
     /// A client of the Sentinels, which keeps its connections to them.
     fn client(&self) -> Result<SentinelClient> {
-        let addresses = self
-            .sentinels
-            .iter()
-            .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+        let addresses = self.sentinels.iter().map(|(host, port)| {
+            if self.tls {
+                ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host.clone(), *port)
+            }
+        });
         let mut builder =
             SentinelClientBuilder::new(addresses, &self.master_name, SentinelServerType::Master)?
                 .set_client_to_redis_db(self.db);
@@ -213,6 +224,20 @@ impl SentinelConfig {
         }
         if let Some(password) = &self.sentinel_password {
             builder = builder.set_client_to_sentinel_password(password);
+        }
+        if self.tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+            if let Some(root_ca) = &self.root_ca {
+                let certificates = || TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_ca.clone()),
+                };
+                builder = builder
+                    .set_client_to_redis_certificates(certificates())
+                    .set_client_to_sentinel_certificates(certificates());
+            }
         }
         Ok(builder.build()?)
     }
@@ -405,7 +430,7 @@ mod tests {
     use super::*;
 
     fn parse(url: &str) -> SentinelConfig {
-        match SentinelConfig::parse(url) {
+        match SentinelConfig::parse(url, None) {
             Ok(Some(config)) => config,
             Ok(None) => panic!("{url} is not a Sentinel URL"),
             Err(error) => panic!("{url}: {error}"),
@@ -432,8 +457,10 @@ mod tests {
         assert_eq!(config.password.as_deref(), Some("p@ss"));
         assert_eq!(config.sentinel_username, None);
         assert_eq!(config.sentinel_password.as_deref(), Some("s3cret"));
+        assert!(!config.tls);
 
-        let config = parse("redis+sentinel://:pw@sentinel/mymaster");
+        let config = parse("rediss+sentinel://:pw@sentinel/mymaster");
+        assert!(config.tls);
         assert_eq!(config.username, None);
         assert_eq!(config.password.as_deref(), Some("pw"));
         assert_eq!(config.db, 0);
@@ -449,15 +476,14 @@ mod tests {
             ("redis+sentinel://host/m/x", "not a number"),
             ("redis+sentinel://host/m/0/more", "unexpected"),
             ("redis+sentinel://host/m?timeout=1", "unknown parameter"),
-            ("rediss+sentinel://host/m", "not supported yet"),
         ] {
-            let error = SentinelConfig::parse(url)
+            let error = SentinelConfig::parse(url, None)
                 .err()
                 .unwrap_or_else(|| panic!("{url} was accepted"));
             assert!(error.to_string().contains(reason), "{url}: {error}");
         }
         assert!(
-            SentinelConfig::parse("redis://host/0")
+            SentinelConfig::parse("redis://host/0", None)
                 .ok()
                 .flatten()
                 .is_none()
