@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio_util::task::TaskTracker;
 
 use super::{
     DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, Isolation, Shared, Stop, Worker,
@@ -220,6 +221,7 @@ impl WorkerBuilder {
                 running: Mutex::new(HashMap::new()),
                 finished: Notify::new(),
                 ended: AtomicU64::new(0),
+                webhooks: TaskTracker::new(),
             }),
             concurrency: self.concurrency,
             burst: self.burst,

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use builder::Limits;
 pub use builder::WorkerBuilder;
@@ -197,6 +198,8 @@ struct Shared {
     /// How many runs have been recorded; bumped before a run leaves `running`, so that a burst
     /// worker can tell whether a run ended (and maybe enqueued work) since it last looked.
     ended: AtomicU64,
+    /// Webhooks being sent; a stop waits for them.
+    webhooks: TaskTracker,
 }
 
 impl Shared {
@@ -329,6 +332,12 @@ impl Worker {
         }
         if let Some(scheduler) = scheduler {
             scheduler.join().await;
+        }
+        // A warm stop lets the webhooks in flight end (each is bounded by its own timeout); a
+        // cold one leaves them.
+        shared.webhooks.close();
+        if stop != Stop::Cold {
+            shared.webhooks.wait().await;
         }
         background.abort_all();
         liveness.stop().await;
@@ -590,6 +599,7 @@ pub(crate) async fn run_inline(
         running: Mutex::new(HashMap::new()),
         finished: Notify::new(),
         ended: AtomicU64::new(0),
+        webhooks: TaskTracker::new(),
     };
     let started = conn
         .backend()
@@ -607,6 +617,8 @@ pub(crate) async fn run_inline(
             run::run(&shared, started, watch::channel(None).1).await;
         }
     }
+    shared.webhooks.close();
+    shared.webhooks.wait().await;
     Ok(())
 }
 

@@ -134,10 +134,15 @@ pub(super) async fn run(
                 }
                 match &record {
                     Record::Finish { .. } => {
-                        webhook::send_all(&job, WebhookStatus::Finished, None).await
+                        webhook::spawn_all(&shared.webhooks, &job, WebhookStatus::Finished, None);
                     }
                     Record::Fail { exc_info, .. } => {
-                        webhook::send_all(&job, WebhookStatus::Failed, Some(exc_info)).await;
+                        webhook::spawn_all(
+                            &shared.webhooks,
+                            &job,
+                            WebhookStatus::Failed,
+                            Some(exc_info),
+                        );
                     }
                     Record::Retry { .. } => {}
                 }

@@ -1,6 +1,7 @@
 //! Sending a job's webhooks (RQ 2.10's `Webhook`) once its final state is recorded: a plain
-//! HTTP/1.1 request over TCP, or over TLS with the system's trusted roots for `https://`.
-//! Failures are logged, never raised.
+//! HTTP/1.1 request over TCP, or over TLS with the system's trusted roots for `https://`. They
+//! are sent in the background, so that a slow endpoint does not hold the job's slot; a stop
+//! waits for them. Failures are logged, never raised.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +10,30 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use tokio_util::task::TaskTracker;
+
 use crate::job::{Job, Webhook, WebhookStatus};
 
+/// Sends the job's webhooks for `status` in a task of `tracker`, if it has any.
+pub(super) fn spawn_all(
+    tracker: &TaskTracker,
+    job: &Job,
+    status: WebhookStatus,
+    exc_info: Option<&str>,
+) {
+    if job
+        .lifecycle
+        .webhooks
+        .iter()
+        .any(|webhook| webhook.status() == status)
+    {
+        let (job, exc_info) = (job.clone(), exc_info.map(str::to_owned));
+        tracker.spawn(async move { send_all(&job, status, exc_info.as_deref()).await });
+    }
+}
+
 /// Sends the job's webhooks for `status`, one after the other.
-pub(super) async fn send_all(job: &Job, status: WebhookStatus, exc_info: Option<&str>) {
+async fn send_all(job: &Job, status: WebhookStatus, exc_info: Option<&str>) {
     for webhook in job
         .lifecycle
         .webhooks

@@ -912,3 +912,37 @@ async fn a_finish_whose_reply_is_lost_is_recorded_once() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_does_not_hold_the_jobs_slot() {
+    let (_server, conn) = setup().await;
+    // An endpoint that takes the request and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = accepted.send(socket);
+        }
+    });
+    let queue = Queue::new(&conn, "default");
+    let first = queue
+        .enqueue("fixtures.add", (1, 1))
+        .webhook(rqrs::Webhook::new(hook, rqrs::WebhookStatus::Finished).timeout(600))
+        .send()
+        .await
+        .unwrap();
+    let (_, stop, task) = spawn_worker(&conn, 1);
+    let pending = requests.recv().await.expect("the webhook is being sent");
+    // One slot, held by nothing now: the next job runs while the webhook waits.
+    let second = queue.enqueue("fixtures.add", (2, 2)).send().await.unwrap();
+    wait_status(&conn, second.id(), JobStatus::Finished).await;
+    assert_eq!(
+        Job::fetch(&conn, first.id()).await.unwrap().status(),
+        JobStatus::Finished
+    );
+    // A cold stop does not wait for webhooks.
+    stop.cold();
+    task.await.unwrap().unwrap();
+    drop(pending);
+}
