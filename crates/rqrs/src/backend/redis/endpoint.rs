@@ -47,7 +47,7 @@ pub(super) enum Endpoint {
 }
 
 /// What a Sentinel URL says.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(super) struct SentinelConfig {
     sentinels: Vec<(String, u16)>,
     master_name: String,
