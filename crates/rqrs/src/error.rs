@@ -51,6 +51,22 @@ pub enum Error {
     /// A worker with this name is alive already.
     #[error("there is an active worker named {0} already")]
     WorkerExists(String),
+    /// An enqueue that was to wait for replicas
+    /// ([`Queue::wait_for_replicas`](crate::Queue::wait_for_replicas)) was not acknowledged by
+    /// enough of them in time. The jobs are on the master, but a failover now could lose them.
+    #[error(
+        "{} job(s) enqueued on the master, but acknowledged by {acknowledged} of {replicas} \
+         replicas in time: a failover now could lose them",
+        jobs.len()
+    )]
+    NotReplicated {
+        /// The jobs enqueued.
+        jobs: Vec<JobId>,
+        /// How many replicas acknowledged them.
+        acknowledged: usize,
+        /// How many were asked for.
+        replicas: usize,
+    },
     /// A value could not be encoded as JSON.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

@@ -32,6 +32,8 @@ pub struct Queue {
     name: String,
     /// Test mode: run jobs in the enqueuing call with these functions.
     inline: Option<Arc<Functions>>,
+    /// Replicas every enqueue waits for, and for how long at most.
+    replicas: Option<(usize, Duration)>,
 }
 
 impl Queue {
@@ -41,6 +43,7 @@ impl Queue {
             conn: conn.clone(),
             name: name.into(),
             inline: None,
+            replicas: None,
         }
     }
 
@@ -80,6 +83,27 @@ impl Queue {
     /// ```
     pub fn inline(mut self, functions: Functions) -> Self {
         self.inline = Some(Arc::new(functions));
+        self
+    }
+
+    /// Makes every enqueue through this queue wait until `replicas` replicas have it (Redis
+    /// `WAIT`, for `timeout` at most), so that a Sentinel failover right after cannot lose it:
+    /// Redis replicates asynchronously, and a master that dies may take its last writes with
+    /// it. An enqueue not acknowledged in time fails with [`Error::NotReplicated`] (the jobs are
+    /// on the master; the caller decides). The waits run on a connection of their own.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn example() -> rqrs::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let conn = rqrs::connect("redis+sentinel://10.0.0.1,10.0.0.2,10.0.0.3/jobs").await?;
+    /// let payments = rqrs::Queue::new(&conn, "payments").wait_for_replicas(1, Duration::from_secs(1));
+    /// payments.enqueue("tasks.charge", ("order-17",)).send().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.replicas = Some((replicas, timeout));
         self
     }
 
@@ -240,7 +264,7 @@ impl Queue {
             return self
                 .conn
                 .backend()
-                .enqueue(&self.conn, &self.name, jobs, group)
+                .enqueue(&self.conn, &self.name, jobs, group, self.replicas)
                 .await;
         };
         let mut ran = Vec::with_capacity(jobs.len());
@@ -249,7 +273,7 @@ impl Queue {
             let list = keys::inline_queue(&self.name, &uuid::Uuid::new_v4().simple().to_string());
             let backend = self.conn.backend();
             for job in backend
-                .enqueue_to(&self.conn, &self.name, &list, vec![job], group)
+                .enqueue_to(&self.conn, &self.name, &list, vec![job], group, None)
                 .await?
             {
                 if job.status() != JobStatus::Queued {

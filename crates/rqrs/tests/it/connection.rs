@@ -248,3 +248,69 @@ async fn a_tls_sentinel_url_speaks_tls_to_the_sentinels_and_follows_a_failover()
         );
     }
 }
+
+#[tokio::test]
+async fn an_enqueue_can_wait_for_replicas_and_says_when_they_did_not_acknowledge_it() {
+    let master = RedisServer::start();
+    let port = master.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let conn = rqrs::connect(&master.url()).await.unwrap();
+    let mut replica_conn = replica
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    rqrs_test::wait_for("the replica to sync", Duration::from_secs(20), || {
+        let mut replica_conn = replica_conn.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut replica_conn)
+                .await
+                .ok()?;
+            info.contains("master_link_status:up").then_some(())
+        }
+    })
+    .await;
+
+    let durable = Queue::new(&conn, "default").wait_for_replicas(1, Duration::from_secs(10));
+    let job = durable
+        .enqueue("fixtures.add", (1, 2))
+        .send()
+        .await
+        .unwrap();
+    // Acknowledged: the replica holds it.
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("rq:job:{}", job.id()))
+        .query_async(&mut replica_conn)
+        .await
+        .unwrap();
+    assert!(exists);
+    let many = durable
+        .enqueue_many((0..3).map(|i| durable.enqueue("fixtures.add", (i, i))))
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 3);
+
+    // Two replicas asked for, one there: the jobs are on the master, and the caller is told.
+    let demanding = Queue::new(&conn, "default").wait_for_replicas(2, Duration::from_millis(100));
+    let error = demanding
+        .enqueue("fixtures.add", (3, 4))
+        .send()
+        .await
+        .unwrap_err();
+    let rqrs::Error::NotReplicated {
+        jobs,
+        acknowledged,
+        replicas,
+    } = error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!((acknowledged, replicas), (1, 2));
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        Job::fetch(&conn, &jobs[0]).await.unwrap().status(),
+        JobStatus::Queued
+    );
+}

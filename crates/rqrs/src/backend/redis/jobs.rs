@@ -1,6 +1,7 @@
 //! Jobs: enqueue (one script call for any number of jobs), fetch one or many, meta, results.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 
@@ -24,15 +25,18 @@ impl RedisBackend {
     /// joins `group` if one is given.
     ///
     /// # Errors
-    /// [`Error::DuplicateJob`] when a unique job's id is taken (nothing is enqueued).
+    /// [`Error::DuplicateJob`] when a unique job's id is taken (nothing is enqueued);
+    /// [`Error::NotReplicated`] when `replicas` (how many, how long at most) were asked for
+    /// and fewer acknowledged the enqueue in time.
     pub(crate) async fn enqueue(
         &self,
         conn: &Connection,
         queue: &str,
         jobs: Vec<NewJob>,
         group: Option<&str>,
+        replicas: Option<(usize, Duration)>,
     ) -> Result<Vec<Job>> {
-        self.enqueue_to(conn, queue, &keys::queue(queue), jobs, group)
+        self.enqueue_to(conn, queue, &keys::queue(queue), jobs, group, replicas)
             .await
     }
 
@@ -45,6 +49,7 @@ impl RedisBackend {
         list: &str,
         jobs: Vec<NewJob>,
         group: Option<&str>,
+        replicas: Option<(usize, Duration)>,
     ) -> Result<Vec<Job>> {
         let created = now();
         let created_iso = codec::format_time(created);
@@ -147,11 +152,27 @@ impl RedisBackend {
                 group_id: group.map(str::to_owned),
             });
         }
-        let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
+        let (reply, acknowledged): (Vec<String>, _) = match replicas {
+            None => (invocation.invoke_async(&mut self.conn()).await?, None),
+            Some((count, timeout)) => {
+                let (reply, acknowledged) =
+                    self.invoke_replicated(&invocation, count, timeout).await?;
+                (reply, Some(acknowledged))
+            }
+        };
         if let [marker, id] = reply.as_slice()
             && marker == "duplicate"
         {
             return Err(Error::DuplicateJob(JobId::from_stored(id.clone())));
+        }
+        if let (Some((replicas, _)), Some(acknowledged)) = (replicas, acknowledged)
+            && acknowledged < replicas
+        {
+            return Err(Error::NotReplicated {
+                jobs: out.iter().map(|job| job.id.clone()).collect(),
+                acknowledged,
+                replicas,
+            });
         }
         for (job, status) in out.iter_mut().zip(&reply) {
             job.status = status.parse()?;
@@ -160,6 +181,51 @@ impl RedisBackend {
             }
         }
         Ok(out)
+    }
+
+    /// Runs a script, then `WAIT`s for `replicas` replicas for `timeout` at most, on the
+    /// backend's connection for replicated writes: WAIT covers the writes of its own
+    /// connection, and blocks it meanwhile, so it cannot go on the shared one. That connection
+    /// does not reconnect by itself, so a drop between the script and the WAIT is an error,
+    /// never a WAIT on a fresh connection that proves nothing; it is opened again next time.
+    /// Returns the script's reply and how many replicas acknowledged it.
+    async fn invoke_replicated(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(Vec<String>, usize)> {
+        let mut slot = self.replicated.lock().await;
+        let connection = match &mut *slot {
+            Some(connection) => connection,
+            None => slot.insert(self.blocking_connection().await?),
+        };
+        // The shared connection's response timeout, plus the WAIT's own.
+        let bound = Duration::from_secs(60) + timeout;
+        let waited = tokio::time::timeout(bound, async {
+            let reply: Vec<String> = invocation.invoke_async(connection).await?;
+            let millis = u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let acknowledged: usize = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(millis)
+                .query_async(connection)
+                .await?;
+            Ok::<_, redis::RedisError>((reply, acknowledged))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no reply to an enqueue waiting for replicas within {bound:?}"),
+            )
+            .into())
+        });
+        if waited.is_err() {
+            *slot = None;
+        }
+        Ok(waited?)
     }
 
     pub(crate) async fn fetch_job(&self, conn: &Connection, id: &JobId) -> Result<Option<Job>> {

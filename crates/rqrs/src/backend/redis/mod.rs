@@ -93,6 +93,8 @@ pub(crate) struct RedisBackend {
     endpoint: Endpoint,
     /// The server in use and the shared connection to it; a Sentinel failover replaces both.
     current: Arc<RwLock<Current>>,
+    /// The connection of enqueues that wait for replicas (opened when first needed).
+    replicated: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// The URL, password hidden, for messages.
     url: String,
     /// The URL as given and the trusted roots, to connect again from another process (a work
@@ -165,6 +167,7 @@ impl RedisBackend {
         Ok(RedisBackend {
             endpoint,
             current,
+            replicated: tokio::sync::Mutex::new(None),
             url: redact(&full_url),
             full_url,
             root_ca,
