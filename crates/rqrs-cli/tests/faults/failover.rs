@@ -16,8 +16,8 @@ use rqrs::FinishedJobRegistry;
 use rqrs_test::SentinelGroup;
 
 use crate::{
-    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
-    enqueue_appends, hang, knob, lines, runs, secs, settle, worker_example,
+    Appends, QUEUE, Summary, all_finished, census, duplicates, hang, knob, lines, runs, secs,
+    settle,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,43 +25,20 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
     let jobs = knob("RQRS_FAULT_JOBS", 300);
     let failovers = knob("RQRS_FAULT_FAILOVERS", 1);
     let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
-    let concurrency = 8;
     let mut group = tokio::task::spawn_blocking(|| SentinelGroup::start(1, 3))
         .await
         .unwrap();
     let conn = rqrs::connect(&group.url()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.txt");
-    let logs = Logs::new("failover");
-    // Built (once per binary) before the clock starts.
-    worker_example();
-    let started = Instant::now();
-    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
+    let appends = Appends::enqueue(&conn, group.url(), "failover", jobs).await;
+    let (path, ids) = (&appends.path, &appends.ids);
     tokio::task::block_in_place(|| group.replicate());
-
-    let options = WorkerOptions {
-        url: group.url(),
-        concurrency,
-        heartbeat: Some(1),
-        burst: false,
-    };
-    let mut pool: Vec<WorkerProcess> = (0..workers)
-        .map(|i| WorkerProcess::start(&options, format!("failover-{i}"), &logs))
-        .collect();
+    let mut pool = appends.start_workers(workers, |i| format!("failover-{i}"));
     let finished = FinishedJobRegistry::new(&conn, QUEUE);
     // (time from the kill to the Sentinels naming a new master, to the next finished job)
     let mut records: Vec<(Duration, Duration)> = Vec::new();
     for f in 1..=failovers {
-        let target = jobs * f / (failovers + 1);
-        let deadline = Instant::now() + hang();
-        while lines(&path) < target {
-            assert!(
-                Instant::now() < deadline,
-                "no progress to {target} runs before failover {f}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let before = lines(&path);
+        appends.progress_to(f, failovers, "failover").await;
+        let before = lines(path);
         let (killed, old) = tokio::task::block_in_place(|| {
             let old = group.kill_master();
             (Instant::now(), old)
@@ -73,7 +50,7 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
         let deadline = Instant::now() + hang();
         loop {
             let now = finished.count().await.unwrap_or(0);
-            if (now > count_on_new && lines(&path) > before) || now >= jobs {
+            if (now > count_on_new && lines(path) > before) || now >= jobs {
                 break;
             }
             assert!(
@@ -96,8 +73,8 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
         }
     }
 
-    let settled = settle(&conn, &ids, async || {}).await;
-    let elapsed = started.elapsed();
+    let settled = settle(&conn, ids, async || {}).await;
+    let elapsed = appends.started.elapsed();
     for worker in &mut pool {
         worker.assert_running("after the work");
     }
@@ -105,10 +82,10 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
         worker.stop().await;
     }
 
-    let census = census(&conn, &ids).await;
-    let runs = runs(&path, jobs);
-    let (never, twice) = duplicates(&runs, &ids);
-    let in_flight = workers * concurrency * failovers;
+    let census = census(&conn, ids).await;
+    let runs = runs(path, jobs);
+    let (never, twice) = duplicates(&runs, ids);
+    let in_flight = workers * appends.options.concurrency * failovers;
     let recovery = records
         .iter()
         .map(|(_, first)| *first)

@@ -12,9 +12,8 @@ use rqrs::JobId;
 use rqrs_test::RedisServer;
 
 use crate::{
-    Logs, Rng, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
-    enqueue_appends, hang, inspector, knob, lines, runs, runs_of, secs, seed, settle,
-    worker_example,
+    Appends, Rng, Summary, WorkerProcess, all_finished, census, duplicates, inspector, knob, runs,
+    runs_of, secs, seed, settle,
 };
 
 /// A kill and what it cut.
@@ -36,35 +35,11 @@ async fn killed_workers_lose_no_job() {
     let server = RedisServer::start();
     let conn = rqrs::connect(&server.url()).await.unwrap();
     let mut inspect = inspector(&server.url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.txt");
-    let logs = Logs::new("kills");
-    // Built (once per binary) before the clock starts.
-    worker_example();
-    let started = Instant::now();
-    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
-
-    let options = WorkerOptions {
-        url: server.url(),
-        concurrency: 8,
-        heartbeat: Some(1),
-        burst: false,
-    };
-    let mut pool: Vec<WorkerProcess> = (0..workers)
-        .map(|i| WorkerProcess::start(&options, format!("kills-{i}-0"), &logs))
-        .collect();
+    let appends = Appends::enqueue(&conn, server.url(), "kills", jobs).await;
+    let mut pool = appends.start_workers(workers, |i| format!("kills-{i}-0"));
     let mut records: Vec<Kill> = Vec::new();
     for k in 1..=kills {
-        // Kills are spread over the work by progress, whatever the speed of the machine.
-        let target = jobs * k / (kills + 1);
-        let deadline = Instant::now() + hang();
-        while lines(&path) < target {
-            assert!(
-                Instant::now() < deadline,
-                "no progress to {target} runs before kill {k}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        appends.progress_to(k, kills, "kill").await;
         let victim = rng.below(pool.len());
         pool[victim].kill().await;
         let at = Instant::now();
@@ -80,10 +55,14 @@ async fn killed_workers_lose_no_job() {
             orphans,
             recovered: None,
         });
-        pool[victim] = WorkerProcess::start(&options, format!("kills-{victim}-{k}"), &logs);
+        pool[victim] = WorkerProcess::start(
+            &appends.options,
+            format!("kills-{victim}-{k}"),
+            &appends.logs,
+        );
     }
 
-    let settled = settle(&conn, &ids, async || {
+    let settled = settle(&conn, &appends.ids, async || {
         for kill in records.iter_mut().filter(|kill| kill.recovered.is_none()) {
             let mut all = true;
             for id in &kill.orphans {
@@ -102,14 +81,14 @@ async fn killed_workers_lose_no_job() {
         }
     })
     .await;
-    let elapsed = started.elapsed();
+    let elapsed = appends.started.elapsed();
     for worker in pool {
         worker.stop().await;
     }
 
-    let census = census(&conn, &ids).await;
-    let runs = runs(&path, jobs);
-    let (never, twice) = duplicates(&runs, &ids);
+    let census = census(&conn, &appends.ids).await;
+    let runs = runs(&appends.path, jobs);
+    let (never, twice) = duplicates(&runs, &appends.ids);
     let cut: BTreeSet<&JobId> = records.iter().flat_map(|kill| &kill.orphans).collect();
     let unexpected: Vec<&JobId> = twice.iter().filter(|id| !cut.contains(id)).collect();
     let recovery = records
@@ -168,36 +147,13 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
     let server = RedisServer::start();
     let conn = rqrs::connect(&server.url()).await.unwrap();
     let mut inspect = inspector(&server.url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.txt");
-    let logs = Logs::new("cold-stops");
-    // Built (once per binary) before the clock starts.
-    worker_example();
-    let started = Instant::now();
-    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
-
-    let options = WorkerOptions {
-        url: server.url(),
-        concurrency: 8,
-        heartbeat: Some(1),
-        burst: false,
-    };
-    let mut pool: Vec<WorkerProcess> = (0..workers)
-        .map(|i| WorkerProcess::start(&options, format!("cold-{i}-0"), &logs))
-        .collect();
+    let appends = Appends::enqueue(&conn, server.url(), "cold-stops", jobs).await;
+    let mut pool = appends.start_workers(workers, |i| format!("cold-{i}-0"));
     let mut released: BTreeSet<JobId> = BTreeSet::new();
     let mut left_behind = 0;
     let mut longest_stop = Duration::ZERO;
     for k in 1..=stops {
-        let target = jobs * k / (stops + 1);
-        let deadline = Instant::now() + hang();
-        while lines(&path) < target {
-            assert!(
-                Instant::now() < deadline,
-                "no progress to {target} runs before cold stop {k}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        appends.progress_to(k, stops, "cold stop").await;
         let victim = rng.below(pool.len());
         let name = pool[victim].name.clone();
         let at = Instant::now();
@@ -214,22 +170,26 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         pool[victim].signal(Signal::SIGTERM);
         let worker = std::mem::replace(
             &mut pool[victim],
-            WorkerProcess::start(&options, format!("cold-{victim}-{k}"), &logs),
+            WorkerProcess::start(
+                &appends.options,
+                format!("cold-{victim}-{k}"),
+                &appends.logs,
+            ),
         );
         worker.wait_success().await;
         longest_stop = longest_stop.max(at.elapsed());
         left_behind += runs_of(&mut inspect, &name).await.len();
     }
 
-    let settled = settle(&conn, &ids, async || {}).await;
-    let elapsed = started.elapsed();
+    let settled = settle(&conn, &appends.ids, async || {}).await;
+    let elapsed = appends.started.elapsed();
     for worker in pool {
         worker.stop().await;
     }
 
-    let census = census(&conn, &ids).await;
-    let runs = runs(&path, jobs);
-    let (never, twice) = duplicates(&runs, &ids);
+    let census = census(&conn, &appends.ids).await;
+    let runs = runs(&appends.path, jobs);
+    let (never, twice) = duplicates(&runs, &appends.ids);
     let unexpected: Vec<&JobId> = twice.iter().filter(|id| !released.contains(id)).collect();
     Summary {
         scenario: "cold stops",

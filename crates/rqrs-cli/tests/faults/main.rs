@@ -291,6 +291,68 @@ impl WorkerProcess {
     }
 }
 
+/// The start of a scenario whose jobs append their line to a file, with worker processes of
+/// `--concurrency 8 --heartbeat-interval 1` (a 6 s deadline).
+struct Appends {
+    _dir: tempfile::TempDir,
+    /// The file the runs append to.
+    path: PathBuf,
+    logs: Logs,
+    /// Just before the enqueue (the worker example is built before).
+    started: Instant,
+    ids: Vec<JobId>,
+    options: WorkerOptions,
+}
+
+impl Appends {
+    /// Enqueues `jobs` appends of 50 ms through `conn`, for workers that will connect to `url`;
+    /// the workers' logs go under `scenario`.
+    async fn enqueue(conn: &Connection, url: String, scenario: &str, jobs: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.txt");
+        let logs = Logs::new(scenario);
+        // Built (once per binary) before the clock starts.
+        worker_example();
+        let started = Instant::now();
+        let ids = enqueue_appends(conn, &path, jobs, 0.05).await;
+        let options = WorkerOptions {
+            url,
+            concurrency: 8,
+            heartbeat: Some(1),
+            burst: false,
+        };
+        Appends {
+            _dir: dir,
+            path,
+            logs,
+            started,
+            ids,
+            options,
+        }
+    }
+
+    /// Starts `workers` worker processes, worker `i` named `name(i)`.
+    fn start_workers(&self, workers: usize, name: impl Fn(usize) -> String) -> Vec<WorkerProcess> {
+        (0..workers)
+            .map(|i| WorkerProcess::start(&self.options, name(i), &self.logs))
+            .collect()
+    }
+
+    /// Waits until the runs reach fault `n`'s share of the work: the faults of a scenario are
+    /// spread over the work by progress, whatever the speed of the machine.
+    async fn progress_to(&self, n: usize, faults: usize, what: &str) {
+        let target = self.ids.len() * n / (faults + 1);
+        let deadline = Instant::now() + hang();
+        while lines(&self.path) < target {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} runs before {what} {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Enqueues `count` `fixtures.append` jobs, job `i` appending the line `i` to `path` after
 /// `seconds`, each with `Retry::new(5)` (so that an abandoned run comes back by itself where
 /// recovery retries) and a result kept for a day (the finished registry is the tally).

@@ -10,8 +10,8 @@ use rqrs::{Job, JobId};
 use rqrs_test::RedisServer;
 
 use crate::{
-    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, all_finished, census, duplicates,
-    enqueue_appends, hang, inspector, knob, lines, retry_redis, runs, secs, settle, worker_example,
+    Appends, QUEUE, Summary, all_finished, census, duplicates, hang, inspector, knob, retry_redis,
+    runs, secs, settle,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,36 +22,14 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let conn = rqrs::connect(&server.url()).await.unwrap();
     let inspect = inspector(&server.url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.txt");
-    let logs = Logs::new("redis-restart");
-    // Built (once per binary) before the clock starts.
-    worker_example();
-    let started = Instant::now();
-    let ids = enqueue_appends(&conn, &path, jobs, 0.05).await;
-
-    let options = WorkerOptions {
-        url: server.url(),
-        concurrency: 8,
-        heartbeat: Some(1),
-        burst: false,
-    };
-    let mut pool: Vec<WorkerProcess> = (0..workers)
-        .map(|i| WorkerProcess::start(&options, format!("restart-{i}"), &logs))
-        .collect();
+    let appends = Appends::enqueue(&conn, server.url(), "redis-restart", jobs).await;
+    let (path, ids) = (&appends.path, &appends.ids);
+    let mut pool = appends.start_workers(workers, |i| format!("restart-{i}"));
     let finished_key = format!("rq:finished:{QUEUE}");
     // (time down, time from the restart to the next finished job)
     let mut records: Vec<(Duration, Duration)> = Vec::new();
     for r in 1..=restarts {
-        let target = jobs * r / (restarts + 1);
-        let deadline = Instant::now() + hang();
-        while lines(&path) < target {
-            assert!(
-                Instant::now() < deadline,
-                "no progress to {target} runs before restart {r}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        appends.progress_to(r, restarts, "restart").await;
         // In turn: straight back, and down for a while (every worker's calls fail meanwhile).
         let down = if r % 2 == 1 {
             Duration::ZERO
@@ -93,8 +71,8 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
         }
     }
 
-    let settled = settle(&conn, &ids, async || {}).await;
-    let elapsed = started.elapsed();
+    let settled = settle(&conn, ids, async || {}).await;
+    let elapsed = appends.started.elapsed();
     for worker in &mut pool {
         worker.assert_running("after the work");
     }
@@ -102,13 +80,13 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
         worker.stop().await;
     }
 
-    let census = census(&conn, &ids).await;
-    let runs = runs(&path, jobs);
-    let (never, twice) = duplicates(&runs, &ids);
+    let census = census(&conn, ids).await;
+    let runs = runs(path, jobs);
+    let (never, twice) = duplicates(&runs, ids);
     // A run recovered as abandoned while Redis was away (its reply lost, or its heartbeats
     // missed for a whole deadline) may have run twice; nothing else may.
     let mut abandoned = Vec::new();
-    for id in &ids {
+    for id in ids {
         if abandoned_runs(&conn, id).await > 0 || settled.requeued_abandoned.contains(id) {
             abandoned.push(id.clone());
         }
