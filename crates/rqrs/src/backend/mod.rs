@@ -44,6 +44,12 @@ impl Connection {
     }
 }
 
+/// Installs rustls's process-wide crypto provider, which TLS connections need; another part of
+/// the program may have installed one already, which is fine.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The URL with its passwords replaced by `***`, for messages and logs.
 ///
 /// # Examples

@@ -6,7 +6,6 @@
 //! connection drops.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -29,7 +28,7 @@ pub(super) async fn listen(shared: Arc<Shared>, shutdown: ShutdownHandle) {
             Err(error) => tracing::warn!(%error, "cannot subscribe to the control channel"),
         }
         failures += 1;
-        tokio::time::sleep(backoff(failures).max(Duration::from_millis(200))).await;
+        tokio::time::sleep(backoff(failures)).await;
     }
 }
 

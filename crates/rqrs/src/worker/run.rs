@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Interrupt, Shared, webhook};
 use crate::backend::redis::{Recorded, Started};
@@ -38,20 +39,30 @@ pub(super) async fn run(
     started: Started,
     mut interrupted: watch::Receiver<Option<Interrupt>>,
 ) {
-    let Started { job, execution } = started;
+    let Started { mut job, execution } = started;
+    // The arguments and meta move out of the job, which the rest of the run (the outcome, the
+    // webhooks) reads only for its id, function name, times and lifecycle: one copy for the
+    // context, the originals for the call.
+    let (args, kwargs) = match &mut job.call {
+        Ok(call) => (
+            std::mem::take(&mut call.args),
+            std::mem::take(&mut call.kwargs),
+        ),
+        Err(_) => Default::default(),
+    };
     let ctx = JobContext::new(ContextParts {
         conn: shared.conn.clone(),
         id: job.id.clone(),
         origin: job.origin.clone(),
         worker_name: shared.name.clone(),
         execution_id: execution.execution_id.clone(),
-        args: job.args().to_vec(),
-        kwargs: job.kwargs().clone(),
-        meta: job.meta.clone(),
+        args: args.clone(),
+        kwargs: kwargs.clone(),
+        meta: std::mem::take(&mut job.meta),
     });
     let mut stopped = false;
-    let outcome = match job.call.clone() {
-        Err(reason) => Err(JobError::abort(reason)),
+    let outcome = match &job.call {
+        Err(reason) => Err(JobError::abort(reason.clone())),
         Ok(call) => match shared.functions.get(&call.func_name) {
             None => Err(JobError::abort(format!(
                 "unknown function {:?}: this worker runs {}",
@@ -65,8 +76,8 @@ pub(super) async fn run(
                     &call.func_name,
                     handler.clone(),
                     ctx.clone(),
-                    call.args,
-                    call.kwargs,
+                    args,
+                    kwargs,
                     timeout,
                 );
                 // An interrupt drops the call, which aborts an async function and kills a work
@@ -89,7 +100,7 @@ pub(super) async fn run(
     let record = if stopped {
         let mut exc_info = STOPPED.to_owned();
         if let Err(reason) =
-            run_callback(shared, &ctx, job.lifecycle.on_stopped.as_ref(), Vec::new()).await
+            run_callback(shared, &ctx, job.lifecycle.on_stopped.as_ref(), Vec::new).await
         {
             tracing::warn!(job = %job.id, %reason);
             exc_info.push_str("\n\n");
@@ -186,12 +197,9 @@ async fn decide(
 ) -> Record {
     let lifecycle = &job.lifecycle;
     let error = match outcome {
-        Ok(value) => match run_callback(
-            shared,
-            ctx,
-            lifecycle.on_success.as_ref(),
-            vec![value.clone()],
-        )
+        Ok(value) => match run_callback(shared, ctx, lifecycle.on_success.as_ref(), || {
+            vec![value.clone()]
+        })
         .await
         {
             Ok(()) => {
@@ -205,12 +213,9 @@ async fn decide(
     };
     let mut exc_info = error.to_exc_info();
     tracing::info!(job = %job.id, error = %error, "job failed");
-    if let Err(reason) = run_callback(
-        shared,
-        ctx,
-        lifecycle.on_failure.as_ref(),
-        vec![Value::String(exc_info.clone())],
-    )
+    if let Err(reason) = run_callback(shared, ctx, lifecycle.on_failure.as_ref(), || {
+        vec![Value::String(exc_info.clone())]
+    })
     .await
     {
         tracing::warn!(job = %job.id, %reason);
@@ -252,13 +257,14 @@ fn repeat_interval(intervals: &[u64], repeats_left: u64) -> u64 {
         .unwrap_or(0)
 }
 
-/// Calls a callback by its registered name, with its own timeout, under the job's context.
-/// `Err` says what went wrong, for the job's record.
+/// Calls a callback by its registered name, with its own timeout, under the job's context;
+/// `args` makes its arguments, only when there is a callback. `Err` says what went wrong, for
+/// the job's record.
 async fn run_callback(
     shared: &Shared,
     ctx: &JobContext,
     callback: Option<&Callback>,
-    args: Vec<Value>,
+    args: impl FnOnce() -> Vec<Value>,
 ) -> Result<(), String> {
     let Some(callback) = callback else {
         return Ok(());
@@ -274,7 +280,7 @@ async fn run_callback(
         callback.name(),
         handler.clone(),
         ctx.clone(),
-        args,
+        args(),
         Map::new(),
         callback.timeout_secs(),
     )
@@ -350,8 +356,7 @@ pub(super) async fn call(
             scoped.scope_blocking(|| function(ctx, args, kwargs))
         }),
     };
-    let _abort = AbortOnDrop(task.abort_handle());
-    match task.await {
+    match AbortOnDropHandle::new(task).await {
         Ok(outcome) => outcome,
         Err(error) if error.is_panic() => {
             let panic = error.into_panic();
@@ -365,14 +370,5 @@ pub(super) async fn call(
             )))
         }
         Err(error) => Err(JobError::abort(format!("the job was cancelled: {error}"))),
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -3,7 +3,7 @@
 //! are sent in the background, so that a slow endpoint does not hold the job's slot; a stop
 //! waits for them. Failures are logged, never raised.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -63,7 +63,7 @@ fn payload(job: &Job, status: WebhookStatus, exc_info: Option<&str>) -> Value {
     let mut payload = json!({
         "job_id": job.id().as_str(),
         "func_name": job.func_name(),
-        "status": match status { WebhookStatus::Finished => "finished", WebhookStatus::Failed => "failed" },
+        "status": status,
         "enqueued_at": time(job.enqueued_at()),
         "ended_at": time(Some(chrono::Utc::now())),
     });
@@ -124,7 +124,7 @@ async fn send(webhook: &Webhook, job: &Job, exc_info: Option<&str>) -> Result<u1
         .await
         .map_err(|e| e.to_string())?;
     if tls {
-        let connector = tls_connector()?;
+        let connector = TLS.clone();
         let server =
             rustls::pki_types::ServerName::try_from(name.trim_matches(['[', ']']).to_owned())
                 .map_err(|e| e.to_string())?;
@@ -165,8 +165,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         })
 }
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// The TLS client of `https://` webhooks, trusting the system's roots: read from disk once.
+static TLS: LazyLock<tokio_rustls::TlsConnector> = LazyLock::new(|| {
+    crate::backend::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(certificate);
@@ -174,5 +175,5 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+});

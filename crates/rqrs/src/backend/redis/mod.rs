@@ -150,9 +150,7 @@ impl RedisBackend {
     /// Connects; `root_ca` (PEM) replaces the system's trusted roots for `rediss://` URLs.
     pub(crate) async fn connect(url: &str, root_ca: Option<Vec<u8>>) -> Result<Self> {
         if Endpoint::is_tls(url) {
-            // rustls needs a process-wide crypto provider; another part of the program may
-            // have installed one already, which is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            super::install_crypto_provider();
         }
         let endpoint = Endpoint::parse(url, root_ca.as_deref())?;
         Self::open(endpoint, url.to_owned(), root_ca).await
