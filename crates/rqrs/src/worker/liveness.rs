@@ -147,13 +147,25 @@ async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) -
 
 /// Cleans the registries of the worker's queues (see `RedisBackend::maintain`).
 async fn maintain(shared: &Shared, backend: &RedisBackend) {
+    let mut maintained = false;
     for queue in &shared.queues {
         match backend.maintain(queue).await {
-            Ok(Some(cleaned)) if cleaned > 0 => {
-                tracing::info!(%queue, cleaned, "registries cleaned")
+            Ok(Some(cleaned)) => {
+                maintained = true;
+                if cleaned > 0 {
+                    tracing::info!(%queue, cleaned, "registries cleaned");
+                }
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
+        }
+    }
+    // As RQ: the groups are pruned once per maintenance, after the queues.
+    if maintained {
+        match backend.clean_groups().await {
+            Ok(cleaned) if cleaned > 0 => tracing::info!(cleaned, "groups cleaned"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "group maintenance failed"),
         }
     }
 }

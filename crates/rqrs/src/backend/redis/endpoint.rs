@@ -36,6 +36,11 @@ const SENTINEL_PORT: u16 = 26379;
 const POLL: Duration = Duration::from_secs(1);
 /// Bounds one round of questions to the Sentinels and one connection to a server.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reply may take on the shared connection: scripts over many jobs (enqueue_many,
+/// empty) can outlast the client's default of 500 ms.
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection may take to open.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the server is.
 #[derive(Clone)]
@@ -282,15 +287,14 @@ impl SentinelConfig {
     }
 }
 
-/// The shared connection to `client`'s server. Scripts over many jobs (enqueue_many, empty)
-/// can take longer than the client's default 500 ms response timeout. A master that Sentinels
+/// The shared connection to `client`'s server. A master that Sentinels
 /// watch is replaced rather than restarted when it goes away, so calls fail after one quick
 /// reconnection attempt (instead of retrying for seconds), and the caller's next try goes to
 /// the master the Sentinels name.
 async fn shared_connection(client: &redis::Client, sentinel: bool) -> Result<ConnectionManager> {
     let mut config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(60)))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT));
     if sentinel {
         config = config.set_number_of_retries(1);
     }

@@ -201,7 +201,7 @@ impl RedisBackend {
             None => slot.insert(self.blocking_connection().await?),
         };
         // The shared connection's response timeout, plus the WAIT's own.
-        let bound = Duration::from_secs(60) + timeout;
+        let bound = super::endpoint::RESPONSE_TIMEOUT + timeout;
         let waited = tokio::time::timeout(bound, async {
             let reply: Vec<String> = invocation.invoke_async(connection).await?;
             let millis = u64::try_from(timeout.as_millis())

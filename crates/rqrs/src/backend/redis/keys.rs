@@ -357,10 +357,6 @@ mod tests {
         ] {
             assert_eq!(format!("{prefix}<q>"), builder("<q>"));
         }
-        assert_eq!(
-            format!("{DEPENDENCIES_PREFIX}<id>{DEPENDENCIES_SUFFIX}"),
-            job_dependencies("<id>")
-        );
         // requeue.lua's member of `rq:queues` and the readers of the sets.
         assert_eq!(queue_name(&queue("default")), Some("default"));
         assert_eq!(queue_name("rq:worker:w1"), None);

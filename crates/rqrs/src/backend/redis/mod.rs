@@ -20,7 +20,6 @@ mod scheduler;
 mod workers;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncConnectionConfig;
@@ -95,8 +94,6 @@ pub(crate) struct RedisBackend {
     current: Arc<RwLock<Current>>,
     /// The connection of enqueues that wait for replicas (opened when first needed).
     replicated: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    /// The URL, password hidden, for messages.
-    url: String,
     /// The URL as given and the trusted roots, to connect again from another process (a work
     /// horse).
     full_url: String,
@@ -166,7 +163,6 @@ impl RedisBackend {
             endpoint,
             current,
             replicated: tokio::sync::Mutex::new(None),
-            url: redact(&full_url),
             full_url,
             root_ca,
         })
@@ -184,7 +180,7 @@ impl RedisBackend {
     }
 
     pub(crate) fn url(&self) -> String {
-        self.url.clone()
+        redact(&self.full_url)
     }
 
     /// The URL as given (password included) and the trusted roots given, if any.
@@ -205,7 +201,7 @@ impl RedisBackend {
     pub(crate) async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
+            .set_connection_timeout(Some(endpoint::CONNECT_TIMEOUT));
         Ok(self
             .client()
             .get_multiplexed_async_connection_with_config(&config)

@@ -196,14 +196,6 @@ impl RedisBackend {
                 }
             }
         }
-        // RQ prunes the groups once per maintenance, after all its queues; here it is done
-        // with each queue's, which is as correct and costs one script call per group.
-        if outcome.is_ok() {
-            match self.clean_groups().await {
-                Ok(count) => cleaned += count,
-                Err(error) => outcome = Err(error),
-            }
-        }
         let _: () = redis::cmd("DEL")
             .arg(&lock)
             .query_async(&mut self.conn())

@@ -65,8 +65,12 @@ static RETRY: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/retry.lua")
     ))
 });
-static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib.lua"),
+        include_str!("scripts/release.lua")
+    ))
+});
 
 /// The key pieces `release_dependents` in lib.lua builds keys from, in its order.
 const RELEASE_PIECES: [&str; 7] = [

@@ -41,7 +41,6 @@ impl Lock {
 }
 
 /// The scheduler hash's fields, as RQ's `RQScheduler.to_dict()` writes them.
-#[derive(Debug, Clone)]
 pub(crate) struct SchedulerRecord<'a> {
     pub(crate) name: &'a str,
     pub(crate) hostname: &'a str,

@@ -125,19 +125,23 @@ impl RedisBackend {
         }
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
         let mut workers = Vec::new();
+        let mut expired = Vec::new();
         for (key, hash) in members.iter().zip(hashes) {
             if hash.is_empty() {
-                let _: () = redis::cmd("SREM")
-                    .arg(&set)
-                    .arg(key)
-                    .query_async(&mut self.conn())
-                    .await?;
+                expired.push(key);
                 continue;
             }
             workers.push(WorkerInfo::from_hash(
                 keys::worker_name(key).unwrap_or(key),
                 &hash,
             ));
+        }
+        if !expired.is_empty() {
+            let _: () = redis::cmd("SREM")
+                .arg(&set)
+                .arg(&expired)
+                .query_async(&mut self.conn())
+                .await?;
         }
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(workers)

@@ -49,10 +49,7 @@ elseif ttl < 0 then
 end
 if repeating then
   local wait = tonumber(ARGV[11])
-  -- Not HINCRBY: a producer may have written the count as ` 1` or `01`, which the worker reads
-  -- but HINCRBY refuses, and an error here would leave the run ended with the job nowhere.
-  local left = tonumber(redis.call('HGET', KEYS[1], 'repeats_left')) or 0
-  redis.call('HSET', KEYS[1], 'repeats_left', math.max(math.floor(left) - 1, 0))
+  decrement(KEYS[1], 'repeats_left')
   if wait > 0 then
     redis.call('HSET', KEYS[1], 'status', 'scheduled')
     redis.call('ZADD', KEYS[11], tonumber(ARGV[5]) + wait, id)

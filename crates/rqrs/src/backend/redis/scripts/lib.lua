@@ -24,6 +24,14 @@ local function recorded_before(stream, eid)
   return false
 end
 
+-- Takes one off the count in hash field `field`, never below 0. Not HINCRBY: a producer may
+-- have written the count as ` 1` or `01`, which the worker reads but HINCRBY refuses, and an
+-- error there would leave the run ended with the job nowhere.
+local function decrement(key, field)
+  local left = tonumber(redis.call('HGET', key, field)) or 0
+  redis.call('HSET', key, field, math.max(math.floor(left) - 1, 0))
+end
+
 -- Clears the worker's current_job when it names this job (the run ended, or was taken away
 -- by a cancel or a recovery, so its outcome is not recorded).
 local function forget_current(worker, id)

@@ -24,10 +24,7 @@ if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
 end
 count_run(KEYS[5], 'failed_job_count', ARGV[9], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
--- Not HINCRBY: a producer may have written the count as ` 1` or `01`, which the worker reads
--- but HINCRBY refuses, and an error here would leave the run ended with the job nowhere.
-local left = tonumber(redis.call('HGET', KEYS[1], 'retries_left')) or 0
-redis.call('HSET', KEYS[1], 'retries_left', math.max(math.floor(left) - 1, 0))
+decrement(KEYS[1], 'retries_left')
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[4])
 -- An abandoned run has no start time: nobody knows when it ran (as RQ's abandoned failures).
 add_result(KEYS[6], '4', worker, 'exc_string', ARGV[6], eid, ARGV[7], ARGV[8])
