@@ -58,13 +58,12 @@ pub(crate) async fn run(conn: &Connection, args: &InfoArgs) -> anyhow::Result<()
         .iter()
         .filter_map(|worker| worker.current_job.as_deref()?.parse().ok())
         .collect();
-    let progress: std::collections::HashMap<String, serde_json::Value> =
-        rqrs::Job::fetch_many(conn, &ids)
-            .await?
-            .into_iter()
-            .flatten()
-            .filter_map(|job| Some((job.id().to_string(), job.meta().get("progress")?.clone())))
-            .collect();
+    let progress: Progress = rqrs::Job::fetch_many(conn, &ids)
+        .await?
+        .into_iter()
+        .flatten()
+        .filter_map(|job| Some((job.id().to_string(), job.meta().get("progress")?.clone())))
+        .collect();
     if args.json {
         println!(
             "{}",

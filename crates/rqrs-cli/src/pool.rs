@@ -41,7 +41,8 @@ pub(crate) async fn run(
     let exe = std::env::current_exe().context("finding this program to start workers")?;
     let spawn = |i: usize| -> anyhow::Result<Child> {
         let mut command = Command::new(&exe);
-        command.args(["--url", url]);
+        // In the environment, not on the command line, where `ps` would show its password.
+        command.env("RQRS_URL", url);
         if let Some(path) = tls_ca_cert {
             command.arg("--tls-ca-cert").arg(path);
         }

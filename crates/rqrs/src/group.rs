@@ -40,9 +40,7 @@ impl Group {
     /// [`Error::Invalid`] for an empty name or one with control characters.
     pub fn create(conn: &Connection, name: Option<String>) -> Result<Group> {
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(Error::invalid("group name", format!("{name:?}")));
-        }
+        crate::queue::validate_name("group name", &name)?;
         Ok(Group {
             conn: conn.clone(),
             name,

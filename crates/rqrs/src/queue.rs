@@ -248,7 +248,7 @@ impl Queue {
         calls: Vec<(Call, EnqueueOptions)>,
         group: Option<&str>,
     ) -> Result<Vec<Job>> {
-        validate_name(&self.name)?;
+        validate_name("queue name", &self.name)?;
         let mut jobs = Vec::with_capacity(calls.len());
         for (call, options) in calls {
             if call.func_name.is_empty() {
@@ -349,11 +349,11 @@ impl Queue {
     }
 }
 
-/// RQ builds keys from queue names, so a name must be non-empty text without control
-/// characters.
-fn validate_name(name: &str) -> Result<()> {
+/// RQ builds keys from queue and group names, so a name must be non-empty text without control
+/// characters; `what` names it in the error.
+pub(crate) fn validate_name(what: &'static str, name: &str) -> Result<()> {
     if name.is_empty() || name.chars().any(char::is_control) {
-        return Err(Error::invalid("queue name", format!("{name:?}")));
+        return Err(Error::invalid(what, format!("{name:?}")));
     }
     Ok(())
 }

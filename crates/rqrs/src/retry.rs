@@ -36,13 +36,10 @@ impl Retry {
         self
     }
 
-    /// Seconds to wait before each retry in turn; the last one repeats if there are more
-    /// retries than intervals.
+    /// Seconds to wait before each retry in turn, as RQ indexes them: while more retries remain
+    /// than there are intervals, the first one is used (see [`next_interval`]).
     pub fn intervals(mut self, seconds: impl IntoIterator<Item = u64>) -> Self {
-        self.intervals = seconds.into_iter().collect();
-        if self.intervals.is_empty() {
-            self.intervals.push(0);
-        }
+        self.intervals = interval_list(seconds);
         self
     }
 
@@ -97,8 +94,20 @@ impl Retry {
     }
 }
 
+/// A list of intervals as RQ stores it: never empty (`[0]` for none given), since a Python
+/// worker indexes it.
+pub(crate) fn interval_list(seconds: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    let intervals: Vec<u64> = seconds.into_iter().collect();
+    if intervals.is_empty() {
+        vec![0]
+    } else {
+        intervals
+    }
+}
+
 /// The delay before the next retry when `retries_left` remain, as RQ computes it:
-/// `intervals[max(len - retries_left, 0)]`, the last interval repeating.
+/// `intervals[max(len - retries_left, 0)]`, so the first interval while more retries remain
+/// than intervals (and the last one for `retries_left` 0, which no caller asks for).
 pub(crate) fn next_interval(intervals: &[u64], retries_left: u64) -> u64 {
     let len = intervals.len() as u64;
     let index = len.saturating_sub(retries_left);

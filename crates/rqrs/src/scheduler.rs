@@ -172,8 +172,13 @@ impl Scheduler {
     /// # Errors
     /// A backend error.
     pub async fn enqueue_scheduled_jobs(&self) -> Result<usize> {
+        self.enqueue_due(&self.queues).await
+    }
+
+    /// Enqueues the due jobs of `queues` whose lock it holds; returns how many.
+    async fn enqueue_due(&self, queues: &[String]) -> Result<usize> {
         let mut enqueued = 0;
-        for queue in &self.queues {
+        for queue in queues {
             enqueued += self
                 .conn
                 .backend()
@@ -191,14 +196,16 @@ impl Scheduler {
     /// # Errors
     /// A backend error.
     pub async fn run_once(&self) -> Result<usize> {
-        if self.acquire_locks().await?.is_empty() {
+        let held = self.acquire_locks().await?;
+        if held.is_empty() {
             return Ok(0);
         }
-        let backend = self.conn.backend();
-        let enqueued = match backend.register_scheduler(&self.record(), LOCK_TTL).await {
-            Ok(()) => self.enqueue_scheduled_jobs().await,
-            Err(error) => Err(error),
-        };
+        let enqueued = async {
+            let backend = self.conn.backend();
+            backend.register_scheduler(&self.record(), LOCK_TTL).await?;
+            self.enqueue_due(&held).await
+        }
+        .await;
         let stopped = self.stop().await;
         let enqueued = enqueued?;
         stopped?;

@@ -59,11 +59,7 @@ impl Job {
     /// error.
     pub async fn requeue(&mut self, at_front: bool) -> Result<()> {
         let registry = FailedJobRegistry::new(&self.conn, self.origin.clone());
-        if at_front {
-            registry.requeue_at_front(&self.id).await?;
-        } else {
-            registry.requeue(&self.id).await?;
-        }
+        registry.requeue_to(&self.id, at_front).await?;
         self.status = JobStatus::Queued;
         self.started_at = None;
         self.ended_at = None;

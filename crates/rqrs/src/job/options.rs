@@ -264,10 +264,7 @@ impl Repeat {
 
     /// Seconds between runs (a list: one per run; see RQ's indexing in the worker).
     pub fn intervals(mut self, seconds: impl IntoIterator<Item = u64>) -> Self {
-        self.intervals = seconds.into_iter().collect();
-        if self.intervals.is_empty() {
-            self.intervals.push(0);
-        }
+        self.intervals = crate::retry::interval_list(seconds);
         self
     }
 
@@ -340,7 +337,10 @@ impl EnqueueOptions {
             if seconds.is_some_and(|seconds| seconds > crate::backend::redis::MAX_TTL) {
                 return Err(Error::invalid(
                     what,
-                    "at most 100 years (3153600000 seconds)",
+                    format!(
+                        "at most 100 years ({} seconds)",
+                        crate::backend::redis::MAX_TTL
+                    ),
                 ));
             }
         }

@@ -165,7 +165,7 @@ impl FailedJobRegistry {
         self.requeue_to(id, true).await
     }
 
-    async fn requeue_to(&self, id: &JobId, at_front: bool) -> Result<()> {
+    pub(crate) async fn requeue_to(&self, id: &JobId, at_front: bool) -> Result<()> {
         if self
             .conn
             .backend()
