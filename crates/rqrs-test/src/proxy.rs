@@ -68,11 +68,6 @@ impl Proxy {
         self.shared.lose_below.store(next, Ordering::SeqCst);
     }
 
-    /// Passes every reply again.
-    pub fn pass_replies(&self) {
-        self.shared.lose_below.store(0, Ordering::SeqCst);
-    }
-
     /// The replies lost so far, as the server sent them (RESP).
     pub fn lost_replies(&self) -> Vec<Vec<u8>> {
         self.shared

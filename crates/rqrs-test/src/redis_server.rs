@@ -78,26 +78,10 @@ impl RedisServer {
         self.port
     }
 
-    /// The server's working directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Kills the server at once (SIGKILL: no shutdown save) and starts it again on the same
-    /// port, in the same directory, with the same arguments; returns once it answers PING. What
-    /// it holds afterwards is whatever it persisted: nothing with the default arguments,
-    /// everything acknowledged with `--appendonly yes --appendfsync always`.
-    ///
-    /// # Panics
-    /// When the server does not start again within a few seconds (the port was taken by
-    /// another process in the meantime, say).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.start_again();
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to exit; [`start_again`](Self::start_again)
-    /// brings it back. Clients see connection errors in between.
+    /// Kills the server (SIGKILL: no shutdown save) and waits for it to exit;
+    /// [`start_again`](Self::start_again) brings it back. Clients see connection errors in
+    /// between. What it holds afterwards is whatever it persisted: nothing with the default
+    /// arguments, everything acknowledged with `--appendonly yes --appendfsync always`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -106,7 +90,8 @@ impl RedisServer {
     /// Starts the server again after [`kill`](Self::kill), on the same port and directory.
     ///
     /// # Panics
-    /// As [`restart`](Self::restart).
+    /// When the server does not start again within a few seconds (the port was taken by
+    /// another process in the meantime, say).
     pub fn start_again(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         // The port was just freed; a few tries cover a slow release of the socket.
@@ -118,11 +103,6 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("redis-server did not start again on port {}", self.port);
-    }
-
-    /// The process id of the running server.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// A plain client to look at the data directly.

@@ -302,7 +302,7 @@ async fn wait_for_worker(
 #[tokio::test]
 async fn rq_info_lists_a_running_rqrs_worker_until_sigterm_stops_it() {
     let (server, conn) = setup().await;
-    let mut worker = start_worker(&server, "rqrs-info", &["default", "low"]);
+    let worker = start_worker(&server, "rqrs-info", &["default", "low"]);
     let info = wait_for_worker(&conn, "rqrs-info", WorkerState::Idle).await;
     assert_eq!(info.queues, ["default", "low"]);
 
@@ -351,17 +351,7 @@ print(json.dumps([{
     assert_eq!(ours["workers"][0]["name"], "rqrs-info", "{ours}");
     assert_eq!(ours["workers"][0]["state"], "idle", "{ours}");
 
-    let pid = worker.id().expect("the worker runs").to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(HANG, worker.wait())
-        .await
-        .expect("the worker stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    crate::stop(worker).await;
 
     assert!(Worker::all(&conn).await.unwrap().is_empty());
     let mut redis = server

@@ -30,6 +30,21 @@ use tokio::process::{Child, Command};
 /// Bounds a hang of any one process or wait; never a delay that tests rely on.
 const HANG: Duration = Duration::from_secs(60);
 
+/// Stops a worker process with SIGTERM (a warm stop); it must exit 0.
+async fn stop(mut worker: Child) {
+    let pid = worker.id().expect("the worker runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits an i32")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM reaches the worker");
+    let status = tokio::time::timeout(HANG, worker.wait())
+        .await
+        .expect("the worker stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
 /// A fresh server and an rqrs connection to it.
 async fn setup() -> (RedisServer, Connection) {
     let server = RedisServer::start();

@@ -8,7 +8,7 @@ use rqrs_test::{RedisServer, wait_for};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::{HANG, output, python, rqrs, rqrs_output, setup, success, worker_example};
+use crate::{HANG, output, python, rqrs, rqrs_output, setup, stop, success, worker_example};
 
 /// Starts the `worker` example with the scheduler on `default` (not in burst mode).
 fn start_worker_with_scheduler(server: &RedisServer) -> Child {
@@ -24,20 +24,6 @@ fn start_worker_with_scheduler(server: &RedisServer) -> Child {
         .expect("the worker example starts")
 }
 
-/// Stops a worker with SIGTERM; it must exit 0.
-async fn stop(mut worker: Child) {
-    let pid = worker.id().expect("the worker runs").to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(HANG, worker.wait())
-        .await
-        .expect("the worker stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status}");
-}
 
 /// Runs the `worker` example in burst mode with the scheduler on `default`; it must exit 0.
 async fn burst_with_scheduler(server: &RedisServer) {
