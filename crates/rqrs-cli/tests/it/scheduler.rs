@@ -24,7 +24,6 @@ fn start_worker_with_scheduler(server: &RedisServer) -> Child {
         .expect("the worker example starts")
 }
 
-
 /// Runs the `worker` example in burst mode with the scheduler on `default`; it must exit 0.
 async fn burst_with_scheduler(server: &RedisServer) {
     let mut command = Command::new(worker_example());
