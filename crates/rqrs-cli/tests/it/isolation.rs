@@ -257,3 +257,40 @@ async fn a_horse_connects_to_a_tls_server_as_its_worker_does() {
         Some(&json!("horse"))
     );
 }
+
+#[tokio::test]
+async fn a_horse_runs_a_job_whose_id_predates_rqs_strict_ids() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.add", (1, 2))
+        .send()
+        .await
+        .unwrap();
+    // RQ before 2.8 allowed dots in ids; such a job may still be stored.
+    let mut redis = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (): () = redis::pipe()
+        .cmd("RENAME")
+        .arg(format!("rq:job:{}", job.id()))
+        .arg("rq:job:legacy.id")
+        .ignore()
+        .cmd("LSET")
+        .arg("rq:queue:default")
+        .arg(0)
+        .arg("legacy.id")
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    burst(&server, &["--isolation", "process"]).await;
+    let status: String = redis::cmd("HGET")
+        .arg("rq:job:legacy.id")
+        .arg("status")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(status, "finished");
+}

@@ -514,15 +514,9 @@ async fn answer(
             };
         }
     };
-    let id = match job_id.parse::<crate::JobId>() {
-        Ok(id) => id,
-        Err(error) => {
-            return Reply {
-                outcome: Outcome::new(Err(JobError::abort(error.to_string()))),
-                meta,
-            };
-        }
-    };
+    // The id of a job the worker dequeued, taken as stored (RQ before 2.8 allowed more
+    // characters), as the worker itself takes it.
+    let id = crate::JobId::from_stored(job_id);
     let ctx = JobContext::new(ContextParts {
         conn,
         id,
