@@ -650,7 +650,8 @@ async fn stop_on_signals(handle: ShutdownHandle) {
     }
 }
 
-/// 100 ms doubling up to 10 s.
+/// The wait after `failures` failures in a row: 100 ms doubling (200 ms after the first), at
+/// most 10 s.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
 }
