@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone as _, Utc};
 use clap::Args;
-use rqrs::{Connection, EnqueueOptions, Queue};
+use rqrs::{Connection, EnqueueOptions, Queue, Timeout, Ttl};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Args)]
@@ -64,10 +64,24 @@ pub(crate) async fn run(conn: &Connection, args: EnqueueArgs) -> anyhow::Result<
     let (positional, keyword) = parse_arguments(&args.arguments)?;
     let mut options = EnqueueOptions::default();
     options.job_id = args.job_id.map(|id| id.parse()).transpose()?;
-    options.timeout = args.timeout;
-    options.result_ttl = args.result_ttl;
-    options.ttl = args.ttl;
-    options.failure_ttl = args.failure_ttl;
+    options.timeout = args
+        .timeout
+        .map(|seconds| rq_seconds("--timeout", seconds).map(Timeout::from_seconds))
+        .transpose()?;
+    options.result_ttl = args
+        .result_ttl
+        .map(|seconds| rq_seconds("--result-ttl", seconds).map(Ttl::from_seconds))
+        .transpose()?;
+    options.ttl = match args.ttl {
+        None | Some(-1) => None,
+        Some(seconds) => Some(Duration::from_secs(
+            u64::try_from(rq_seconds("--ttl", seconds)?).unwrap_or(0),
+        )),
+    };
+    options.failure_ttl = args
+        .failure_ttl
+        .map(|seconds| rq_seconds("--failure-ttl", seconds).map(Ttl::from_seconds))
+        .transpose()?;
     options.description = args.description;
     options.at_front = args.at_front;
     options.scheduled_at = args.schedule_at;
@@ -82,6 +96,15 @@ pub(crate) async fn run(conn: &Connection, args: EnqueueArgs) -> anyhow::Result<
     let job = enqueue.send().await?;
     println!("{}", job.id());
     Ok(())
+}
+
+/// A number of seconds as RQ takes it: 0 or more, or -1 for "none" / "forever".
+fn rq_seconds(flag: &str, seconds: i64) -> anyhow::Result<i64> {
+    anyhow::ensure!(
+        seconds >= -1,
+        "{flag} {seconds}: give a number of seconds, or -1"
+    );
+    Ok(seconds)
 }
 
 /// `rq enqueue --schedule-in`'s syntax (RQ's `parse_timeout`): seconds, or a number followed by

@@ -271,9 +271,9 @@ async fn job(conn: &Connection, command: JobCommand) -> anyhow::Result<()> {
                 "started_at": time(job.started_at()),
                 "ended_at": time(job.ended_at()),
                 "worker_name": job.worker_name(),
-                "timeout": job.timeout(),
-                "result_ttl": job.result_ttl(),
-                "failure_ttl": job.failure_ttl(),
+                "timeout": job.timeout().map(rqrs::Timeout::to_seconds),
+                "result_ttl": job.result_ttl().map(rqrs::Ttl::to_seconds),
+                "failure_ttl": job.failure_ttl().map(rqrs::Ttl::to_seconds),
                 "retries_left": job.retries_left(),
                 "meta": job.meta(),
                 "result": latest.as_ref().map(|result| serde_json::json!({

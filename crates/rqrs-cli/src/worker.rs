@@ -1,7 +1,9 @@
 //! `rqrs worker`: runs a worker for the binary's functions.
 
 use clap::{Args, ValueEnum};
-use rqrs::{Functions, Isolation, Worker};
+use std::time::Duration;
+
+use rqrs::{Functions, Isolation, Timeout, Ttl, Worker};
 
 use crate::Backend;
 
@@ -25,10 +27,10 @@ pub(crate) struct WorkerArgs {
     #[arg(long, short = 'n')]
     name: Option<String>,
     /// Seconds a success is kept when the job does not say.
-    #[arg(long, default_value_t = rqrs::DEFAULT_RESULT_TTL)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = rqrs::DEFAULT_RESULT_TTL.to_seconds())]
     results_ttl: i64,
     /// Seconds the worker's registration outlives its last heartbeat, less 60.
-    #[arg(long, default_value_t = rqrs::DEFAULT_WORKER_TTL)]
+    #[arg(long, default_value_t = rqrs::DEFAULT_WORKER_TTL.as_secs())]
     worker_ttl: u64,
     /// Stop after this many jobs.
     #[arg(long)]
@@ -40,7 +42,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, alias = "ds", default_value = "default")]
     dequeue_strategy: rqrs::DequeueStrategy,
     /// Seconds a job may run when it does not say (-1: no limit).
-    #[arg(long, allow_hyphen_values = true, default_value_t = 180)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = rqrs::DEFAULT_JOB_TIMEOUT.to_seconds())]
     job_timeout: i64,
     /// Where jobs run: in the worker's process (cheapest), or each in a work horse process that
     /// is killed at the job's timeout and whose crash fails only its job.
@@ -85,10 +87,10 @@ pub(crate) async fn run(
         .concurrency(args.concurrency)
         .burst(args.burst)
         .with_scheduler(args.with_scheduler)
-        .default_result_ttl(args.results_ttl)
-        .worker_ttl(args.worker_ttl)
+        .default_result_ttl(Ttl::from_seconds(args.results_ttl))
+        .worker_ttl(Duration::from_secs(args.worker_ttl))
         .dequeue_strategy(args.dequeue_strategy)
-        .default_job_timeout(args.job_timeout)
+        .default_job_timeout(Timeout::from_seconds(args.job_timeout))
         .handle_signals(true)
         .isolation(match args.isolation {
             IsolationArg::InProcess => Isolation::InProcess,
@@ -98,10 +100,10 @@ pub(crate) async fn run(
         builder = builder.max_jobs(jobs);
     }
     if let Some(seconds) = args.max_idle_time {
-        builder = builder.max_idle_time(std::time::Duration::from_secs(seconds));
+        builder = builder.max_idle_time(Duration::from_secs(seconds));
     }
     if let Some(seconds) = args.heartbeat_interval {
-        builder = builder.heartbeat_interval(std::time::Duration::from_secs(seconds));
+        builder = builder.heartbeat_interval(Duration::from_secs(seconds));
     }
     if let Some(name) = args.name {
         builder = builder.name(name);

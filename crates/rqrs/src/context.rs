@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 
 use crate::Connection;
+use crate::backend::JobStore;
 use crate::error::Result;
 use crate::job::JobId;
 

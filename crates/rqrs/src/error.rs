@@ -9,9 +9,9 @@ use crate::job::JobId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The backend could not be reached or refused a command.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    /// The backend could not be reached, or refused an operation.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     /// No job with this id exists (never created, deleted, or expired by its TTL).
     #[error("no such job: {0}")]
     NoSuchJob(JobId),
@@ -73,16 +73,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the error is a lost or refused connection to the backend, which a retry may cure:
-    /// also a server that is loading its data, or that was demoted to a replica by a failover
-    /// (`LOADING`, `READONLY`, `MASTERDOWN`).
+    /// Whether the error is a lost or refused connection to the backend, which a retry may cure
+    /// (see [`BackendError::is_connection`]).
     pub fn is_connection(&self) -> bool {
-        use redis::{ErrorKind, ServerErrorKind};
-        matches!(self, Error::Redis(e) if e.is_io_error() || e.is_connection_dropped()
-            || e.is_connection_refusal() || e.is_timeout()
-            || matches!(e.kind(), ErrorKind::Server(
-                ServerErrorKind::BusyLoading | ServerErrorKind::ReadOnly
-                    | ServerErrorKind::MasterDown | ServerErrorKind::TryAgain)))
+        matches!(self, Error::Backend(error) if error.is_connection())
+    }
+
+    /// Whether the backend did not answer in time (see [`BackendError::is_timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Backend(error) if error.is_timeout())
     }
 
     /// Whether the error says that the job does not exist.
@@ -95,6 +94,87 @@ impl Error {
             what,
             reason: reason.into(),
         }
+    }
+}
+
+/// An error of the backend: the store could not be reached, or refused an operation. It says
+/// which backend (`redis: ...`) and what went wrong; [`is_connection`](Self::is_connection)
+/// tells whether trying again later may cure it.
+///
+/// # Examples
+/// ```no_run
+/// # async fn example() -> rqrs::Result<()> {
+/// let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
+/// match rqrs::Queue::new(&conn, "default").count().await {
+///     Ok(count) => println!("{count} jobs waiting"),
+///     Err(rqrs::Error::Backend(error)) if error.is_connection() => println!("down: {error}"),
+///     Err(error) => return Err(error),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct BackendError {
+    backend: &'static str,
+    kind: BackendErrorKind,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What kind of failure a [`BackendError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackendErrorKind {
+    /// The connection was refused or lost, or the server cannot serve now (loading its data,
+    /// demoted to a replica by a failover).
+    Connection,
+    /// No answer in time.
+    Timeout,
+    /// The backend refused the operation.
+    Refused,
+}
+
+impl BackendError {
+    /// An error of `backend` (its name, as in URLs: `redis`).
+    pub(crate) fn new(
+        backend: &'static str,
+        kind: BackendErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        BackendError {
+            backend,
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// Whether the connection to the backend was refused or lost, or the backend cannot serve
+    /// now (a server loading its data, or demoted to a replica by a failover): a retry may cure
+    /// it. A timeout is one too.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self.kind,
+            BackendErrorKind::Connection | BackendErrorKind::Timeout
+        )
+    }
+
+    /// Whether the backend did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == BackendErrorKind::Timeout
+    }
+
+    /// The backend's name, as in URLs (`redis`).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.backend, self.source)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }
 

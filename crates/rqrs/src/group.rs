@@ -4,6 +4,7 @@
 //! job left ceases to exist.
 
 use crate::Connection;
+use crate::backend::GroupStore;
 use crate::error::{Error, Result};
 use crate::job::{Enqueue, Job, JobId};
 use crate::queue::Queue;

@@ -16,7 +16,11 @@
 //! # async fn example() -> rqrs::Result<()> {
 //! let conn = rqrs::connect("redis://127.0.0.1:6379").await?;
 //! let queue = Queue::new(&conn, "default");
-//! let job = queue.enqueue("tasks.add", (1, 2)).result_ttl(600).send().await?;
+//! let job = queue
+//!     .enqueue("tasks.add", (1, 2))
+//!     .result_ttl(std::time::Duration::from_secs(600))
+//!     .send()
+//!     .await?;
 //!
 //! let functions = Functions::new().register("tasks.add", add);
 //! Worker::builder(&conn).queues(["default"]).functions(functions).burst(true).build()?.work().await?;
@@ -48,6 +52,7 @@
 mod backend;
 mod command;
 mod context;
+mod defaults;
 mod error;
 mod functions;
 mod group;
@@ -58,17 +63,21 @@ mod results;
 mod retry;
 mod scheduler;
 mod suspension;
+mod ttl;
 mod worker;
 
 pub use backend::{Connection, connect, connect_tls, redact_url};
 pub use command::{send_kill_horse_command, send_shutdown_command, send_stop_job_command};
 pub use context::{JobContext, current_job};
-pub use error::{Error, JobError, JobErrorKind, Result};
+pub use defaults::{
+    CALLBACK_TIMEOUT, DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_RESULT_TTL,
+    DEFAULT_WORKER_TTL, WEBHOOK_TIMEOUT,
+};
+pub use error::{BackendError, Error, JobError, JobErrorKind, Result};
 pub use functions::Functions;
 pub use group::Group;
 pub use job::{
-    Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Repeat, Webhook,
-    WebhookStatus,
+    Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Webhook, WebhookStatus,
 };
 pub use queue::Queue;
 pub use registry::{
@@ -76,10 +85,11 @@ pub use registry::{
     ScheduledJobRegistry, StartedJobRegistry,
 };
 pub use results::{JobResult, ResultType};
-pub use retry::Retry;
+pub use retry::{Repeat, Retry};
 pub use scheduler::{Scheduler, SchedulerBuilder};
 pub use suspension::{is_suspended, resume, suspend};
+pub use ttl::{Timeout, Ttl};
 pub use worker::{
-    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, Isolation, ShutdownHandle, Worker,
-    WorkerBuilder, WorkerInfo, WorkerState, run_work_horse_if_child,
+    DequeueStrategy, Isolation, ShutdownHandle, Worker, WorkerBuilder, WorkerInfo, WorkerState,
+    run_work_horse_if_child,
 };

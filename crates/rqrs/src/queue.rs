@@ -1,16 +1,17 @@
 //! A named queue: `rq:queue:<name>`, a list of job ids, listed in `rq:queues`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use std::sync::Arc;
-
-use crate::backend::redis::{NewJob, keys};
+use crate::backend::types::{JobRecord, NewJob, Placement, Replicas};
+use crate::backend::{JobStore, QueueStore};
+use crate::defaults::DEFAULT_JOB_TIMEOUT;
 use crate::error::{Error, Result};
-use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId, JobStatus};
+use crate::job::{Call, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Lifecycle};
 use crate::{Connection, Functions};
 
 /// A queue of jobs.
@@ -33,7 +34,7 @@ pub struct Queue {
     /// Test mode: run jobs in the enqueuing call with these functions.
     inline: Option<Arc<Functions>>,
     /// Replicas every enqueue waits for, and for how long at most.
-    replicas: Option<(usize, Duration)>,
+    replicas: Option<Replicas>,
 }
 
 impl Queue {
@@ -103,7 +104,10 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
-        self.replicas = Some((replicas, timeout));
+        self.replicas = Some(Replicas {
+            count: replicas,
+            timeout,
+        });
         self
     }
 
@@ -249,47 +253,135 @@ impl Queue {
         group: Option<&str>,
     ) -> Result<Vec<Job>> {
         validate_name("queue name", &self.name)?;
-        let mut jobs = Vec::with_capacity(calls.len());
-        for (call, options) in calls {
-            if call.func_name.is_empty() {
-                return Err(Error::invalid("function name", "it is empty"));
-            }
-            let id = options.job_id.clone().unwrap_or_else(JobId::random);
-            jobs.push(NewJob { id, call, options });
-        }
+        let created = Utc::now();
+        let jobs = calls
+            .into_iter()
+            .map(|(call, options)| self.new_job(call, options, created, group))
+            .collect::<Result<Vec<_>>>()?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(functions) = &self.inline else {
-            return self
-                .conn
-                .backend()
-                .enqueue(&self.conn, &self.name, jobs, group, self.replicas)
-                .await;
+        match &self.inline {
+            None => self.store(jobs, group, self.replicas).await,
+            Some(functions) => self.run_inline(functions, jobs, group).await,
+        }
+    }
+
+    /// The record of a job to enqueue on this queue, with RQ's defaults filled in (the
+    /// description is the call as Python writes it; the timeout is always written, as
+    /// Python's `Queue` writes it).
+    fn new_job(
+        &self,
+        call: Call,
+        options: EnqueueOptions,
+        created: DateTime<Utc>,
+        group: Option<&str>,
+    ) -> Result<NewJob> {
+        if call.func_name.is_empty() {
+            return Err(Error::invalid("function name", "it is empty"));
+        }
+        let placement = match options.scheduled_at {
+            Some(at) => Placement::Scheduled(at),
+            None => Placement::Queue {
+                at_front: options.at_front,
+            },
         };
+        let lifecycle = Lifecycle::of(&options);
+        let record = JobRecord {
+            id: options.job_id.unwrap_or_else(JobId::random),
+            description: Some(options.description.unwrap_or_else(|| call.description())),
+            call: Ok(call),
+            status: JobStatus::Queued,
+            origin: self.name.clone(),
+            created_at: Some(created),
+            enqueued_at: None,
+            started_at: None,
+            ended_at: None,
+            last_heartbeat: None,
+            worker_name: None,
+            timeout: Some(options.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT)),
+            result_ttl: options.result_ttl,
+            failure_ttl: options.failure_ttl,
+            ttl: options.ttl,
+            meta: options.meta,
+            legacy_exc_info: None,
+            lifecycle,
+            group_id: group.map(str::to_owned),
+        };
+        Ok(NewJob {
+            record,
+            placement,
+            unique: options.unique,
+        })
+    }
+
+    /// Stores `jobs` in one step and returns them with the status the store gave each.
+    async fn store(
+        &self,
+        jobs: Vec<NewJob>,
+        group: Option<&str>,
+        replicas: Option<Replicas>,
+    ) -> Result<Vec<Job>> {
+        let statuses = self
+            .conn
+            .backend()
+            .enqueue(&self.name, &jobs, group, replicas)
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .zip(statuses)
+            .map(|(job, status)| {
+                let mut record = job.record;
+                record.status = status;
+                if status == JobStatus::Queued {
+                    record.enqueued_at = record.created_at;
+                }
+                Job::new(&self.conn, record)
+            })
+            .collect())
+    }
+
+    /// Test mode: each job is enqueued already started by this call's worker (so that no other
+    /// worker can take it), run as a worker runs it, and read back. Jobs that are deferred or
+    /// scheduled wait as usual.
+    async fn run_inline(
+        &self,
+        functions: &Functions,
+        jobs: Vec<NewJob>,
+        group: Option<&str>,
+    ) -> Result<Vec<Job>> {
+        let worker = crate::worker::Inline::new(&self.conn, functions, &self.name);
         let mut ran = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            // A list of its own, so that no worker takes the job and this call runs exactly it.
-            let list = keys::inline_queue(&self.name, &uuid::Uuid::new_v4().simple().to_string());
-            let backend = self.conn.backend();
-            for job in backend
-                .enqueue_to(&self.conn, &self.name, &list, vec![job], group, None)
-                .await?
-            {
-                if job.status() != JobStatus::Queued {
-                    ran.push(job);
-                    continue;
+        for mut job in jobs {
+            let mut execution_id = None;
+            if matches!(job.placement, Placement::Queue { .. }) {
+                let placement = worker.placement();
+                if let Placement::Started {
+                    execution_id: id, ..
+                } = &placement
+                {
+                    execution_id = Some(id.clone());
                 }
-                crate::worker::run_inline(&self.conn, functions, &self.name, &list).await?;
-                match Job::fetch(&self.conn, job.id()).await {
-                    Ok(fresh) => ran.push(fresh),
-                    // result_ttl=0: the job is deleted once it finished.
-                    Err(Error::NoSuchJob(_)) => ran.push(Job {
-                        status: JobStatus::Finished,
-                        ..job
-                    }),
-                    Err(error) => return Err(error),
+                job.placement = placement;
+            }
+            let Some(job) = self.store(vec![job], group, None).await?.pop() else {
+                continue;
+            };
+            let Some(execution_id) = execution_id.filter(|_| job.status() == JobStatus::Started)
+            else {
+                ran.push(job);
+                continue;
+            };
+            worker.run(job.record().clone(), execution_id).await;
+            match Job::fetch(&self.conn, job.id()).await {
+                Ok(fresh) => ran.push(fresh),
+                // result_ttl=0: the job is deleted once it finished.
+                Err(Error::NoSuchJob(_)) => {
+                    let mut record = job.record().clone();
+                    record.status = JobStatus::Finished;
+                    ran.push(Job::new(&self.conn, record));
                 }
+                Err(error) => return Err(error),
             }
         }
         Ok(ran)

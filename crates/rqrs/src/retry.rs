@@ -1,6 +1,8 @@
-//! Retry policies, stored in the job hash as RQ stores them (`retries_left`, `retry_intervals`,
-//! `enqueue_at_front_on_retry`), so that Python producers' `Retry(max, interval)` works on an
-//! rqrs worker and the reverse.
+//! Running a job again: after a failure ([`Retry`]) or after a success ([`Repeat`]), and the
+//! rules that pick the interval before the next run, as RQ picks them. Both are stored as RQ
+//! stores them (`retries_left`, `retry_intervals`, `enqueue_at_front_on_retry`, `repeats_left`,
+//! `repeat_intervals`), so that Python producers' `Retry(max, interval)` and `Repeat(times,
+//! interval)` work on an rqrs worker and the reverse.
 
 use crate::error::{Error, Result};
 
@@ -94,6 +96,54 @@ impl Retry {
     }
 }
 
+/// Runs a job again after it succeeds (RQ 2.3's `Repeat`).
+///
+/// # Examples
+/// ```
+/// use rqrs::Repeat;
+///
+/// let repeat = Repeat::new(2).intervals([0, 60]);
+/// assert_eq!(repeat.times(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    times: u32,
+    intervals: Vec<u64>,
+}
+
+impl Repeat {
+    /// `times` more runs, each at once.
+    pub fn new(times: u32) -> Self {
+        Repeat {
+            times,
+            intervals: vec![0],
+        }
+    }
+
+    /// Seconds between runs, as RQ indexes them (see [`repeat_interval`]).
+    pub fn intervals(mut self, seconds: impl IntoIterator<Item = u64>) -> Self {
+        self.intervals = interval_list(seconds);
+        self
+    }
+
+    /// The number of repeats.
+    pub fn times(&self) -> u32 {
+        self.times
+    }
+
+    /// The intervals in seconds.
+    pub fn intervals_secs(&self) -> &[u64] {
+        &self.intervals
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.times == 0 {
+            return Err(Error::invalid("repeat", "times must be 1 or more"));
+        }
+        Ok(())
+    }
+}
+
 /// A list of intervals as RQ stores it: never empty (`[0]` for none given), since a Python
 /// worker indexes it.
 pub(crate) fn interval_list(seconds: impl IntoIterator<Item = u64>) -> Vec<u64> {
@@ -118,6 +168,19 @@ pub(crate) fn next_interval(intervals: &[u64], retries_left: u64) -> u64 {
         .unwrap_or(0)
 }
 
+/// The delay before the next repeat when `repeats_left` remain, as RQ computes it: indexed by
+/// the runs *remaining*, `intervals[repeats_left - 1]` (the last one past the end), so `[0, 5]`
+/// with two repeats waits 5 s first (RQ 2.12's `Repeat`; kept so that Python producers get what
+/// they get from Python workers).
+pub(crate) fn repeat_interval(intervals: &[u64], repeats_left: u64) -> u64 {
+    let index = usize::try_from(repeats_left.saturating_sub(1)).unwrap_or(usize::MAX);
+    intervals
+        .get(index)
+        .or(intervals.last())
+        .copied()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +198,13 @@ mod tests {
             [10, 10, 10, 30]
         );
         assert_eq!(next_interval(&[], 1), 0);
+    }
+
+    #[test]
+    fn repeat_intervals_are_indexed_by_the_repeats_left() {
+        assert_eq!([2, 1].map(|left| repeat_interval(&[0, 5], left)), [5, 0]);
+        assert_eq!(repeat_interval(&[7], 3), 7);
+        assert_eq!(repeat_interval(&[], 1), 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The scheduler (RQ's `RQScheduler`): enqueues the jobs of `rq:scheduled:<q>` when they are
 //! due, holding RQ's per-queue lock `rq:scheduler-lock:<q>` and its hash
 //! `rq:scheduler:<name>`. How it shares queues with other schedulers is told on [`Scheduler`];
-//! the Redis side is `backend/redis/scheduler.rs`.
+//! the store's side is [`ScheduleStore`].
 
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::Connection;
-use crate::backend::redis::{Lock, SchedulerRecord};
+use crate::backend::ScheduleStore;
+use crate::backend::types::{Lock, SchedulerRecord};
 use crate::error::{Error, Result};
 
 /// How often a running scheduler refreshes its locks and enqueues due jobs (RQ's interval).

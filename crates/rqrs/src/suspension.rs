@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::Connection;
+use crate::backend::WorkerStore;
 use crate::error::Result;
 
 /// Suspends every worker of the deployment (Python's and rqrs's), for `duration` or until

@@ -367,7 +367,7 @@ async fn enqueue_appends(conn: &Connection, path: &Path, count: usize, seconds: 
                 queue
                     .enqueue("fixtures.append", (path, i.to_string(), seconds))
                     .retry(Retry::new(5))
-                    .result_ttl(86_400)
+                    .result_ttl(std::time::Duration::from_secs(86_400))
             }))
             .await
             .unwrap();

@@ -1,7 +1,12 @@
 //! A job: its id, status, call, options and outcome, as stored in `rq:job:<id>`.
 
+mod call;
+mod callback;
+mod dependency;
+mod enqueue;
 mod operations;
 mod options;
+mod webhook;
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,11 +14,22 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use options::{Callback, Dependency, Enqueue, EnqueueOptions, Repeat, Webhook, WebhookStatus};
+pub(crate) use call::Call;
+pub use callback::Callback;
+pub use dependency::Dependency;
+pub use enqueue::Enqueue;
+pub use options::EnqueueOptions;
+pub use webhook::{Webhook, WebhookStatus};
+
+use std::time::Duration;
 
 use crate::Connection;
+use crate::backend::types::JobRecord;
+use crate::backend::{JobStore, QueueStore};
 use crate::error::{Error, Result};
 use crate::results::{JobResult, ResultType};
+use crate::retry::Retry;
+use crate::ttl::{Timeout, Ttl};
 
 /// A job's id: a UUID by default, or any `[A-Za-z0-9_-]+` the producer chooses.
 ///
@@ -154,14 +170,6 @@ impl fmt::Display for JobStatus {
     }
 }
 
-/// The call a job makes: a function name with JSON arguments.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Call {
-    pub(crate) func_name: String,
-    pub(crate) args: Vec<Value>,
-    pub(crate) kwargs: Map<String, Value>,
-}
-
 /// A job as read from the backend.
 ///
 /// # Examples
@@ -178,30 +186,8 @@ pub(crate) struct Call {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub(crate) conn: Connection,
-    pub(crate) id: JobId,
-    /// The decoded call, or why `data` cannot be decoded.
-    pub(crate) call: std::result::Result<Call, String>,
-    pub(crate) status: JobStatus,
-    pub(crate) origin: String,
-    pub(crate) description: Option<String>,
-    pub(crate) created_at: Option<DateTime<Utc>>,
-    pub(crate) enqueued_at: Option<DateTime<Utc>>,
-    pub(crate) started_at: Option<DateTime<Utc>>,
-    pub(crate) ended_at: Option<DateTime<Utc>>,
-    pub(crate) last_heartbeat: Option<DateTime<Utc>>,
-    pub(crate) worker_name: Option<String>,
-    pub(crate) timeout: Option<i64>,
-    pub(crate) result_ttl: Option<i64>,
-    pub(crate) failure_ttl: Option<i64>,
-    pub(crate) ttl: Option<i64>,
-    pub(crate) meta: Map<String, Value>,
-    /// The legacy `exc_info` field of the hash (RQ 1.x, or a requeue's empty marker).
-    pub(crate) legacy_exc_info: Option<String>,
-    /// What happens around its runs: retries, repeats, callbacks, dependencies.
-    pub(crate) lifecycle: Lifecycle,
-    /// The group the job belongs to (RQ's `group_id`).
-    pub(crate) group_id: Option<String>,
+    conn: Connection,
+    record: JobRecord,
 }
 
 /// The settings of a job that decide what happens after a run, as stored in its hash.
@@ -217,34 +203,55 @@ pub(crate) struct Lifecycle {
     pub(crate) on_stopped: Option<Callback>,
     pub(crate) dependency_ids: Vec<JobId>,
     pub(crate) allow_dependency_failures: bool,
+    /// Go to the head of the queue when released by its dependencies or due (RQ's
+    /// `enqueue_at_front`).
+    pub(crate) enqueue_at_front: bool,
     pub(crate) webhooks: Vec<Webhook>,
 }
 
+impl Lifecycle {
+    /// What an enqueue with `options` asks of the job's runs.
+    pub(crate) fn of(options: &EnqueueOptions) -> Self {
+        let retry = options.retry.as_ref();
+        let repeat = options.repeat.as_ref();
+        let dependency = options.depends_on.as_ref();
+        Lifecycle {
+            retries_left: retry.map_or(0, |retry| u64::from(retry.max())),
+            retry_intervals: retry
+                .map(|retry| retry.intervals_secs().to_vec())
+                .unwrap_or_default(),
+            retry_at_front: retry.is_some_and(Retry::is_at_front),
+            repeats_left: repeat.map_or(0, |repeat| u64::from(repeat.times())),
+            repeat_intervals: repeat
+                .map(|repeat| repeat.intervals_secs().to_vec())
+                .unwrap_or_default(),
+            on_success: options.on_success.clone(),
+            on_failure: options.on_failure.clone(),
+            on_stopped: options.on_stopped.clone(),
+            dependency_ids: dependency
+                .map(|dependency| dependency.jobs.clone())
+                .unwrap_or_default(),
+            allow_dependency_failures: dependency
+                .is_some_and(|dependency| dependency.allow_failure),
+            enqueue_at_front: dependency.is_some_and(|dependency| dependency.enqueue_at_front)
+                || (options.scheduled_at.is_some() && options.at_front),
+            webhooks: options.webhooks.clone(),
+        }
+    }
+}
+
 impl Job {
-    /// A started job whose hash cannot be read: the worker fails it with `reason`.
-    pub(crate) fn unreadable(conn: &Connection, id: JobId, origin: &str, reason: String) -> Job {
+    /// A handle on the job that `record` describes.
+    pub(crate) fn new(conn: &Connection, record: JobRecord) -> Self {
         Job {
             conn: conn.clone(),
-            id,
-            call: Err(reason),
-            status: JobStatus::Started,
-            origin: origin.to_owned(),
-            description: None,
-            created_at: None,
-            enqueued_at: None,
-            started_at: None,
-            ended_at: None,
-            last_heartbeat: None,
-            worker_name: None,
-            timeout: None,
-            result_ttl: None,
-            failure_ttl: None,
-            ttl: None,
-            meta: Map::new(),
-            legacy_exc_info: None,
-            lifecycle: Lifecycle::default(),
-            group_id: None,
+            record,
         }
+    }
+
+    /// The job as stored when it was read.
+    pub(crate) fn record(&self) -> &JobRecord {
+        &self.record
     }
 
     /// Reads the job with this id.
@@ -253,9 +260,9 @@ impl Job {
     /// [`Error::NoSuchJob`] if it does not exist (never created, deleted, or expired);
     /// [`Error::MalformedJob`] if its hash is not a job; a backend error.
     pub async fn fetch(conn: &Connection, id: &JobId) -> Result<Job> {
-        conn.backend()
-            .fetch_job(conn, id)
-            .await?
+        let record = conn.backend().fetch_job(id).await?;
+        record
+            .map(|record| Job::new(conn, record))
             .ok_or_else(|| Error::NoSuchJob(id.clone()))
     }
 
@@ -281,7 +288,11 @@ impl Job {
     /// # Errors
     /// [`Error::MalformedJob`] if a hash is not a job; a backend error.
     pub async fn fetch_many(conn: &Connection, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
-        conn.backend().fetch_jobs(conn, ids).await
+        let records = conn.backend().fetch_jobs(ids).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| record.map(|record| Job::new(conn, record)))
+            .collect())
     }
 
     /// Reads the job again, so that status, meta and timestamps are current.
@@ -289,122 +300,122 @@ impl Job {
     /// # Errors
     /// As [`Job::fetch`].
     pub async fn refresh(&mut self) -> Result<()> {
-        *self = Job::fetch(&self.conn, &self.id).await?;
+        *self = Job::fetch(&self.conn, &self.record.id).await?;
         Ok(())
     }
 
     /// The job's id.
     pub fn id(&self) -> &JobId {
-        &self.id
+        &self.record.id
     }
 
     /// The function the job calls (empty when the job's data cannot be decoded).
     pub fn func_name(&self) -> &str {
-        self.call.as_ref().map_or("", |call| &call.func_name)
+        self.record.call.as_ref().map_or("", |call| &call.func_name)
     }
 
     /// The positional arguments.
     pub fn args(&self) -> &[Value] {
-        self.call.as_ref().map_or(&[], |call| &call.args)
+        self.record.call.as_ref().map_or(&[], |call| &call.args)
     }
 
     /// The keyword arguments.
     pub fn kwargs(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.call
+        self.record
+            .call
             .as_ref()
             .map_or_else(|_| EMPTY.get_or_init(Map::new), |call| &call.kwargs)
     }
 
     /// Why the job's `data` cannot be decoded, if it cannot (a pickled job, bad JSON...).
     pub fn data_error(&self) -> Option<&str> {
-        self.call.as_ref().err().map(String::as_str)
+        self.record.call.as_ref().err().map(String::as_str)
     }
 
     /// The status as last read.
     pub fn status(&self) -> JobStatus {
-        self.status
+        self.record.status
     }
 
     /// The name of the queue the job was enqueued on.
     pub fn origin(&self) -> &str {
-        &self.origin
+        &self.record.origin
     }
 
     /// The description (RQ's default is the call as Python would write it).
     pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
+        self.record.description.as_deref()
     }
 
     /// When the job was created.
     pub fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created_at
+        self.record.created_at
     }
 
     /// When the job was last put on a queue.
     pub fn enqueued_at(&self) -> Option<DateTime<Utc>> {
-        self.enqueued_at
+        self.record.enqueued_at
     }
 
     /// When the job last started.
     pub fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.started_at
+        self.record.started_at
     }
 
     /// When the job last ended.
     pub fn ended_at(&self) -> Option<DateTime<Utc>> {
-        self.ended_at
+        self.record.ended_at
     }
 
     /// The last heartbeat of the worker that runs or ran the job.
     pub fn last_heartbeat(&self) -> Option<DateTime<Utc>> {
-        self.last_heartbeat
+        self.record.last_heartbeat
     }
 
     /// The name of the worker that runs or ran the job.
     pub fn worker_name(&self) -> Option<&str> {
-        self.worker_name.as_deref()
+        self.record.worker_name.as_deref()
     }
 
-    /// The timeout in seconds (`-1`: none; `None`: the worker's default).
-    pub fn timeout(&self) -> Option<i64> {
-        self.timeout
+    /// How long the job may run (`None`: the worker's default).
+    pub fn timeout(&self) -> Option<Timeout> {
+        self.record.timeout
     }
 
-    /// How long a result is kept, in seconds (`0`: not kept, `-1`: forever; `None`: the
-    /// worker's default, 500 s).
-    pub fn result_ttl(&self) -> Option<i64> {
-        self.result_ttl
+    /// How long a result is kept (`None`: the worker's default, 500 s).
+    pub fn result_ttl(&self) -> Option<Ttl> {
+        self.record.result_ttl
     }
 
-    /// How long a failed job is kept, in seconds (`None`: one year).
-    pub fn failure_ttl(&self) -> Option<i64> {
-        self.failure_ttl
+    /// How long a failed job is kept (`None`: one year).
+    pub fn failure_ttl(&self) -> Option<Ttl> {
+        self.record.failure_ttl
     }
 
-    /// How long the job may wait on its queue before it is dropped, in seconds.
-    pub fn ttl(&self) -> Option<i64> {
-        self.ttl
+    /// How long the job may wait on its queue before it is dropped (`None`: no limit).
+    pub fn ttl(&self) -> Option<Duration> {
+        self.record.ttl
     }
 
     /// How many more times the job runs after a failure.
     pub fn retries_left(&self) -> u64 {
-        self.lifecycle.retries_left
+        self.record.lifecycle.retries_left
     }
 
     /// How many more times the job runs after a success.
     pub fn repeats_left(&self) -> u64 {
-        self.lifecycle.repeats_left
+        self.record.lifecycle.repeats_left
     }
 
     /// The jobs this one waits for.
     pub fn dependency_ids(&self) -> &[JobId] {
-        &self.lifecycle.dependency_ids
+        &self.record.lifecycle.dependency_ids
     }
 
     /// The name of the group the job was enqueued in (see [`Group`](crate::Group)).
     pub fn group_id(&self) -> Option<&str> {
-        self.group_id.as_deref()
+        self.record.group_id.as_deref()
     }
 
     /// Where the job is on its queue (0 is the head, the next to run), or `None` when it is not
@@ -413,23 +424,23 @@ impl Job {
     /// # Errors
     /// A backend error.
     pub async fn position(&self) -> Result<Option<usize>> {
-        if self.origin.is_empty() {
+        if self.record.origin.is_empty() {
             return Ok(None);
         }
         self.conn
             .backend()
-            .queue_position(&self.origin, &self.id)
+            .queue_position(&self.record.origin, &self.record.id)
             .await
     }
 
     /// The job's free-form metadata.
     pub fn meta(&self) -> &Map<String, Value> {
-        &self.meta
+        &self.record.meta
     }
 
     /// The metadata, to change before [`Job::save_meta`].
     pub fn meta_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.meta
+        &mut self.record.meta
     }
 
     /// Writes [`Job::meta`] to the backend, replacing what is stored.
@@ -437,7 +448,10 @@ impl Job {
     /// # Errors
     /// A backend error.
     pub async fn save_meta(&self) -> Result<()> {
-        self.conn.backend().save_meta(&self.id, &self.meta).await
+        self.conn
+            .backend()
+            .save_meta(&self.record.id, &self.record.meta)
+            .await
     }
 
     /// The latest result of the job (success or failure), if any is kept.
@@ -445,7 +459,7 @@ impl Job {
     /// # Errors
     /// A backend error, or a result entry that cannot be read.
     pub async fn latest_result(&self) -> Result<Option<JobResult>> {
-        self.conn.backend().latest_result(&self.id).await
+        self.conn.backend().latest_result(&self.record.id).await
     }
 
     /// Every result kept for the job, newest first (RQ's `results()`): one per run that
@@ -454,7 +468,7 @@ impl Job {
     /// # Errors
     /// A backend error, or a result entry that cannot be read.
     pub async fn results(&self) -> Result<Vec<JobResult>> {
-        self.conn.backend().results(&self.id).await
+        self.conn.backend().results(&self.record.id).await
     }
 
     /// The return value of the last run, if it succeeded (`Some(Value::Null)` for a function
@@ -480,7 +494,11 @@ impl Job {
             Some(result) if result.result_type() == ResultType::Failed => {
                 result.exc_string().map(str::to_owned)
             }
-            _ => self.legacy_exc_info.clone().filter(|text| !text.is_empty()),
+            _ => self
+                .record
+                .legacy_exc_info
+                .clone()
+                .filter(|text| !text.is_empty()),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{Job, JobStatus};
 use crate::FailedJobRegistry;
+use crate::backend::JobStore;
 use crate::error::Result;
 
 impl Job {
@@ -28,8 +29,12 @@ impl Job {
     /// [`Error::AlreadyCanceled`](crate::Error::AlreadyCanceled) if it was canceled already;
     /// [`Error::NoSuchJob`](crate::Error::NoSuchJob) if it is gone; a backend error.
     pub async fn cancel(&mut self) -> Result<()> {
-        self.conn.backend().cancel(&self.id, &self.origin).await?;
-        self.status = JobStatus::Canceled;
+        let record = &mut self.record;
+        self.conn
+            .backend()
+            .cancel(&record.id, &record.origin)
+            .await?;
+        record.status = JobStatus::Canceled;
         Ok(())
     }
 
@@ -44,7 +49,7 @@ impl Job {
     pub async fn delete(&self, delete_dependents: bool) -> Result<()> {
         self.conn
             .backend()
-            .delete(&self.id, &self.origin, delete_dependents)
+            .delete(&self.record.id, &self.record.origin, delete_dependents)
             .await?;
         Ok(())
     }
@@ -58,11 +63,12 @@ impl Job {
     /// failed registry; [`Error::NoSuchJob`](crate::Error::NoSuchJob) if it is gone; a backend
     /// error.
     pub async fn requeue(&mut self, at_front: bool) -> Result<()> {
-        let registry = FailedJobRegistry::new(&self.conn, self.origin.clone());
-        registry.requeue_to(&self.id, at_front).await?;
-        self.status = JobStatus::Queued;
-        self.started_at = None;
-        self.ended_at = None;
+        let record = &mut self.record;
+        let registry = FailedJobRegistry::new(&self.conn, record.origin.clone());
+        registry.requeue_to(&record.id, at_front).await?;
+        record.status = JobStatus::Queued;
+        record.started_at = None;
+        record.ended_at = None;
         Ok(())
     }
 }

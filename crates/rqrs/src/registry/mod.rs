@@ -4,6 +4,7 @@
 //! tail or the head) and `add`.
 
 use crate::Connection;
+use crate::backend::RegistryStore;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 
@@ -80,10 +81,24 @@ macro_rules! registry {
             /// # Errors
             /// A backend error.
             pub async fn cleanup(&self) -> Result<usize> {
-                self.conn.backend().registry_cleanup($kind, &self.queue).await
+                cleanup(&self.conn, $kind, &self.queue).await
             }
         }
     };
+}
+
+/// Drops the entries of a registry whose time has passed; returns how many went. In the started
+/// registry those are runs whose worker stopped heartbeating: each is recovered as the worker's
+/// maintenance recovers it (retried while retries are left, else failed as abandoned).
+pub(crate) async fn cleanup(conn: &Connection, kind: RegistryKind, queue: &str) -> Result<usize> {
+    match kind {
+        RegistryKind::Started => crate::worker::recover_abandoned(conn, queue).await,
+        RegistryKind::Finished | RegistryKind::Failed => {
+            conn.backend().expire_entries(kind, queue).await
+        }
+        // Scored by a time, not an expiry: nothing there expires (as in RQ).
+        RegistryKind::Deferred | RegistryKind::Scheduled | RegistryKind::Canceled => Ok(0),
+    }
 }
 
 registry!(
@@ -215,6 +230,9 @@ impl FailedJobRegistry {
                 ),
             ));
         }
-        self.conn.backend().fail_by_hand(job, exc_info).await
+        self.conn
+            .backend()
+            .add_to_failed(job.id(), &self.queue, job.failure_ttl(), exc_info)
+            .await
     }
 }

@@ -8,14 +8,20 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::task::TaskTracker;
 
-use super::{
-    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, DequeueStrategy, Isolation, Shared, Stop, Worker,
-    isolation,
-};
+use super::{DequeueStrategy, Isolation, Shared, Stop, Worker};
 use crate::Connection;
-use crate::backend::redis::{DEFAULT_TIMEOUT, Liveness};
+use crate::backend::types::Liveness;
+use crate::defaults::{
+    DEFAULT_JOB_TIMEOUT, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, WORKER_TTL_GRACE,
+};
 use crate::error::{Error, Result};
 use crate::functions::Functions;
+use crate::ttl::{Timeout, Ttl};
+
+/// How many heartbeat intervals after its last heartbeat a run counts as abandoned.
+const DEADLINE_HEARTBEATS: u32 = 6;
+/// How often a worker heartbeats when not told.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Builds a [`Worker`].
 #[derive(Debug)]
@@ -27,13 +33,13 @@ pub struct WorkerBuilder {
     name: Option<String>,
     concurrency: usize,
     burst: bool,
-    default_result_ttl: i64,
-    worker_ttl: u64,
+    default_result_ttl: Ttl,
+    worker_ttl: Duration,
     heartbeat_interval: Duration,
     handle_signals: bool,
     with_scheduler: bool,
     limits: Limits,
-    default_job_timeout: i64,
+    default_job_timeout: Timeout,
     isolation: Isolation,
     max_memory_per_job: Option<u64>,
 }
@@ -81,15 +87,17 @@ impl WorkerBuilder {
         self
     }
 
-    /// Seconds a success is kept when the job does not say (default 500; RQ's `--results-ttl`).
-    pub fn default_result_ttl(mut self, seconds: i64) -> Self {
-        self.default_result_ttl = seconds;
+    /// How long a success is kept when the job does not say (default 500 s; RQ's
+    /// `--results-ttl`).
+    pub fn default_result_ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.default_result_ttl = ttl.into();
         self
     }
 
-    /// Seconds the worker hash outlives the last heartbeat, less 60 (default 420, RQ's).
-    pub fn worker_ttl(mut self, seconds: u64) -> Self {
-        self.worker_ttl = seconds;
+    /// How long the worker's registration outlives its last heartbeat, less 60 s (default
+    /// 420 s, RQ's).
+    pub fn worker_ttl(mut self, ttl: Duration) -> Self {
+        self.worker_ttl = ttl;
         self
     }
 
@@ -125,10 +133,11 @@ impl WorkerBuilder {
         self
     }
 
-    /// Seconds a job may run when it does not say (RQ's `--job-timeout`; default 180; -1 for
-    /// none). Jobs enqueued by rqrs or Python always carry their own.
-    pub fn default_job_timeout(mut self, seconds: i64) -> Self {
-        self.default_job_timeout = seconds;
+    /// How long a job may run when it does not say (RQ's `--job-timeout`; default 180 s;
+    /// [`Timeout::UNLIMITED`] for no limit). Jobs enqueued by rqrs or Python always carry their
+    /// own.
+    pub fn default_job_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.default_job_timeout = timeout.into();
         self
     }
 
@@ -160,7 +169,7 @@ impl WorkerBuilder {
     /// [`Error::Invalid`] for no queues, a concurrency of 0, a name RQ cannot use, a memory cap
     /// without process isolation, process isolation on a system other than Unix, or in a work
     /// horse whose binary did not call [`run_work_horse_if_child`].
-    pub fn build(self) -> Result<Worker> {
+    pub fn build(mut self) -> Result<Worker> {
         if self.queues.is_empty() {
             return Err(Error::invalid("worker", "give at least one queue"));
         }
@@ -175,6 +184,7 @@ impl WorkerBuilder {
         }
         let name = self
             .name
+            .take()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(Error::invalid("worker name", format!("{name:?}")));
@@ -182,7 +192,7 @@ impl WorkerBuilder {
         // A binary that does not call run_work_horse_if_child would otherwise run a whole
         // worker in each horse, which would start horses of its own.
         #[cfg(unix)]
-        if isolation::is_horse() {
+        if super::isolation::is_horse() {
             return Err(Error::invalid(
                 "worker",
                 "this process was started as a work horse: call \
@@ -197,40 +207,58 @@ impl WorkerBuilder {
         }
         #[cfg(unix)]
         let horses = (self.isolation == Isolation::Process)
-            .then(|| isolation::Horses::new(&self.conn, &name, self.max_memory_per_job));
+            .then(|| super::isolation::Horses::new(&self.conn, &name, self.max_memory_per_job));
         #[cfg(not(unix))]
         if self.isolation == Isolation::Process {
             return Err(Error::invalid("isolation", "process isolation needs Unix"));
         }
-        let interval = self.heartbeat_interval.as_secs().max(1);
         let (shutdown, _) = watch::channel(Stop::Running);
+        let concurrency = self.concurrency;
+        let burst = self.burst;
+        let heartbeat_interval = self.heartbeat_interval;
+        let handle_signals = self.handle_signals;
+        let limits = self.limits;
+        let with_scheduler = self.with_scheduler;
+        #[cfg_attr(not(unix), expect(unused_mut, reason = "only Unix has work horses"))]
+        let mut shared = self.into_shared(name);
+        #[cfg(unix)]
+        {
+            shared.horses = horses;
+        }
         Ok(Worker {
-            shared: Arc::new(Shared {
-                conn: self.conn,
-                #[cfg(unix)]
-                horses,
-                name,
-                queues: self.queues,
-                functions: self.functions,
-                default_result_ttl: self.default_result_ttl,
-                default_job_timeout: self.default_job_timeout,
-                liveness: Liveness {
-                    execution_ttl: interval * 6,
-                    worker_ttl: self.worker_ttl + 60,
-                },
-                running: Mutex::new(HashMap::new()),
-                finished: Notify::new(),
-                ended: AtomicU64::new(0),
-                webhooks: TaskTracker::new(),
-            }),
-            concurrency: self.concurrency,
-            burst: self.burst,
-            heartbeat_interval: self.heartbeat_interval,
-            handle_signals: self.handle_signals,
-            limits: self.limits,
-            with_scheduler: self.with_scheduler,
+            concurrency,
+            burst,
+            heartbeat_interval,
+            handle_signals,
+            limits,
+            with_scheduler,
             shutdown: Arc::new(shutdown),
+            shared: Arc::new(shared),
         })
+    }
+
+    /// What the worker's tasks share, as these settings make it (with no work horses).
+    pub(super) fn into_shared(self, name: String) -> Shared {
+        // Whole seconds, at least one: the store keeps deadlines in seconds.
+        let interval = Duration::from_secs(self.heartbeat_interval.as_secs().max(1));
+        Shared {
+            conn: self.conn,
+            #[cfg(unix)]
+            horses: None,
+            name,
+            queues: self.queues,
+            functions: self.functions,
+            default_result_ttl: self.default_result_ttl,
+            default_job_timeout: self.default_job_timeout,
+            liveness: Liveness {
+                execution_ttl: interval * DEADLINE_HEARTBEATS,
+                worker_ttl: self.worker_ttl + WORKER_TTL_GRACE,
+            },
+            running: Mutex::new(HashMap::new()),
+            finished: Notify::new(),
+            ended: AtomicU64::new(0),
+            webhooks: TaskTracker::new(),
+        }
     }
 }
 
@@ -246,10 +274,10 @@ impl Worker {
             burst: false,
             default_result_ttl: DEFAULT_RESULT_TTL,
             worker_ttl: DEFAULT_WORKER_TTL,
-            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_interval: HEARTBEAT_INTERVAL,
             handle_signals: false,
             limits: Limits::default(),
-            default_job_timeout: DEFAULT_TIMEOUT,
+            default_job_timeout: DEFAULT_JOB_TIMEOUT,
             with_scheduler: false,
             isolation: Isolation::InProcess,
             max_memory_per_job: None,

@@ -1,11 +1,7 @@
-//! What a worker publishes about itself in `rq:worker:<name>`, readable for any worker,
-//! Python's or rqrs's.
-
-use std::collections::HashMap;
+//! What a worker publishes about itself (on Redis, RQ's `rq:worker:<name>`), readable for any
+//! worker, Python's or rqrs's.
 
 use chrono::{DateTime, Utc};
-
-use crate::backend::redis::codec;
 
 /// A worker's state, with RQ's strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,39 +77,6 @@ impl WorkerInfo {
             failed_job_count: 0,
             total_working_time: 0.0,
             version: concat!("rqrs-", env!("CARGO_PKG_VERSION")).to_owned(),
-        }
-    }
-
-    pub(crate) fn from_hash(name: &str, hash: &HashMap<String, String>) -> Self {
-        let text = |field: &str| hash.get(field).filter(|value| !value.is_empty()).cloned();
-        let state = match text("state").as_deref() {
-            Some("busy") => WorkerState::Busy,
-            Some("suspended") => WorkerState::Suspended,
-            Some("started") => WorkerState::Started,
-            _ => WorkerState::Idle,
-        };
-        WorkerInfo {
-            name: name.to_owned(),
-            queues: text("queues")
-                .map(|queues| queues.split(',').map(str::to_owned).collect())
-                .unwrap_or_default(),
-            state,
-            current_job: text("current_job"),
-            hostname: text("hostname").unwrap_or_default(),
-            pid: text("pid").and_then(|pid| pid.parse().ok()).unwrap_or(0),
-            ip_address: text("ip_address"),
-            birth: text("birth").and_then(|time| codec::parse_time(&time)),
-            last_heartbeat: text("last_heartbeat").and_then(|time| codec::parse_time(&time)),
-            successful_job_count: text("successful_job_count")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-            failed_job_count: text("failed_job_count")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
-            total_working_time: text("total_working_time")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0.0),
-            version: text("version").unwrap_or_default(),
         }
     }
 }

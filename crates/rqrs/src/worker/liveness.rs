@@ -1,17 +1,19 @@
-//! Keeping the worker and its runs alive: heartbeats (the worker hash, and per running execution
-//! its started-registry deadline, execution hash and set) and the maintenance that finds runs
-//! abandoned by dead workers. They run on a thread of their own, with their own async runtime
-//! and their own connection, so that job code cannot starve them: a blocking job holds a
-//! blocking-pool thread, and an async job that never yields holds a runtime thread, but neither
-//! holds this one.
+//! Keeping the worker and its runs alive: heartbeats (the worker's registration, and per running
+//! execution its deadline) and the [maintenance](super::maintenance) that finds runs abandoned
+//! by dead workers. They run on a thread of their own, with their own async runtime and their
+//! own connection, so that job code cannot starve them: a blocking job holds a blocking-pool
+//! thread, and an async job that never yields holds a runtime thread, but neither holds this
+//! one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::{Shared, WorkerInfo, WorkerState};
-use crate::backend::redis::{Execution, RedisBackend};
+use super::{Shared, WorkerInfo, WorkerState, maintenance};
+use crate::Connection;
+use crate::backend::types::Execution;
+use crate::backend::{RunStore, WorkerStore};
 
 /// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
 /// workers are found here, within this interval of their deadline; RQ's lock
@@ -66,9 +68,9 @@ impl Thread {
 
 /// The heartbeat and maintenance loop, on a connection of the liveness thread.
 async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
-    let backend = loop {
-        match shared.conn.backend().detached().await {
-            Ok(backend) => break backend,
+    let conn = loop {
+        match shared.conn.detached().await {
+            Ok(conn) => break conn,
             Err(error) => {
                 tracing::warn!(%error, "the liveness thread cannot connect; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -84,17 +86,17 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
     // abandoned, the live ones too. So maintenance waits one deadline after the first heartbeat
     // that lands again: every live worker refreshes its runs meanwhile, and only the runs of
     // workers that are gone are still past their deadline when it looks.
-    let deadline = Duration::from_secs(shared.liveness.execution_ttl);
+    let deadline = shared.liveness.execution_ttl;
     let mut in_outage = false;
     let mut hold_maintenance_until = None;
-    maintain(shared, &backend).await;
+    maintenance::maintain(&conn, &shared.queues).await;
     loop {
         ticks.tick().await;
         // The heartbeat first: this worker's own live runs are refreshed before its maintenance
         // could take them for abandoned.
         if last_beat.elapsed() >= interval {
             last_beat = tokio::time::Instant::now();
-            let landed = heartbeat(shared, &backend, info).await;
+            let landed = heartbeat(shared, &conn, info).await;
             if landed && in_outage {
                 tracing::info!(hold = ?deadline, "heartbeats land again; maintenance waits one deadline");
                 hold_maintenance_until = Some(tokio::time::Instant::now() + deadline);
@@ -104,13 +106,14 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
         let held = hold_maintenance_until.is_some_and(|until| tokio::time::Instant::now() < until);
         if !in_outage && !held && last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
             last_maintenance = tokio::time::Instant::now();
-            maintain(shared, &backend).await;
+            maintenance::maintain(&conn, &shared.queues).await;
         }
     }
 }
 
 /// One heartbeat; returns whether it landed.
-async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) -> bool {
+async fn heartbeat(shared: &Shared, conn: &Connection, info: &WorkerInfo) -> bool {
+    let backend = conn.backend();
     let running: Vec<Execution> = shared
         .running()
         .values()
@@ -141,31 +144,6 @@ async fn heartbeat(shared: &Shared, backend: &RedisBackend, info: &WorkerInfo) -
         Err(error) => {
             tracing::warn!(%error, "heartbeat failed");
             false
-        }
-    }
-}
-
-/// Cleans the registries of the worker's queues (see `RedisBackend::maintain`).
-async fn maintain(shared: &Shared, backend: &RedisBackend) {
-    let mut maintained = false;
-    for queue in &shared.queues {
-        match backend.maintain(queue).await {
-            Ok(Some(cleaned)) => {
-                maintained = true;
-                if cleaned > 0 {
-                    tracing::info!(%queue, cleaned, "registries cleaned");
-                }
-            }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
-        }
-    }
-    // As RQ: the groups are pruned once per maintenance, after the queues.
-    if maintained {
-        match backend.clean_groups().await {
-            Ok(cleaned) if cleaned > 0 => tracing::info!(cleaned, "groups cleaned"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "group maintenance failed"),
         }
     }
 }

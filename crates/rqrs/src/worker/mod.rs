@@ -20,10 +20,13 @@
 
 mod builder;
 mod control;
+mod dispatch;
 mod info;
 #[cfg(unix)]
 mod isolation;
 mod liveness;
+mod maintenance;
+mod outcome;
 mod run;
 mod strategy;
 mod waiter;
@@ -31,32 +34,29 @@ mod webhook;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
 use builder::Limits;
 pub use builder::WorkerBuilder;
 pub use info::{WorkerInfo, WorkerState};
+pub(crate) use maintenance::recover_abandoned;
 pub use strategy::DequeueStrategy;
 
 use crate::Connection;
-use crate::backend::redis::{DEFAULT_TIMEOUT, Dequeued, Execution, Liveness, execution_ids};
+use crate::backend::types::{
+    Execution, JobRecord, Liveness, Placement, Started, new_execution_ids,
+};
+use crate::backend::{RunStore, WorkerStore};
 use crate::error::Result;
 use crate::functions::Functions;
 use crate::scheduler::{self, Scheduler};
-
-/// How often a suspended worker looks whether it was resumed (RQ: every second).
-const SUSPENDED_POLL: Duration = Duration::from_secs(1);
-
-/// RQ's default `result_ttl` in seconds.
-pub const DEFAULT_RESULT_TTL: i64 = 500;
-/// RQ's default worker TTL in seconds.
-pub const DEFAULT_WORKER_TTL: u64 = 420;
+use crate::ttl::{Timeout, Ttl};
 
 /// Where a worker runs its job functions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,8 +188,8 @@ struct Shared {
     name: String,
     queues: Vec<String>,
     functions: Functions,
-    default_result_ttl: i64,
-    default_job_timeout: i64,
+    default_result_ttl: Ttl,
+    default_job_timeout: Timeout,
     liveness: Liveness,
     /// Running executions by execution id, for heartbeats, commands and cold shutdown.
     running: Mutex<HashMap<String, Running>>,
@@ -322,9 +322,10 @@ impl Worker {
                 .map(|(_, run)| run.execution)
                 .collect();
             for execution in running {
-                let released = through_outage(|| backend.release(&execution, &shared.name)).await;
+                let run = &execution.run;
+                let released = through_outage(|| backend.release(run, &shared.name)).await;
                 if let Err(error) = released {
-                    tracing::error!(job = %execution.job_id, %error, "could not put a job back on its queue; it will be recovered as abandoned");
+                    tracing::error!(job = %run.job_id, %error, "could not put a job back on its queue; it will be recovered as abandoned");
                 }
             }
         } else {
@@ -382,244 +383,55 @@ impl Worker {
         }
         Some(scheduler.spawn())
     }
-
-    /// Dequeues up to `count` jobs from the queues in `order`. A dequeue whose reply was lost
-    /// may have started runs that no one holds: their execution ids are kept in `unclaimed`,
-    /// and those runs are put back on their queues before the next dequeue, rather than left
-    /// to abandoned-run recovery.
-    async fn take(
-        &self,
-        order: &[String],
-        count: usize,
-        unclaimed: &mut Vec<String>,
-    ) -> Result<Dequeued> {
-        let shared = &self.shared;
-        let backend = shared.conn.backend();
-        if !unclaimed.is_empty() {
-            let reclaimed = backend
-                .reclaim(&shared.name, &shared.queues, unclaimed)
-                .await?;
-            if reclaimed > 0 {
-                tracing::info!(
-                    jobs = reclaimed,
-                    "put back the jobs of a dequeue whose reply was lost"
-                );
-            }
-            unclaimed.clear();
-        }
-        let execution_ids = execution_ids(count);
-        backend
-            .dequeue(
-                &shared.conn,
-                &shared.name,
-                order,
-                &execution_ids,
-                shared.liveness,
-            )
-            .await
-            .inspect_err(|_| unclaimed.extend(execution_ids.iter().cloned()))
-    }
-
-    /// The dequeue loop; returns how it was asked to stop (`Running` for the end of a burst).
-    async fn dispatch(&self, jobs: &mut JoinSet<()>) -> Stop {
-        let shared = &self.shared;
-        let backend = shared.conn.backend();
-        let slots = Arc::new(Semaphore::new(self.concurrency));
-        let mut stop = self.shutdown.subscribe();
-        let waiter = (!self.burst).then(|| waiter::Waiter::start(&shared.conn, &shared.queues));
-        let mut idle = true;
-        let mut suspended = false;
-        let mut failures = 0u32;
-        // The execution ids of failed dequeues, whose runs may exist unbeknown to the worker.
-        let mut unclaimed: Vec<String> = Vec::new();
-        let mut order = shared.queues.clone();
-        let mut taken = 0u64;
-        let mut idle_since = tokio::time::Instant::now();
-        loop {
-            if self.limits.max_jobs.is_some_and(|max| taken >= max) {
-                tracing::info!(jobs = taken, "max jobs reached: stopping");
-                return Stop::Running;
-            }
-            let permit = tokio::select! {
-                biased;
-                _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
-                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-            };
-            let mut permits = vec![permit];
-            let room = self.limits.max_jobs.map_or(usize::MAX, |max| {
-                usize::try_from(max - taken).unwrap_or(usize::MAX)
-            });
-            while permits.len() < room
-                && let Ok(permit) = Arc::clone(&slots).try_acquire_owned()
-            {
-                permits.push(permit);
-            }
-            let ended_before = shared.ended.load(Ordering::SeqCst);
-            let started = match self.take(&order, permits.len(), &mut unclaimed).await {
-                Ok(Dequeued::Jobs(started)) => {
-                    failures = 0;
-                    suspended = false;
-                    started
-                }
-                Ok(Dequeued::Suspended) => {
-                    failures = 0;
-                    drop(permits);
-                    if !suspended {
-                        suspended = true;
-                        idle = false;
-                        tracing::info!(
-                            "workers are suspended: finishing running jobs, taking no new ones"
-                        );
-                        if let Err(error) = backend
-                            .set_worker_state(&shared.name, WorkerState::Suspended)
-                            .await
-                        {
-                            tracing::warn!(%error, "could not mark the worker suspended");
-                        }
-                    }
-                    // A burst worker stops once its running jobs are done, as RQ's does.
-                    if self.burst && shared.running().is_empty() {
-                        return Stop::Running;
-                    }
-                    tokio::select! {
-                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
-                        () = tokio::time::sleep(SUSPENDED_POLL) => continue,
-                    }
-                }
-                Err(error) => {
-                    failures += 1;
-                    let delay = backoff(failures);
-                    tracing::warn!(%error, retry_in = ?delay, "dequeue failed");
-                    drop(permits);
-                    tokio::select! {
-                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
-                        () = tokio::time::sleep(delay) => continue,
-                    }
-                }
-            };
-            while jobs.try_join_next().is_some() {}
-            if started.is_empty() {
-                drop(permits);
-                let running = shared.running().len();
-                if running == 0 && !idle {
-                    idle = true;
-                    idle_since = tokio::time::Instant::now();
-                    if let Err(error) = backend
-                        .set_worker_state(&shared.name, WorkerState::Idle)
-                        .await
-                    {
-                        tracing::warn!(%error, "could not mark the worker idle");
-                    }
-                }
-                let idle_deadline = self
-                    .limits
-                    .max_idle_time
-                    .filter(|_| running == 0)
-                    .map(|max| idle_since + max);
-                if idle_deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
-                    tracing::info!("max idle time reached: stopping");
-                    return Stop::Running;
-                }
-                match &waiter {
-                    // The end of a burst, unless a run ended since the dequeue began: it may have
-                    // put work back (a retry, a dependent) that this dequeue did not see.
-                    None if running == 0 => {
-                        if shared.ended.load(Ordering::SeqCst) == ended_before {
-                            return Stop::Running;
-                        }
-                    }
-                    // Burst: wait for a running job to end, then look again (it may have
-                    // enqueued more work).
-                    None => {
-                        let ended = shared.finished.notified();
-                        if shared.running().len() == running {
-                            ended.await;
-                        }
-                    }
-                    Some(waiter) => tokio::select! {
-                        _ = stop.wait_for(|stop| *stop != Stop::Running) => break,
-                        () = waiter.wait() => {}
-                        () = shared.finished.notified(), if !idle => {}
-                        () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {}
-                    },
-                }
-                continue;
-            }
-            idle = false;
-            taken += started.len() as u64;
-            let served = started
-                .last()
-                .map(|started| started.execution.queue.clone());
-            self.limits
-                .dequeue_strategy
-                .reorder(&mut order, served.as_deref());
-            for (started, permit) in started.into_iter().zip(permits) {
-                let (interrupt, interrupted) = watch::channel(None);
-                let execution = started.execution.clone();
-                shared.running().insert(
-                    execution.execution_id.clone(),
-                    Running {
-                        execution,
-                        interrupt,
-                    },
-                );
-                let shared = Arc::clone(shared);
-                jobs.spawn(async move {
-                    run::run(&shared, started, interrupted).await;
-                    drop(permit);
-                    shared.finished.notify_waiters();
-                });
-            }
-        }
-        *stop.borrow()
-    }
 }
 
-/// Runs the one job waiting on `list` (of `queue`) in this call, as a worker would (test mode,
-/// see [`Queue::inline`](crate::Queue::inline)).
-pub(crate) async fn run_inline(
-    conn: &Connection,
-    functions: &Functions,
-    queue: &str,
-    list: &str,
-) -> Result<()> {
-    let shared = Shared {
-        conn: conn.clone(),
-        #[cfg(unix)]
-        horses: None,
-        name: "inline".to_owned(),
-        queues: vec![queue.to_owned()],
-        functions: functions.clone(),
-        default_result_ttl: DEFAULT_RESULT_TTL,
-        default_job_timeout: DEFAULT_TIMEOUT,
-        liveness: Liveness {
-            execution_ttl: 60,
-            worker_ttl: DEFAULT_WORKER_TTL + 60,
-        },
-        running: Mutex::new(HashMap::new()),
-        finished: Notify::new(),
-        ended: AtomicU64::new(0),
-        webhooks: TaskTracker::new(),
-    };
-    let started = conn
-        .backend()
-        .dequeue_lists(
-            conn,
-            &shared.name,
-            &[(list.to_owned(), queue.to_owned())],
-            &execution_ids(1),
-            shared.liveness,
-            false,
-        )
-        .await?;
-    if let Dequeued::Jobs(started) = started {
-        for started in started {
-            run::run(&shared, started, watch::channel(None).1).await;
+/// Test mode's worker (see [`Queue::inline`](crate::Queue::inline)): runs each job that its
+/// enqueue started, in the enqueuing call, as a worker runs it.
+pub(crate) struct Inline {
+    shared: Shared,
+}
+
+impl Inline {
+    pub(crate) fn new(conn: &Connection, functions: &Functions, queue: &str) -> Self {
+        let builder = Worker::builder(conn)
+            .queues([queue])
+            .functions(functions.clone());
+        Inline {
+            shared: builder.into_shared("inline".to_owned()),
         }
     }
-    shared.webhooks.close();
-    shared.webhooks.wait().await;
-    Ok(())
+
+    /// Where a job goes to be run by this worker: started at once, with an execution of its
+    /// own.
+    pub(crate) fn placement(&self) -> Placement {
+        Placement::Started {
+            worker: self.shared.name.clone(),
+            execution_id: new_execution_ids(1).remove(0),
+            liveness: self.shared.liveness,
+        }
+    }
+
+    /// Runs a job that its enqueue started (its record as enqueued), and waits for its
+    /// webhooks.
+    pub(crate) async fn run(&self, job: JobRecord, execution_id: String) {
+        let execution = Execution {
+            run: crate::backend::types::RunId {
+                job_id: job.id.clone(),
+                execution_id,
+                queue: job.origin.clone(),
+            },
+            started_at: job.created_at.unwrap_or_else(chrono::Utc::now),
+        };
+        run::run(
+            &self.shared,
+            Started { job, execution },
+            watch::channel(None).1,
+        )
+        .await;
+        self.shared.webhooks.close();
+        self.shared.webhooks.wait().await;
+        self.shared.webhooks.reopen();
+    }
 }
 
 /// Warm stop on the first SIGINT/SIGTERM, cold on the second.

@@ -1,37 +1,22 @@
 //! Running one job: find its function, call it under the job's context and timeout, run its
-//! callbacks, decide between finish, retry and fail, and record that in one step. Whatever the
-//! job's data holds, the outcome is a success or a failure with a reason; the worker itself
-//! never fails because of a job.
-
-use std::time::Duration;
+//! callbacks, let [`outcome`](super::outcome) decide between finish, retry and fail, and
+//! record that in one step. Whatever the job's data holds, the outcome is a success or a
+//! failure with a reason; the worker itself never fails because of a job.
 
 use serde_json::{Map, Value};
 
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::outcome::{self, Outcome, STOPPED};
 use super::{Interrupt, Shared, webhook};
-use crate::backend::redis::{Recorded, Started};
+use crate::backend::RunStore;
+use crate::backend::types::{Ending, Execution, JobRecord, Recorded, Started};
 use crate::context::{ContextParts, JobContext};
-use crate::error::{JobError, JobErrorKind};
+use crate::error::JobError;
 use crate::functions::Handler;
-use crate::job::{Callback, Job, JobStatus, WebhookStatus};
-use crate::retry;
-
-/// What to record for a run.
-enum Record {
-    Finish {
-        value: Value,
-        repeat_in: Option<u64>,
-    },
-    Retry {
-        exc_info: String,
-        delay: u64,
-        at_front: bool,
-    },
-    /// Failed, or stopped by a command (`status`).
-    Fail { exc_info: String, status: JobStatus },
-}
+use crate::job::{Callback, WebhookStatus};
+use crate::ttl::Timeout;
 
 /// Runs a started job to its recorded outcome.
 pub(super) async fn run(
@@ -55,13 +40,13 @@ pub(super) async fn run(
         id: job.id.clone(),
         origin: job.origin.clone(),
         worker_name: shared.name.clone(),
-        execution_id: execution.execution_id.clone(),
+        execution_id: execution.run.execution_id.clone(),
         args: args.clone(),
         kwargs: kwargs.clone(),
         meta: std::mem::take(&mut job.meta),
     });
     let mut stopped = false;
-    let outcome = match &job.call {
+    let result = match &job.call {
         Err(reason) => Err(JobError::abort(reason.clone())),
         Ok(call) => match shared.functions.get(&call.func_name) {
             None => Err(JobError::abort(format!(
@@ -85,7 +70,7 @@ pub(super) async fn run(
                 // Whichever ends first decides: a job that finished as the stop came is
                 // recorded as finished.
                 tokio::select! {
-                    outcome = call => outcome,
+                    result = call => result,
                     Ok(interrupt) = interrupted.wait_for(Option::is_some) => match *interrupt {
                         Some(Interrupt::Stop) => {
                             stopped = true;
@@ -97,7 +82,7 @@ pub(super) async fn run(
             }
         },
     };
-    let record = if stopped {
+    let outcome = if stopped {
         let mut exc_info = STOPPED.to_owned();
         if let Err(reason) =
             run_callback(shared, &ctx, job.lifecycle.on_stopped.as_ref(), Vec::new).await
@@ -106,107 +91,34 @@ pub(super) async fn run(
             exc_info.push_str("\n\n");
             exc_info.push_str(&reason);
         }
-        Record::Fail {
-            exc_info,
-            status: JobStatus::Stopped,
-        }
+        outcome::stopped(&job, exc_info)
     } else {
-        decide(shared, &job, &ctx, outcome).await
+        after_callbacks(shared, &job, &ctx, result).await
     };
-    let backend = shared.conn.backend();
-    let mut attempt = 0u32;
-    loop {
-        let recorded = match &record {
-            Record::Finish { value, repeat_in } => {
-                let ttl = job.result_ttl.unwrap_or(shared.default_result_ttl);
-                backend
-                    .finish(&execution, &shared.name, ttl, value, *repeat_in)
-                    .await
-            }
-            Record::Retry {
-                exc_info,
-                delay,
-                at_front,
-            } => {
-                backend
-                    .retry(&execution, &shared.name, exc_info, *delay, *at_front)
-                    .await
-            }
-            Record::Fail { exc_info, status } => {
-                backend
-                    .fail(&execution, &shared.name, job.failure_ttl, exc_info, *status)
-                    .await
-            }
-        };
-        match recorded {
-            Ok(recorded @ (Recorded::Now | Recorded::Before)) => {
-                if recorded == Recorded::Before {
-                    tracing::info!(job = %job.id, "the outcome was recorded by the attempt whose reply was lost");
-                }
-                match &record {
-                    Record::Finish { .. } => {
-                        webhook::spawn_all(&shared.webhooks, &job, WebhookStatus::Finished, None);
-                    }
-                    Record::Fail { exc_info, .. } => {
-                        webhook::spawn_all(
-                            &shared.webhooks,
-                            &job,
-                            WebhookStatus::Failed,
-                            Some(exc_info),
-                        );
-                    }
-                    Record::Retry { .. } => {}
-                }
-                break;
-            }
-            Ok(Recorded::Refused) => {
-                tracing::warn!(job = %job.id, "the job's execution was recovered elsewhere; its outcome is dropped");
-                break;
-            }
-            // The scripts refuse a second recording of the same execution, so retrying after a
-            // lost reply cannot record twice.
-            Err(error) if attempt < 8 => {
-                attempt += 1;
-                let delay = super::backoff(attempt);
-                tracing::warn!(job = %job.id, %error, retry_in = ?delay, "recording the outcome failed");
-                tokio::time::sleep(delay).await;
-            }
-            Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not record the outcome; the job will be recovered as abandoned");
-                break;
-            }
-        }
-    }
+    record(shared, &job, &execution, &outcome).await;
     shared
         .ended
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    shared.running().remove(&execution.execution_id);
+    shared.running().remove(&execution.run.execution_id);
 }
-
-/// The error of a stopped job (RQ's words, which Python users may look for).
-const STOPPED: &str = "Job stopped by user, work-horse terminated.";
 
 /// Runs the job's callbacks and decides what to record, as RQ does: a success whose
 /// `on_success` callback fails is a failure; every failure runs `on_failure` (whose own error
-/// is added to the record), then retries while `retries_left` allows, else fails.
-async fn decide(
+/// is added to the record).
+async fn after_callbacks(
     shared: &Shared,
-    job: &Job,
+    job: &JobRecord,
     ctx: &JobContext,
-    outcome: Result<Value, JobError>,
-) -> Record {
+    result: Result<Value, JobError>,
+) -> Outcome {
     let lifecycle = &job.lifecycle;
-    let error = match outcome {
+    let error = match result {
         Ok(value) => match run_callback(shared, ctx, lifecycle.on_success.as_ref(), || {
             vec![value.clone()]
         })
         .await
         {
-            Ok(()) => {
-                let repeat_in = (lifecycle.repeats_left > 0)
-                    .then(|| repeat_interval(&lifecycle.repeat_intervals, lifecycle.repeats_left));
-                return Record::Finish { value, repeat_in };
-            }
+            Ok(()) => return outcome::success(job, value, shared.default_result_ttl),
             Err(reason) => JobError::new(reason),
         },
         Err(error) => error,
@@ -222,39 +134,60 @@ async fn decide(
         exc_info.push_str("\n\n");
         exc_info.push_str(&reason);
     }
-    let delay = match error.kind() {
-        _ if lifecycle.retries_left == 0 => None,
-        JobErrorKind::Abort => None,
-        JobErrorKind::RetryAfter(delay) => {
-            Some(delay.as_secs() + u64::from(delay.subsec_nanos() > 0))
-        }
-        _ => Some(retry::next_interval(
-            &lifecycle.retry_intervals,
-            lifecycle.retries_left,
-        )),
-    };
-    match delay {
-        Some(delay) => Record::Retry {
-            exc_info,
-            delay,
-            at_front: lifecycle.retry_at_front,
-        },
-        None => Record::Fail {
-            exc_info,
-            status: JobStatus::Failed,
-        },
-    }
+    outcome::failure(job, exc_info, error.kind()).into()
 }
 
-/// RQ's repeat interval: indexed by the runs *remaining*, so `[0, 5]` with two repeats waits 5 s
-/// first (RQ 2.12's `Repeat`; kept so Python producers get what they get from Python workers).
-fn repeat_interval(intervals: &[u64], repeats_left: u64) -> u64 {
-    let index = usize::try_from(repeats_left.saturating_sub(1)).unwrap_or(usize::MAX);
-    intervals
-        .get(index)
-        .or(intervals.last())
-        .copied()
-        .unwrap_or(0)
+/// Records the run's outcome, trying again through short outages, then sends its webhooks.
+async fn record(shared: &Shared, job: &JobRecord, execution: &Execution, outcome: &Outcome) {
+    let backend = shared.conn.backend();
+    let ending = Ending::Worker {
+        name: &shared.name,
+        started_at: execution.started_at,
+    };
+    let mut attempt = 0u32;
+    loop {
+        let recorded = match outcome {
+            Outcome::Finish(finished) => backend.finish(execution, &shared.name, finished).await,
+            Outcome::Retry(retried) => backend.retry(&execution.run, ending, retried).await,
+            Outcome::Fail(failed) => backend.fail(&execution.run, ending, failed).await,
+        };
+        match recorded {
+            Ok(recorded @ (Recorded::Now | Recorded::Before)) => {
+                if recorded == Recorded::Before {
+                    tracing::info!(job = %job.id, "the outcome was recorded by the attempt whose reply was lost");
+                }
+                match outcome {
+                    Outcome::Finish(_) => {
+                        webhook::spawn_all(&shared.webhooks, job, WebhookStatus::Finished, None);
+                    }
+                    Outcome::Fail(failed) => webhook::spawn_all(
+                        &shared.webhooks,
+                        job,
+                        WebhookStatus::Failed,
+                        Some(&failed.exc_info),
+                    ),
+                    Outcome::Retry(_) => {}
+                }
+                return;
+            }
+            Ok(Recorded::Refused) => {
+                tracing::warn!(job = %job.id, "the job's execution was recovered elsewhere; its outcome is dropped");
+                return;
+            }
+            // The store refuses a second recording of the same execution, so retrying after a
+            // lost reply cannot record twice.
+            Err(error) if attempt < 8 => {
+                attempt += 1;
+                let delay = super::backoff(attempt);
+                tracing::warn!(job = %job.id, %error, retry_in = ?delay, "recording the outcome failed");
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => {
+                tracing::error!(job = %job.id, %error, "could not record the outcome; the job will be recovered as abandoned");
+                return;
+            }
+        }
+    }
 }
 
 /// Calls a callback by its registered name, with its own timeout, under the job's context;
@@ -282,7 +215,7 @@ async fn run_callback(
         ctx.clone(),
         args(),
         Map::new(),
-        callback.timeout_secs(),
+        callback.time_limit(),
     )
     .await
     .map(drop)
@@ -295,8 +228,8 @@ async fn run_callback(
     })
 }
 
-/// Calls the function named `name` (whose `handler` it is), bounded by the job's timeout in
-/// seconds (`-1`: none): in a work horse under process isolation, else in this process.
+/// Calls the function named `name` (whose `handler` it is), bounded by `timeout`: in a work
+/// horse under process isolation, else in this process.
 ///
 /// Leaving this function early, by the timeout or by the worker dropping the call (an
 /// interrupt, a cold shutdown), stops the call: an async function is cancelled, a work horse is
@@ -316,7 +249,7 @@ async fn call_with_timeout(
     ctx: JobContext,
     args: Vec<Value>,
     kwargs: Map<String, Value>,
-    timeout: i64,
+    timeout: Timeout,
 ) -> Result<Value, JobError> {
     let running = async {
         #[cfg(unix)]
@@ -325,22 +258,23 @@ async fn call_with_timeout(
         }
         call(handler, ctx, args, kwargs).await
     };
-    match u64::try_from(timeout) {
-        Ok(seconds) => tokio::time::timeout(Duration::from_secs(seconds), running)
+    match timeout.duration() {
+        Some(limit) => tokio::time::timeout(limit, running)
             .await
             .unwrap_or_else(|_| {
                 // Retried when the job has retries left, as RQ retries timeouts.
                 Err(JobError::new(format!(
-                    "JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
+                    "JobTimeoutException: Task exceeded maximum timeout value ({} seconds)",
+                    limit.as_secs()
                 )))
             }),
-        Err(_) => running.await,
+        None => running.await,
     }
 }
 
 /// Calls the function in this process, with `ctx` as [`current_job`](crate::current_job); a
 /// panic becomes the job's error. A work horse calls its jobs' functions through this too.
-pub(super) async fn call(
+pub(crate) async fn call(
     handler: Handler,
     ctx: JobContext,
     args: Vec<Value>,

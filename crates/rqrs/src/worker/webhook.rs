@@ -1,70 +1,79 @@
-//! Sending a job's webhooks (RQ 2.10's `Webhook`) once its final state is recorded: a plain
-//! HTTP/1.1 request over TCP, or over TLS with the system's trusted roots for `https://`. They
-//! are sent in the background, so that a slow endpoint does not hold the job's slot; a stop
-//! waits for them. Failures are logged, never raised.
+//! Sending a job's webhooks (RQ 2.10's `Webhook`) once its final state is recorded, over
+//! reqwest (HTTP/1.1 or HTTP/2, TLS with the system's trusted roots for `https://`). They are
+//! sent in the background, so that a slow endpoint does not hold the job's slot; a stop waits
+//! for them. Failures are logged, never raised.
 
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::LazyLock;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use tokio_util::task::TaskTracker;
 
-use crate::job::{Job, Webhook, WebhookStatus};
+use crate::backend::types::JobRecord;
+use crate::job::{Webhook, WebhookStatus};
+
+/// The client of every webhook, made once (it reads the system's certificates). Connections
+/// are not kept between webhooks: they are few, and an endpoint may close one at any time.
+static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
+    reqwest::Client::builder()
+        .user_agent(concat!("rqrs/", env!("CARGO_PKG_VERSION")))
+        .http1_title_case_headers()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|error| error.to_string())
+});
 
 /// Sends the job's webhooks for `status` in a task of `tracker`, if it has any.
 pub(super) fn spawn_all(
     tracker: &TaskTracker,
-    job: &Job,
+    job: &JobRecord,
     status: WebhookStatus,
     exc_info: Option<&str>,
 ) {
-    if job
-        .lifecycle
-        .webhooks
-        .iter()
-        .any(|webhook| webhook.status() == status)
-    {
-        let (job, exc_info) = (job.clone(), exc_info.map(str::to_owned));
-        tracker.spawn(async move { send_all(&job, status, exc_info.as_deref()).await });
-    }
-}
-
-/// Sends the job's webhooks for `status`, one after the other.
-async fn send_all(job: &Job, status: WebhookStatus, exc_info: Option<&str>) {
-    for webhook in job
+    let webhooks: Vec<Webhook> = job
         .lifecycle
         .webhooks
         .iter()
         .filter(|webhook| webhook.status() == status)
-    {
-        let seconds = webhook.timeout_secs();
-        match tokio::time::timeout(Duration::from_secs(seconds), send(webhook, job, exc_info)).await
-        {
-            Ok(Ok(code)) if (200..400).contains(&code) => {}
-            Ok(Ok(code)) => {
-                tracing::warn!(job = %job.id(), url = webhook.url(), code, "webhook answered with an error")
+        .cloned()
+        .collect();
+    if webhooks.is_empty() {
+        return;
+    }
+    let body = payload(job, status, exc_info);
+    let job = job.id.clone();
+    tracker.spawn(async move {
+        let client = match &*CLIENT {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(%job, %error, "cannot make an HTTP client; webhooks not sent");
+                return;
             }
-            Ok(Err(error)) => {
-                tracing::warn!(job = %job.id(), url = webhook.url(), %error, "webhook failed")
-            }
-            Err(_) => {
-                tracing::warn!(job = %job.id(), url = webhook.url(), seconds, "webhook timed out")
+        };
+        for webhook in &webhooks {
+            match send(client, webhook, &body).await {
+                Ok(code) if code.is_success() || code.is_redirection() => {}
+                Ok(code) => {
+                    tracing::warn!(%job, url = webhook.url(), code = code.as_u16(), "webhook answered with an error");
+                }
+                Err(error) if error.is_timeout() => {
+                    tracing::warn!(%job, url = webhook.url(), timeout = ?webhook.time_limit(), "webhook timed out");
+                }
+                Err(error) => {
+                    tracing::warn!(%job, url = webhook.url(), error = %ErrorChain(&error), "webhook failed");
+                }
             }
         }
-    }
+    });
 }
 
 /// RQ's payload: the job, the status, and the error of a failure.
-fn payload(job: &Job, status: WebhookStatus, exc_info: Option<&str>) -> Value {
+fn payload(job: &JobRecord, status: WebhookStatus, exc_info: Option<&str>) -> Value {
     let time = |time: Option<chrono::DateTime<chrono::Utc>>| time.map(|time| time.to_rfc3339());
     let mut payload = json!({
-        "job_id": job.id().as_str(),
-        "func_name": job.func_name(),
+        "job_id": job.id.as_str(),
+        "func_name": job.call.as_ref().map_or("", |call| call.func_name.as_str()),
         "status": status,
-        "enqueued_at": time(job.enqueued_at()),
+        "enqueued_at": time(job.enqueued_at),
         "ended_at": time(Some(chrono::Utc::now())),
     });
     if status == WebhookStatus::Failed {
@@ -73,107 +82,38 @@ fn payload(job: &Job, status: WebhookStatus, exc_info: Option<&str>) -> Value {
     payload
 }
 
-/// Sends one request; returns the response's status code.
-async fn send(webhook: &Webhook, job: &Job, exc_info: Option<&str>) -> Result<u16, String> {
-    let (tls, rest) = match webhook.url().split_once("://") {
-        Some(("http", rest)) => (false, rest),
-        Some(("https", rest)) => (true, rest),
-        _ => return Err(format!("{} is not an http(s) URL", webhook.url())),
-    };
-    let (authority, path) = rest
-        .find('/')
-        .map_or((rest, "/"), |slash| (&rest[..slash], &rest[slash..]));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => (
-            name,
-            port.parse()
-                .map_err(|_| format!("bad port in {}", webhook.url()))?,
-        ),
-        _ => (host, if tls { 443 } else { 80 }),
-    };
-    let mut request = format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: rqrs/{}\r\n",
-        if webhook.is_post() { "POST" } else { "GET" },
-        env!("CARGO_PKG_VERSION")
-    );
-    let body = if webhook.is_post() {
-        let body = payload(job, webhook.status(), exc_info).to_string();
-        if !webhook
-            .headers()
-            .any(|(header, _)| header.eq_ignore_ascii_case("content-type"))
-        {
-            request.push_str("Content-Type: application/json\r\n");
-        }
-        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        body
+/// Sends one request: a GET, or a POST of `body` as JSON; returns the response's status.
+async fn send(
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    body: &Value,
+) -> reqwest::Result<reqwest::StatusCode> {
+    let mut request = if webhook.is_post() {
+        client.post(webhook.url())
     } else {
-        String::new()
+        client.get(webhook.url())
     };
-    for (header, value) in webhook.headers() {
-        if header.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
-            return Err("a header holds a line break".to_owned());
-        }
-        request.push_str(&format!("{header}: {value}\r\n"));
+    for (name, value) in webhook.headers() {
+        request = request.header(name, value);
     }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let stream = TcpStream::connect((name.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    if tls {
-        let connector = TLS.clone();
-        let server =
-            rustls::pki_types::ServerName::try_from(name.trim_matches(['[', ']']).to_owned())
-                .map_err(|e| e.to_string())?;
-        let stream = connector
-            .connect(server, stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        exchange(stream, request.as_bytes()).await
-    } else {
-        exchange(stream, request.as_bytes()).await
+    if webhook.is_post() {
+        request = request.json(body);
     }
+    let response = request.timeout(webhook.time_limit()).send().await?;
+    Ok(response.status())
 }
 
-/// Writes the request and reads the status code from the response's first line.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    request: &[u8],
-) -> Result<u16, String> {
-    stream.write_all(request).await.map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 512];
-    while !head.windows(2).any(|pair| pair == b"\r\n") {
-        let read = stream.read(&mut buffer).await.map_err(|e| e.to_string())?;
-        if read == 0 {
-            break;
-        }
-        head.extend_from_slice(&buffer[..read]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "not an HTTP response: {:?}",
-                line.lines().next().unwrap_or_default()
-            )
-        })
-}
+/// An error with its causes, for the log (reqwest's own text leaves them out).
+struct ErrorChain<'a>(&'a dyn std::error::Error);
 
-/// The TLS client of `https://` webhooks, trusting the system's roots: read from disk once.
-static TLS: LazyLock<tokio_rustls::TlsConnector> = LazyLock::new(|| {
-    crate::backend::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(certificate);
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-});
+}

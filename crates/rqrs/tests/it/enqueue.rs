@@ -12,8 +12,8 @@ async fn enqueue_writes_rqs_job_hash() {
     let job = queue
         .enqueue("tasks.add", (1, 2))
         .job_id("job-add-1".parse().unwrap())
-        .result_ttl(600)
-        .failure_ttl(300)
+        .result_ttl(Duration::from_secs(600))
+        .failure_ttl(Duration::from_secs(300))
         .meta(json!({"k": "v"}))
         .send()
         .await
@@ -78,7 +78,7 @@ async fn fetch_reads_back_what_was_enqueued() {
     assert_eq!(job.status(), JobStatus::Queued);
     assert_eq!(job.origin(), "q1");
     assert_eq!(job.description(), Some("echo"));
-    assert_eq!(job.timeout(), Some(30));
+    assert_eq!(job.timeout(), Some(rqrs::Timeout::seconds(30)));
     assert_eq!(
         job.enqueued_at(),
         sent.enqueued_at().map(|t| t.trunc_subsecs_micros())
@@ -119,14 +119,14 @@ async fn bad_options_and_ids_are_refused() {
         Err(Error::Invalid { .. })
     ));
     let mut options = rqrs::EnqueueOptions::default();
-    options.ttl = Some(0);
+    options.ttl = Some(Duration::ZERO);
     let zero_ttl = queue.enqueue("f", ()).options(options).send().await;
     assert!(
         matches!(zero_ttl, Err(Error::Invalid { what: "ttl", .. })),
         "{zero_ttl:?}"
     );
     let mut options = rqrs::EnqueueOptions::default();
-    options.timeout = Some(0);
+    options.timeout = Some(rqrs::Timeout::seconds(0));
     let bad_timeout = queue.enqueue("f", ()).options(options).send().await;
     assert!(matches!(
         bad_timeout,
@@ -214,7 +214,7 @@ async fn enqueue_many_sends_all_jobs_in_order_or_none() {
         .await;
     assert!(matches!(mixed, Err(Error::Invalid { .. })), "{mixed:?}");
     let mut bad = rqrs::EnqueueOptions::default();
-    bad.ttl = Some(-5);
+    bad.ttl = Some(Duration::ZERO);
     let invalid = queue
         .enqueue_many([queue.enqueue("f", ()), queue.enqueue("f", ()).options(bad)])
         .await;

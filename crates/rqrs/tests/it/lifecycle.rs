@@ -252,7 +252,7 @@ async fn callbacks_run_after_success_and_failure() {
         .unwrap();
     let bad = queue
         .enqueue("fixtures.fail", ("x",))
-        .on_failure(Callback::new("fixtures.on_failure_mark").timeout(5))
+        .on_failure(Callback::new("fixtures.on_failure_mark").timeout(Duration::from_secs(5)))
         .send()
         .await
         .unwrap();
@@ -354,7 +354,7 @@ async fn an_inline_queue_runs_jobs_in_the_enqueuing_call() {
     assert_eq!(failed.exc_info().await.unwrap().as_deref(), Some("inline"));
     let gone = queue
         .enqueue("fixtures.noop", ())
-        .result_ttl(0)
+        .result_ttl(rqrs::Ttl::NOT_KEPT)
         .send()
         .await
         .unwrap();
@@ -486,7 +486,8 @@ async fn webhooks_are_sent_when_a_job_finishes_or_fails() {
     let lost = queue
         .enqueue("fixtures.add", (1, 1))
         .webhook(
-            rqrs::Webhook::new("http://127.0.0.1:9/", rqrs::WebhookStatus::Finished).timeout(1),
+            rqrs::Webhook::new("http://127.0.0.1:9/", rqrs::WebhookStatus::Finished)
+                .timeout(Duration::from_secs(1)),
         )
         .send()
         .await

@@ -254,7 +254,7 @@ async fn failure_ttl_zero_deletes_the_job_and_its_results() {
     let (server, conn) = setup().await;
     let job = Queue::new(&conn, "default")
         .enqueue("fixtures.fail", ("x",))
-        .failure_ttl(0)
+        .failure_ttl(rqrs::Ttl::NOT_KEPT)
         .send()
         .await
         .unwrap();

@@ -69,13 +69,13 @@ async fn result_ttl_zero_deletes_the_job_and_minus_one_keeps_it() {
     let queue = Queue::new(&conn, "default");
     let gone = queue
         .enqueue("fixtures.add", (1, 2))
-        .result_ttl(0)
+        .result_ttl(rqrs::Ttl::NOT_KEPT)
         .send()
         .await
         .unwrap();
     let kept = queue
         .enqueue("fixtures.add", (1, 2))
-        .result_ttl(-1)
+        .result_ttl(rqrs::Ttl::FOREVER)
         .send()
         .await
         .unwrap();
@@ -114,7 +114,7 @@ async fn failure_goes_to_the_failed_registry_with_its_message() {
         .unwrap();
     let explicit = queue
         .enqueue("fixtures.fail", ("bang",))
-        .failure_ttl(100)
+        .failure_ttl(Duration::from_secs(100))
         .send()
         .await
         .unwrap();
@@ -928,7 +928,10 @@ async fn a_slow_webhook_does_not_hold_the_jobs_slot() {
     let queue = Queue::new(&conn, "default");
     let first = queue
         .enqueue("fixtures.add", (1, 1))
-        .webhook(rqrs::Webhook::new(hook, rqrs::WebhookStatus::Finished).timeout(600))
+        .webhook(
+            rqrs::Webhook::new(hook, rqrs::WebhookStatus::Finished)
+                .timeout(Duration::from_secs(600)),
+        )
         .send()
         .await
         .unwrap();

@@ -27,7 +27,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr, TlsCertificates, TlsMode};
 
-use super::{Current, redact};
+use super::Current;
+use crate::backend::redact_url as redact;
 use crate::error::{Error, Result};
 
 /// The Sentinels' default port.

@@ -1,22 +1,23 @@
-//! Groups (RQ 2.x's `rq.group.Group`): the set of a group's job ids `rq:group:<name>` and the
-//! set of group names `rq:groups`. Jobs join a group in the enqueue script (`jobs.rs`); this
-//! file reads groups and prunes them.
+//! Groups ([`GroupStore`], RQ 2.x's `rq.group.Group`): the set of a group's job ids
+//! `rq:group:<name>` and the set of group names `rq:groups`. Jobs join a group in the enqueue
+//! script (`jobs.rs`); this file reads groups and prunes them.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 use super::{RedisBackend, keys};
+use crate::backend::GroupStore;
 use crate::error::Result;
 use crate::job::JobId;
 
 static GROUP_CLEANUP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/group_cleanup.lua")));
 
-impl RedisBackend {
+impl GroupStore for RedisBackend {
     /// The names in `rq:groups` whose set exists; names without one are dropped from
     /// `rq:groups`, as RQ's `Group.all()` drops them.
-    pub(crate) async fn group_names(&self) -> Result<Vec<String>> {
+    async fn group_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = redis::cmd("SMEMBERS")
             .arg(keys::GROUPS)
             .query_async(&mut self.conn())
@@ -49,7 +50,7 @@ impl RedisBackend {
     }
 
     /// Whether the group's set exists (it does while it holds an id).
-    pub(crate) async fn group_exists(&self, name: &str) -> Result<bool> {
+    async fn group_exists(&self, name: &str) -> Result<bool> {
         Ok(redis::cmd("EXISTS")
             .arg(keys::group(name))
             .query_async(&mut self.conn())
@@ -58,7 +59,7 @@ impl RedisBackend {
 
     /// Prunes the group (see `group_cleanup.lua`); returns the number of ids pruned and the
     /// ids left, sorted.
-    pub(crate) async fn group_cleanup(&self, name: &str) -> Result<(usize, Vec<JobId>)> {
+    async fn group_cleanup(&self, name: &str) -> Result<(usize, Vec<JobId>)> {
         let (pruned, mut ids): (usize, Vec<String>) = GROUP_CLEANUP
             .key(keys::group(name))
             .key(keys::GROUPS)
@@ -71,7 +72,7 @@ impl RedisBackend {
     }
 
     /// Removes an id from the group; returns whether it was there.
-    pub(crate) async fn group_remove(&self, name: &str, id: &JobId) -> Result<bool> {
+    async fn group_remove(&self, name: &str, id: &JobId) -> Result<bool> {
         let removed: i64 = redis::cmd("SREM")
             .arg(keys::group(name))
             .arg(id.as_str())
@@ -82,7 +83,7 @@ impl RedisBackend {
 
     /// Prunes every group, as a worker's maintenance does after its queues (RQ's
     /// `Group.clean_registries`); returns how many ids went.
-    pub(crate) async fn clean_groups(&self) -> Result<usize> {
+    async fn clean_groups(&self) -> Result<usize> {
         let names: Vec<String> = redis::cmd("SMEMBERS")
             .arg(keys::GROUPS)
             .query_async(&mut self.conn())

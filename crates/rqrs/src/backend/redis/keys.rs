@@ -34,12 +34,6 @@ pub(crate) fn queue(name: &str) -> String {
     format!("{QUEUE_PREFIX}{name}")
 }
 
-/// `rq:queue:<q>:inline:<token>`: LIST holding one job of `<q>` in test mode, between its
-/// enqueue and its run in the same call (it is empty, so gone, right after).
-pub(crate) fn inline_queue(queue: &str, token: &str) -> String {
-    format!("{QUEUE_PREFIX}{queue}:inline:{token}")
-}
-
 /// `rq:pubsub:<name>`: the worker's control channel (JSON commands: shutdown, kill-horse,
 /// stop-job), as RQ's `send_*_command` publish them.
 pub(crate) fn worker_channel(name: &str) -> String {
@@ -189,7 +183,6 @@ mod tests {
             ("deferred", deferred("<q>")),
             ("scheduled", scheduled("<q>")),
             ("canceled", canceled("<q>")),
-            ("inline_queue", inline_queue("<q>", "<token>")),
             ("SUSPENDED", SUSPENDED.to_owned()),
             ("worker_channel", worker_channel("<name>")),
             ("scheduler_lock", scheduler_lock("<q>")),

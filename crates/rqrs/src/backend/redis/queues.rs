@@ -1,17 +1,19 @@
-//! Queues: the set of queues, a queue's list of ids, a job's position on it, emptying a queue.
+//! Queues ([`QueueStore`]): the set of queues `rq:queues`, a queue's list of ids
+//! `rq:queue:<q>`, a job's position on it, emptying a queue.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 use super::{RedisBackend, keys};
+use crate::backend::QueueStore;
 use crate::error::Result;
 use crate::job::JobId;
 
 static EMPTY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/empty.lua")));
 
-impl RedisBackend {
-    pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
+impl QueueStore for RedisBackend {
+    async fn queue_names(&self) -> Result<Vec<String>> {
         let members: Vec<String> = redis::cmd("SMEMBERS")
             .arg(keys::QUEUES)
             .query_async(&mut self.conn())
@@ -25,14 +27,14 @@ impl RedisBackend {
         Ok(names)
     }
 
-    pub(crate) async fn queue_count(&self, queue: &str) -> Result<usize> {
+    async fn queue_count(&self, queue: &str) -> Result<usize> {
         Ok(redis::cmd("LLEN")
             .arg(keys::queue(queue))
             .query_async(&mut self.conn())
             .await?)
     }
 
-    pub(crate) async fn queue_job_ids(
+    async fn queue_job_ids(
         &self,
         queue: &str,
         offset: usize,
@@ -50,7 +52,7 @@ impl RedisBackend {
         Ok(ids.into_iter().map(JobId::from_stored).collect())
     }
 
-    pub(crate) async fn queue_position(&self, queue: &str, id: &JobId) -> Result<Option<usize>> {
+    async fn queue_position(&self, queue: &str, id: &JobId) -> Result<Option<usize>> {
         Ok(redis::cmd("LPOS")
             .arg(keys::queue(queue))
             .arg(id.as_str())
@@ -58,7 +60,7 @@ impl RedisBackend {
             .await?)
     }
 
-    pub(crate) async fn empty_queue(&self, queue: &str) -> Result<usize> {
+    async fn empty_queue(&self, queue: &str) -> Result<usize> {
         Ok(EMPTY
             .key(keys::queue(queue))
             .arg(keys::JOB_PREFIX)

@@ -1,49 +1,32 @@
-//! Runs of jobs: the atomic dequeue that starts them, the wait for work, heartbeats, and the
-//! outcome (finish, fail, release), each one script.
+//! Runs ([`RunStore`]): the atomic dequeue that starts them, the watch for work, heartbeats,
+//! and the outcome (finish, fail, retry, release), each one script.
 
-use std::sync::LazyLock;
-
-use redis::Script;
-
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::Value;
 use redis::aio::MultiplexedConnection;
+use redis::{Script, Value};
+use tokio::task::JoinSet;
 
-use super::codec::RawHash;
-use super::jobs::decode_job;
-use super::{
-    Dequeued, Execution, HeartbeatReply, Liveness, RedisBackend, Started, codec, keys, now,
+use super::codec::{self, RawHash};
+use super::{Current, RedisBackend, blocking_connection, executions_ttl, keys, now};
+use crate::backend::RunStore;
+use crate::backend::types::{
+    Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness, Recorded,
+    Retried, RunId, Started, Watch,
 };
-
-/// What a call that records a run's outcome did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recorded {
-    /// Recorded by this call.
-    Now,
-    /// Recorded already, by an earlier call for the same run whose reply was lost.
-    Before,
-    /// Refused, nothing written: the run is no longer the job's (it was recovered, and maybe
-    /// handed out again), or the job is gone.
-    Refused,
-}
-
-impl Recorded {
-    fn from_reply(code: i64) -> Self {
-        match code {
-            1 => Recorded::Now,
-            2 => Recorded::Before,
-            _ => Recorded::Refused,
-        }
-    }
-}
-use crate::Connection;
+use crate::defaults::{DEFAULT_FAILURE_TTL, MAX_TTL, RESULTS_KEPT};
 use crate::error::Result;
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::JobId;
+use crate::ttl::Ttl;
 
-static DEQUEUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/dequeue.lua")));
+static DEQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/start.lua"),
+        include_str!("scripts/dequeue.lua")
+    ))
+});
 static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
 // lib.lua goes in front of the scripts that end a run: a Redis script cannot call another.
@@ -72,6 +55,9 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// How long one blocking wait for work lasts before it is issued again.
+const BLOCK: Duration = Duration::from_secs(5);
+
 /// The key pieces `release_dependents` in lib.lua builds keys from, in its order.
 const RELEASE_PIECES: [&str; 7] = [
     keys::JOB_PREFIX,
@@ -83,42 +69,130 @@ const RELEASE_PIECES: [&str; 7] = [
     keys::QUEUES,
 ];
 
-/// The longest TTL rqrs sets (100 years): a job's `result_ttl` or `failure_ttl` past EXPIRE's
-/// range would stop a script half-way, so larger values are clamped to this.
-pub(crate) const MAX_TTL: i64 = 3_153_600_000;
-
-/// Fresh execution ids for a dequeue of up to `count` jobs. The worker makes them, so that it
-/// can find the runs of a dequeue whose reply it lost ([`RedisBackend::reclaim`]).
-pub(crate) fn execution_ids(count: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect()
+/// Who ends a run, as `fail.lua` and `retry.lua` take it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum By<'a> {
+    /// The worker that ran it.
+    Worker {
+        name: &'a str,
+        started_at: DateTime<Utc>,
+    },
+    /// Maintenance, for a run abandoned by its worker.
+    Abandoned,
+    /// By hand, for a job that did not run (`fail.lua` only).
+    Hand,
 }
 
-impl RedisBackend {
-    /// Takes up to one job per execution id from `queues` (highest priority first) and starts
-    /// them.
-    pub(crate) async fn dequeue(
+impl<'a> From<Ending<'a>> for By<'a> {
+    fn from(ending: Ending<'a>) -> Self {
+        match ending {
+            Ending::Worker { name, started_at } => By::Worker { name, started_at },
+            Ending::Abandoned => By::Abandoned,
+        }
+    }
+}
+
+impl By<'_> {
+    fn word(self) -> &'static str {
+        match self {
+            By::Worker { .. } => "worker",
+            By::Abandoned => "abandoned",
+            By::Hand => "hand",
+        }
+    }
+}
+
+impl Recorded {
+    fn from_reply(code: i64) -> Self {
+        match code {
+            1 => Recorded::Now,
+            2 => Recorded::Before,
+            _ => Recorded::Refused,
+        }
+    }
+}
+
+/// A TTL as the scripts take it, in seconds with `-1` for forever, clamped to [`MAX_TTL`].
+fn ttl_seconds(ttl: Ttl) -> i64 {
+    let max = i64::try_from(MAX_TTL.as_secs()).unwrap_or(i64::MAX);
+    ttl.to_seconds().min(max)
+}
+
+impl RunStore for RedisBackend {
+    async fn dequeue(
         &self,
-        conn: &Connection,
         worker: &str,
         queues: &[String],
         execution_ids: &[String],
         liveness: Liveness,
     ) -> Result<Dequeued> {
-        let sources: Vec<(String, String)> = queues
-            .iter()
-            .map(|queue| (keys::queue(queue), queue.clone()))
-            .collect();
-        self.dequeue_lists(conn, worker, &sources, execution_ids, liveness, true)
-            .await
+        let now = now();
+        let mut invocation = DEQUEUE.prepare_invoke();
+        for queue in queues {
+            invocation.key(keys::queue(queue));
+        }
+        invocation
+            .key(keys::worker(worker))
+            .key(keys::SUSPENDED)
+            .arg(execution_ids.len())
+            .arg(worker)
+            .arg(codec::format_time(now))
+            .arg(codec::epoch_float(now))
+            .arg(now.timestamp())
+            .arg(liveness.execution_ttl.as_secs())
+            .arg(executions_ttl(liveness))
+            .arg(keys::JOB_PREFIX)
+            .arg(keys::STARTED_PREFIX)
+            .arg(keys::EXECUTION_PREFIX)
+            .arg(keys::EXECUTIONS_PREFIX);
+        for queue in queues {
+            invocation.arg(queue);
+        }
+        for execution_id in execution_ids {
+            invocation.arg(execution_id);
+        }
+        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
+        if let [Value::BulkString(marker)] = reply.as_slice()
+            && marker == b"suspended"
+        {
+            return Ok(Dequeued::Suspended);
+        }
+        let mut started = Vec::with_capacity(reply.len() / 4);
+        let mut items = reply.into_iter();
+        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
+            (items.next(), items.next(), items.next(), items.next())
+        {
+            let queue_index: usize =
+                redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
+            let queue = queues
+                .get(queue_index.wrapping_sub(1))
+                .cloned()
+                .unwrap_or_default();
+            let id = JobId::from_stored(
+                redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
+            );
+            let execution_id: String =
+                redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
+            let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
+            let job = codec::job::decode(id.clone(), &hash).unwrap_or_else(|error| {
+                JobRecord::unreadable(id.clone(), &queue, error.to_string())
+            });
+            started.push(Started {
+                job,
+                execution: Execution {
+                    run: RunId {
+                        job_id: id,
+                        execution_id,
+                        queue,
+                    },
+                    started_at: now,
+                },
+            });
+        }
+        Ok(Dequeued::Jobs(started))
     }
 
-    /// Puts back at the head of their queues the jobs that a dequeue with these execution ids
-    /// started, if it ran: for a dequeue whose reply was lost with the connection, whose runs
-    /// no one holds. Returns how many were put back. Each is released by the stale-safe
-    /// release script, so a run that ended or was recovered meanwhile is left alone.
-    pub(crate) async fn reclaim(
+    async fn reclaim(
         &self,
         worker: &str,
         queues: &[String],
@@ -139,13 +213,12 @@ impl RedisBackend {
                 if !execution_ids.iter().any(|sent| sent == execution_id) {
                     continue;
                 }
-                let execution = Execution {
-                    job_id: JobId::from_stored(id.to_owned()),
+                let run = RunId {
+                    job_id: JobId::from_stored(id),
                     execution_id: execution_id.to_owned(),
                     queue: queue.clone(),
-                    started_at: now(),
                 };
-                if self.release(&execution, worker).await? {
+                if self.release(&run, worker).await? {
                     reclaimed += 1;
                 }
             }
@@ -153,101 +226,7 @@ impl RedisBackend {
         Ok(reclaimed)
     }
 
-    /// [`dequeue`](Self::dequeue) from lists other than the queues' own: `sources` are (list
-    /// key, name of the queue its jobs belong to); test mode runs a job from a list of its own.
-    pub(crate) async fn dequeue_lists(
-        &self,
-        conn: &Connection,
-        worker: &str,
-        sources: &[(String, String)],
-        execution_ids: &[String],
-        liveness: Liveness,
-        honour_suspension: bool,
-    ) -> Result<Dequeued> {
-        let now = now();
-        let mut invocation = DEQUEUE.prepare_invoke();
-        for (list, _) in sources {
-            invocation.key(list);
-        }
-        invocation
-            .key(keys::worker(worker))
-            .key(keys::SUSPENDED)
-            .arg(execution_ids.len())
-            .arg(worker)
-            .arg(if honour_suspension { "1" } else { "" })
-            .arg(codec::format_time(now))
-            .arg(codec::epoch_float(now))
-            .arg(now.timestamp())
-            .arg(liveness.execution_ttl)
-            .arg(keys::JOB_PREFIX)
-            .arg(keys::STARTED_PREFIX)
-            .arg(keys::EXECUTION_PREFIX)
-            .arg(keys::EXECUTIONS_PREFIX);
-        for (_, queue) in sources {
-            invocation.arg(queue);
-        }
-        for execution_id in execution_ids {
-            invocation.arg(execution_id);
-        }
-        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
-        if let [Value::BulkString(marker)] = reply.as_slice()
-            && marker == b"suspended"
-        {
-            return Ok(Dequeued::Suspended);
-        }
-        let mut started = Vec::with_capacity(reply.len() / 4);
-        let mut items = reply.into_iter();
-        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
-            (items.next(), items.next(), items.next(), items.next())
-        {
-            let queue_index: usize =
-                redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
-            let queue = sources
-                .get(queue_index.wrapping_sub(1))
-                .map(|(_, queue)| queue.clone())
-                .unwrap_or_default();
-            let id = JobId::from_stored(
-                redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
-            );
-            let execution_id: String =
-                redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
-            let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
-            let job = decode_job(conn, id.clone(), &hash).unwrap_or_else(|error| {
-                Job::unreadable(conn, id.clone(), &queue, error.to_string())
-            });
-            started.push(Started {
-                job,
-                execution: Execution {
-                    job_id: id,
-                    execution_id,
-                    queue,
-                    started_at: now,
-                },
-            });
-        }
-        Ok(Dequeued::Jobs(started))
-    }
-
-    /// Blocks until `queue` holds an id or `timeout` passes, without taking anything: a
-    /// same-list `BLMOVE LEFT LEFT` pops the head and pushes it straight back.
-    pub(crate) async fn wait_for_job(
-        connection: &mut MultiplexedConnection,
-        queue: &str,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let key = keys::queue(queue);
-        let moved: Option<String> = redis::cmd("BLMOVE")
-            .arg(&key)
-            .arg(&key)
-            .arg("LEFT")
-            .arg("LEFT")
-            .arg(timeout.as_secs_f64())
-            .query_async(connection)
-            .await?;
-        Ok(moved.is_some())
-    }
-
-    pub(crate) async fn heartbeat(
+    async fn heartbeat(
         &self,
         worker: &str,
         running: &[Execution],
@@ -259,17 +238,19 @@ impl RedisBackend {
             .arg(codec::format_time(now))
             .arg(codec::epoch_float(now))
             .arg(now.timestamp())
-            .arg(liveness.execution_ttl)
-            .arg(liveness.worker_ttl)
+            .arg(liveness.execution_ttl.as_secs())
+            .arg(liveness.worker_ttl.as_secs())
+            .arg(executions_ttl(liveness))
             .arg(keys::JOB_PREFIX)
             .arg(keys::STARTED_PREFIX)
             .arg(keys::EXECUTION_PREFIX)
             .arg(keys::EXECUTIONS_PREFIX);
         for execution in running {
+            let run = &execution.run;
             invocation
-                .arg(execution.job_id.as_str())
-                .arg(&execution.execution_id)
-                .arg(&execution.queue);
+                .arg(run.job_id.as_str())
+                .arg(&run.execution_id)
+                .arg(&run.queue);
         }
         let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
         let mut items = reply.into_iter();
@@ -288,169 +269,253 @@ impl RedisBackend {
         })
     }
 
-    /// Records a success, releases the job's dependents, and runs it again in `repeat_in`
-    /// seconds if it repeats.
-    pub(crate) async fn finish(
+    async fn finish(
         &self,
         execution: &Execution,
         worker: &str,
-        result_ttl: i64,
-        return_value: &serde_json::Value,
-        repeat_in: Option<u64>,
+        finished: &Finished,
     ) -> Result<Recorded> {
-        let id = execution.job_id.as_str();
+        let run = &execution.run;
+        let id = run.job_id.as_str();
         let ended = now();
-        let encoded = if return_value.is_null() {
+        let encoded = if finished.return_value.is_null() {
             String::new()
         } else {
-            codec::encode_return_value(return_value)
+            codec::result::encode_return_value(&finished.return_value)
         };
         let recorded: i64 = FINISH
             .key(keys::job(id))
-            .key(keys::started(&execution.queue))
-            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::started(&run.queue))
+            .key(keys::execution(id, &run.execution_id))
             .key(keys::executions(id))
             .key(keys::worker(worker))
-            .key(keys::finished(&execution.queue))
+            .key(keys::finished(&run.queue))
             .key(keys::results(id))
             .key(keys::job_dependents(id))
             .key(keys::job_dependencies(id))
-            .key(keys::queue(&execution.queue))
-            .key(keys::scheduled(&execution.queue))
+            .key(keys::queue(&run.queue))
+            .key(keys::scheduled(&run.queue))
             .arg(id)
-            .arg(&execution.execution_id)
+            .arg(&run.execution_id)
             .arg(worker)
             .arg(codec::format_time(ended))
             .arg(ended.timestamp())
-            .arg(result_ttl.min(MAX_TTL))
+            .arg(ttl_seconds(finished.result_ttl))
             .arg(encoded)
             .arg(codec::epoch_float(execution.started_at))
             .arg(codec::epoch_float(ended))
             .arg(working_seconds(execution.started_at, ended))
             .arg(
-                repeat_in
+                finished
+                    .repeat_in
                     .map(|seconds| seconds.to_string())
                     .unwrap_or_default(),
             )
+            .arg(RESULTS_KEPT)
             .arg(&RELEASE_PIECES[..])
             .invoke_async(&mut self.conn())
             .await?;
         Ok(Recorded::from_reply(recorded))
     }
 
-    /// Records a failure (see `fail.lua` for its three uses).
-    pub(crate) async fn fail(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        failure_ttl: Option<i64>,
-        exc_info: &str,
-        status: JobStatus,
-    ) -> Result<Recorded> {
-        let id = execution.job_id.as_str();
-        let ended = now();
-        // Only the worker that ran the job knows when it started: abandoned runs and jobs failed
-        // by hand get no execution fields, as in RQ.
-        let started = if worker.is_empty() {
-            String::new()
-        } else {
-            codec::epoch_float(execution.started_at)
-        };
-        let recorded: i64 = FAIL
-            .key(keys::job(id))
-            .key(keys::started(&execution.queue))
-            .key(keys::execution(id, &execution.execution_id))
-            .key(keys::executions(id))
-            .key(keys::worker(worker))
-            .key(keys::failed(&execution.queue))
-            .key(keys::results(id))
-            .key(keys::job_dependents(id))
-            .key(keys::job_dependencies(id))
-            .key(keys::queue(&execution.queue))
-            .arg(id)
-            .arg(&execution.execution_id)
-            .arg(worker)
-            .arg(codec::format_time(ended))
-            .arg(ended.timestamp())
-            .arg(
-                failure_ttl
-                    .map(|ttl| ttl.min(MAX_TTL).to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(codec::encode_exc_string(exc_info))
-            .arg(started)
-            .arg(codec::epoch_float(ended))
-            .arg(working_seconds(execution.started_at, ended))
-            .arg(status.as_str())
-            .arg(&RELEASE_PIECES[..])
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(Recorded::from_reply(recorded))
+    async fn fail(&self, run: &RunId, ending: Ending<'_>, failed: &Failed) -> Result<Recorded> {
+        self.record_failure(
+            &run.job_id,
+            &run.queue,
+            &run.execution_id,
+            ending.into(),
+            failed,
+        )
+        .await
     }
 
-    /// Records a failed run that runs again in `delay` seconds (0: back on its queue at once,
-    /// at its head if `at_front`).
-    pub(crate) async fn retry(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        exc_info: &str,
-        delay: u64,
-        at_front: bool,
-    ) -> Result<Recorded> {
-        let id = execution.job_id.as_str();
+    async fn retry(&self, run: &RunId, ending: Ending<'_>, retried: &Retried) -> Result<Recorded> {
+        let by = By::from(ending);
+        let id = run.job_id.as_str();
         let ended = now();
+        let (worker, worker_key) = worker_of(by);
+        let started = started_of(by);
         let recorded: i64 = RETRY
             .key(keys::job(id))
-            .key(keys::started(&execution.queue))
-            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::started(&run.queue))
+            .key(keys::execution(id, &run.execution_id))
             .key(keys::executions(id))
-            .key(keys::worker(worker))
+            .key(worker_key)
             .key(keys::results(id))
-            .key(keys::queue(&execution.queue))
-            .key(keys::scheduled(&execution.queue))
+            .key(keys::queue(&run.queue))
+            .key(keys::scheduled(&run.queue))
             .key(keys::QUEUES)
             .arg(id)
-            .arg(&execution.execution_id)
+            .arg(by.word())
+            .arg(&run.execution_id)
             .arg(worker)
             .arg(codec::format_time(ended))
             .arg(ended.timestamp())
-            .arg(codec::encode_exc_string(exc_info))
-            .arg(if worker.is_empty() {
-                String::new()
-            } else {
-                codec::epoch_float(execution.started_at)
-            })
+            .arg(codec::result::encode_exc_string(&retried.exc_info))
+            .arg(started.map(codec::epoch_float).unwrap_or_default())
             .arg(codec::epoch_float(ended))
-            .arg(working_seconds(execution.started_at, ended))
-            .arg(delay)
-            .arg(if at_front { "1" } else { "" })
-            .arg(keys::queue(&execution.queue))
+            .arg(started.map_or_else(String::new, |started| working_seconds(started, ended)))
+            .arg(retried.delay)
+            .arg(if retried.at_front { "1" } else { "" })
+            .arg(keys::queue(&run.queue))
+            .arg(RESULTS_KEPT)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(Recorded::from_reply(recorded))
     }
 
-    /// Ends a running execution and puts its job back at the head of its queue.
-    pub(crate) async fn release(&self, execution: &Execution, worker: &str) -> Result<bool> {
-        let id = execution.job_id.as_str();
+    async fn release(&self, run: &RunId, worker: &str) -> Result<bool> {
+        let id = run.job_id.as_str();
         let released: i64 = RELEASE
             .key(keys::job(id))
-            .key(keys::started(&execution.queue))
-            .key(keys::execution(id, &execution.execution_id))
+            .key(keys::started(&run.queue))
+            .key(keys::execution(id, &run.execution_id))
             .key(keys::executions(id))
-            .key(keys::queue(&execution.queue))
+            .key(keys::queue(&run.queue))
             .key(keys::worker(worker))
             .arg(id)
-            .arg(&execution.execution_id)
+            .arg(&run.execution_id)
             .arg(codec::format_time(now()))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(released == 1)
+    }
+
+    /// One task per queue, each on a connection of its own: while the worker waits, a
+    /// same-list `BLMOVE q q LEFT LEFT` returns as soon as the queue holds an id, leaving the
+    /// list as it was.
+    fn watch_queues(&self, queues: &[String], watch: Watch) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        for queue in queues {
+            tasks.spawn(watch_queue(
+                Arc::clone(&self.current),
+                keys::queue(queue),
+                watch.waiting.clone(),
+                Arc::clone(&watch.ready),
+            ));
+        }
+        tasks
+    }
+}
+
+impl RedisBackend {
+    /// Records a failure with `fail.lua`: of a run (`by` its worker, or abandoned), or of a job
+    /// that did not run (`by` hand, with no execution id).
+    pub(super) async fn record_failure(
+        &self,
+        id: &JobId,
+        queue: &str,
+        execution_id: &str,
+        by: By<'_>,
+        failed: &Failed,
+    ) -> Result<Recorded> {
+        let id = id.as_str();
+        let ended = now();
+        let (worker, worker_key) = worker_of(by);
+        let started = started_of(by);
+        let recorded: i64 = FAIL
+            .key(keys::job(id))
+            .key(keys::started(queue))
+            .key(keys::execution(id, execution_id))
+            .key(keys::executions(id))
+            .key(worker_key)
+            .key(keys::failed(queue))
+            .key(keys::results(id))
+            .key(keys::job_dependents(id))
+            .key(keys::job_dependencies(id))
+            .key(keys::queue(queue))
+            .arg(id)
+            .arg(by.word())
+            .arg(execution_id)
+            .arg(worker)
+            .arg(codec::format_time(ended))
+            .arg(ended.timestamp())
+            .arg(
+                failed
+                    .failure_ttl
+                    .map(|ttl| ttl_seconds(ttl).to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(ttl_seconds(DEFAULT_FAILURE_TTL))
+            .arg(codec::result::encode_exc_string(&failed.exc_info))
+            .arg(started.map(codec::epoch_float).unwrap_or_default())
+            .arg(codec::epoch_float(ended))
+            .arg(started.map_or_else(String::new, |started| working_seconds(started, ended)))
+            .arg(if failed.stopped { "stopped" } else { "failed" })
+            .arg(RESULTS_KEPT)
+            .arg(&RELEASE_PIECES[..])
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(Recorded::from_reply(recorded))
+    }
+}
+
+/// The worker's name and hash key for a script; no worker ('' and an empty name's key, which
+/// the scripts do not touch) when none ended the run.
+fn worker_of(by: By<'_>) -> (&str, String) {
+    match by {
+        By::Worker { name, .. } => (name, keys::worker(name)),
+        By::Abandoned | By::Hand => ("", keys::worker("")),
+    }
+}
+
+/// When the run started: only its worker knows (RQ writes no execution times for the others).
+fn started_of(by: By<'_>) -> Option<DateTime<Utc>> {
+    match by {
+        By::Worker { started_at, .. } => Some(started_at),
+        By::Abandoned | By::Hand => None,
     }
 }
 
 fn working_seconds(started: DateTime<Utc>, ended: DateTime<Utc>) -> String {
     let micros = (ended - started).num_microseconds().unwrap_or(0).max(0);
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
+/// Watches one queue list for a worker (see [`RunStore::watch_queues`]), on a connection of
+/// its own to the server in use, opened again after an error.
+async fn watch_queue(
+    current: Arc<RwLock<Current>>,
+    queue_key: String,
+    mut waiting: tokio::sync::watch::Receiver<bool>,
+    ready: Arc<tokio::sync::Notify>,
+) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    loop {
+        if waiting.wait_for(|waiting| *waiting).await.is_err() {
+            return;
+        }
+        let blocking = match &mut connection {
+            Some(blocking) => blocking,
+            None => match blocking_connection(&current).await {
+                Ok(blocking) => connection.insert(blocking),
+                Err(error) => {
+                    tracing::warn!(queue = %queue_key, %error, "cannot open a connection to wait on the queue");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let moved: redis::RedisResult<Option<String>> = redis::cmd("BLMOVE")
+            .arg(&queue_key)
+            .arg(&queue_key)
+            .arg("LEFT")
+            .arg("LEFT")
+            .arg(BLOCK.as_secs_f64())
+            .query_async(blocking)
+            .await;
+        match moved {
+            Ok(Some(_)) => {
+                ready.notify_one();
+                // Let the worker take the job before blocking again.
+                let _ = waiting.wait_for(|waiting| !*waiting).await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(queue = %queue_key, %error, "waiting on the queue failed; reconnecting");
+                connection = None;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }

@@ -1,14 +1,16 @@
-//! The scheduler's side of Redis, in RQ's layout: the per-queue locks `rq:scheduler-lock:<q>`
+//! Schedulers ([`ScheduleStore`]), in RQ's layout: the per-queue locks `rq:scheduler-lock:<q>`
 //! (acquire or refresh, compare and delete), the scheduler hash `rq:scheduler:<name>`, and the
 //! enqueue of due jobs from `rq:scheduled:<q>`, one script per batch.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use redis::Script;
 
 use super::{RedisBackend, codec, keys, now};
+use crate::backend::ScheduleStore;
+use crate::backend::types::{Lock, SchedulerRecord};
+use crate::defaults::MAX_TTL;
 use crate::error::Result;
 
 static ACQUIRE_LOCKS: LazyLock<Script> =
@@ -22,41 +24,14 @@ static ENQUEUE_SCHEDULED: LazyLock<Script> =
 /// blocks Redis for long; the caller calls again while batches come back full.
 const BATCH: usize = 1000;
 
-/// What acquiring a queue's scheduler lock found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lock {
-    /// The lock was free and is now this scheduler's.
-    Acquired,
-    /// This scheduler held it; its TTL starts again.
-    Refreshed,
-    /// Another scheduler holds it.
-    Taken,
-}
-
-impl Lock {
-    /// Whether this scheduler holds the lock now.
-    pub(crate) fn is_held(self) -> bool {
-        self != Lock::Taken
-    }
-}
-
-/// The scheduler hash's fields, as RQ's `RQScheduler.to_dict()` writes them.
-pub(crate) struct SchedulerRecord<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) hostname: &'a str,
-    pub(crate) pid: u32,
-    pub(crate) queues: &'a [String],
-    pub(crate) created_at: DateTime<Utc>,
-}
-
 fn seconds(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
 
-impl RedisBackend {
+impl ScheduleStore for RedisBackend {
     /// Acquires or refreshes the locks of `queues` for the scheduler `name`; one outcome per
     /// queue, in order.
-    pub(crate) async fn acquire_scheduler_locks(
+    async fn acquire_scheduler_locks(
         &self,
         name: &str,
         queues: &[String],
@@ -85,11 +60,7 @@ impl RedisBackend {
     }
 
     /// Releases the locks of `queues` that `name` holds; returns how many it held.
-    pub(crate) async fn release_scheduler_locks(
-        &self,
-        name: &str,
-        queues: &[String],
-    ) -> Result<usize> {
+    async fn release_scheduler_locks(&self, name: &str, queues: &[String]) -> Result<usize> {
         if queues.is_empty() {
             return Ok(0);
         }
@@ -102,11 +73,7 @@ impl RedisBackend {
 
     /// Writes the scheduler hash with a fresh `last_heartbeat`, expiring after `ttl`. The whole
     /// mapping is written each time, so a hash that expired during a stall comes back whole.
-    pub(crate) async fn register_scheduler(
-        &self,
-        record: &SchedulerRecord<'_>,
-        ttl: Duration,
-    ) -> Result<()> {
+    async fn register_scheduler(&self, record: &SchedulerRecord<'_>, ttl: Duration) -> Result<()> {
         let key = keys::scheduler(record.name);
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -129,7 +96,7 @@ impl RedisBackend {
     }
 
     /// Deletes the scheduler hash.
-    pub(crate) async fn unregister_scheduler(&self, name: &str) -> Result<()> {
+    async fn unregister_scheduler(&self, name: &str) -> Result<()> {
         let _: () = redis::cmd("DEL")
             .arg(keys::scheduler(name))
             .query_async(&mut self.conn())
@@ -139,7 +106,7 @@ impl RedisBackend {
 
     /// Enqueues every due job of `queue`'s scheduled registry, batch by batch, while the
     /// scheduler `name` holds the queue's lock. `Ok(None)`: it does not hold the lock.
-    pub(crate) async fn enqueue_scheduled(&self, name: &str, queue: &str) -> Result<Option<usize>> {
+    async fn enqueue_scheduled(&self, name: &str, queue: &str) -> Result<Option<usize>> {
         let mut total = 0;
         loop {
             let now = now();
@@ -157,6 +124,7 @@ impl RedisBackend {
                 .arg(keys::DEPENDENCIES_PREFIX)
                 .arg(keys::DEPENDENCIES_SUFFIX)
                 .arg(BATCH)
+                .arg(MAX_TTL.as_secs())
                 .invoke_async(&mut self.conn())
                 .await?;
             let Ok(enqueued) = usize::try_from(enqueued) else {

@@ -1,25 +1,27 @@
-//! Workers: registration as RQ does it, state, death, and the list of live workers.
-
-use std::sync::LazyLock;
-
-use redis::Script;
+//! Workers ([`WorkerStore`]): registration as RQ does it (`rq:worker:<name>`, `rq:workers`,
+//! `rq:workers:<q>`), state, death, the list of live workers, suspension (`rq:suspended`) and
+//! the control channel `rq:pubsub:<name>`.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use super::{Liveness, RedisBackend, codec, keys, now};
+use futures_util::StreamExt;
+use redis::Script;
+
+use super::{RedisBackend, codec, keys, now};
+use crate::backend::WorkerStore;
+use crate::backend::types::{Commands, Liveness};
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::worker::{WorkerInfo, WorkerState};
 
 static WORKER_STATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/worker_state.lua")));
 
-impl RedisBackend {
+impl WorkerStore for RedisBackend {
     /// Writes the worker hash and its memberships, as RQ's `register_birth` does.
-    pub(crate) async fn register_worker(
-        &self,
-        info: &WorkerInfo,
-        liveness: Liveness,
-    ) -> Result<()> {
+    async fn register_worker(&self, info: &WorkerInfo, liveness: Liveness) -> Result<()> {
         let key = keys::worker(&info.name);
         let existing: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&key)
@@ -35,55 +37,27 @@ impl RedisBackend {
 
     /// Writes the worker hash and memberships again (after the hash expired), as they are in
     /// `info`.
-    pub(crate) async fn reregister_worker(
-        &self,
-        info: &WorkerInfo,
-        liveness: Liveness,
-    ) -> Result<()> {
+    async fn reregister_worker(&self, info: &WorkerInfo, liveness: Liveness) -> Result<()> {
         let key = keys::worker(&info.name);
         let ip_address = self.client_address().await.unwrap_or_default();
-        let now = codec::format_time(now());
-        let birth = info.birth.map_or_else(|| now.clone(), codec::format_time);
+        let fields = codec::worker::fields(info, &codec::format_time(now()), &ip_address);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key).ignore();
-        pipe.hset_multiple(
-            &key,
-            &[
-                ("birth", birth.as_str()),
-                ("last_heartbeat", now.as_str()),
-                ("queues", &info.queues.join(",")),
-                ("pid", &info.pid.to_string()),
-                ("hostname", &info.hostname),
-                ("ip_address", &ip_address),
-                ("version", &info.version),
-                ("state", info.state.as_str()),
-            ],
-        )
-        .ignore();
+        pipe.hset_multiple(&key, &fields).ignore();
         pipe.sadd(keys::WORKERS, &key).ignore();
         for queue in &info.queues {
             pipe.sadd(keys::workers_by_queue(queue), &key).ignore();
         }
-        pipe.expire(&key, i64::try_from(liveness.worker_ttl).unwrap_or(i64::MAX))
-            .ignore();
+        pipe.expire(
+            &key,
+            i64::try_from(liveness.worker_ttl.as_secs()).unwrap_or(i64::MAX),
+        )
+        .ignore();
         let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 
-    /// This connection's address as the server sees it (RQ's `ip_address`).
-    async fn client_address(&self) -> Result<String> {
-        let info: String = redis::cmd("CLIENT")
-            .arg("INFO")
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(info
-            .split_whitespace()
-            .find_map(|part| part.strip_prefix("addr="))
-            .unwrap_or_default()
-            .to_owned())
-    }
-
-    pub(crate) async fn set_worker_state(&self, worker: &str, state: WorkerState) -> Result<()> {
+    async fn set_worker_state(&self, worker: &str, state: WorkerState) -> Result<()> {
         let _: i64 = WORKER_STATE
             .key(keys::worker(worker))
             .arg(state.as_str())
@@ -94,7 +68,7 @@ impl RedisBackend {
 
     /// Removes the worker from the worker sets and marks its hash dead (kept 60 s), as RQ's
     /// `register_death` does.
-    pub(crate) async fn register_death(&self, worker: &str, queues: &[String]) -> Result<()> {
+    async fn register_death(&self, worker: &str, queues: &[String]) -> Result<()> {
         let key = keys::worker(worker);
         let mut pipe = redis::pipe();
         pipe.atomic().srem(keys::WORKERS, &key).ignore();
@@ -110,7 +84,7 @@ impl RedisBackend {
 
     /// The live workers (of one queue, or all), Python's and rqrs's alike. Keys whose hash has
     /// expired are dropped from the sets, as RQ's readers do.
-    pub(crate) async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
+    async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
         let set = queue.map_or_else(|| keys::WORKERS.to_owned(), keys::workers_by_queue);
         let members: Vec<String> = redis::cmd("SMEMBERS")
             .arg(&set)
@@ -131,7 +105,7 @@ impl RedisBackend {
                 expired.push(key);
                 continue;
             }
-            workers.push(WorkerInfo::from_hash(
+            workers.push(codec::worker::decode(
                 keys::worker_name(key).unwrap_or(key),
                 &hash,
             ));
@@ -148,7 +122,7 @@ impl RedisBackend {
     }
 
     /// Sets RQ's suspension flag, expiring after `duration` if given.
-    pub(crate) async fn suspend(&self, duration: Option<std::time::Duration>) -> Result<()> {
+    async fn suspend(&self, duration: Option<Duration>) -> Result<()> {
         let mut command = redis::cmd("SET");
         command.arg(keys::SUSPENDED).arg(1);
         if let Some(duration) = duration {
@@ -158,7 +132,7 @@ impl RedisBackend {
         Ok(())
     }
 
-    pub(crate) async fn resume(&self) -> Result<()> {
+    async fn resume(&self) -> Result<()> {
         let _: () = redis::cmd("DEL")
             .arg(keys::SUSPENDED)
             .query_async(&mut self.conn())
@@ -166,37 +140,45 @@ impl RedisBackend {
         Ok(())
     }
 
-    pub(crate) async fn is_suspended(&self) -> Result<bool> {
+    async fn is_suspended(&self) -> Result<bool> {
         Ok(redis::cmd("EXISTS")
             .arg(keys::SUSPENDED)
             .query_async(&mut self.conn())
             .await?)
     }
 
-    /// The control commands published to `worker` (JSON texts), on a connection of their own.
-    /// The stream ends when the connection drops; the caller subscribes again.
-    pub(crate) async fn commands(
-        &self,
-        worker: &str,
-    ) -> Result<impl futures_util::Stream<Item = String> + Send + use<>> {
+    /// On a connection of its own; the stream ends when that connection drops.
+    async fn commands(&self, worker: &str) -> Result<Commands> {
         let mut pubsub = self.client().get_async_pubsub().await?;
         pubsub.subscribe(keys::worker_channel(worker)).await?;
-        Ok(futures_util::StreamExt::map(
-            pubsub.into_on_message(),
-            |message| message.get_payload::<String>().unwrap_or_default(),
-        ))
+        Ok(Box::pin(pubsub.into_on_message().map(|message| {
+            let text: String = message
+                .get_payload()
+                .map_err(|error| format!("an unreadable message: {error}"))?;
+            codec::command::decode(&text)
+        })))
     }
 
-    /// Publishes a control command to a worker; returns how many subscribers got it.
-    pub(crate) async fn publish_command(
-        &self,
-        worker: &str,
-        command: &serde_json::Value,
-    ) -> Result<usize> {
+    async fn publish(&self, worker: &str, command: &Command) -> Result<usize> {
         Ok(redis::cmd("PUBLISH")
             .arg(keys::worker_channel(worker))
-            .arg(command.to_string())
+            .arg(codec::command::encode(command))
             .query_async(&mut self.conn())
             .await?)
+    }
+}
+
+impl RedisBackend {
+    /// This connection's address as the server sees it (RQ's `ip_address`).
+    async fn client_address(&self) -> Result<String> {
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(info
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("addr="))
+            .unwrap_or_default()
+            .to_owned())
     }
 }

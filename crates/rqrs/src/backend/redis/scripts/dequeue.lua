@@ -2,21 +2,24 @@
 -- step: the id leaves the queue list and enters the started registry with an execution record
 -- and a deadline, so a job is never held only in a worker's memory. Ids whose job hash is gone
 -- (expired by its ttl, or deleted) are dropped, as RQ's workers drop them. Nothing is taken
--- while workers are suspended (`rq suspend`).
+-- while workers are suspended (`rq suspend`). (start.lua is loaded in front of this script.)
 -- KEYS[1..n]: the queue lists (rq:queue:<q>), highest priority first; KEYS[n+1]: the worker
 -- hash; KEYS[n+2]: the suspension flag (rq:suspended)
--- ARGV[1]: how many jobs at most; ARGV[2]: worker name; ARGV[3]: '1' to honour suspension
--- ARGV[4]: now (ISO); ARGV[5]: now (epoch float); ARGV[6]: now (whole epoch seconds)
--- ARGV[7]: heartbeat ttl in seconds (the started-registry deadline is now + ttl)
+-- ARGV[1]: how many jobs at most; ARGV[2]: worker name
+-- ARGV[3]: now (ISO); ARGV[4]: now (epoch float); ARGV[5]: now (whole epoch seconds)
+-- ARGV[6]: heartbeat ttl in seconds (the started-registry deadline is now + ttl);
+-- ARGV[7]: the ttl of a job's set of executions
 -- ARGV[8..11]: key prefixes of jobs, started registries, executions, execution sets
 -- ARGV[12..11+n]: the queue names of KEYS[1..n]; ARGV[12+n..]: execution ids, one per job wanted
 -- Returns: {'suspended'} while suspended; else a flat list of (queue index, job id, execution
 -- id, HGETALL of the job) per job.
 local want = tonumber(ARGV[1])
 local worker = ARGV[2]
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {'suspended'} end
-local iso, nowf, now, ttl = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {'suspended'} end
+local at = {iso = ARGV[3], float = ARGV[4], seconds = tonumber(ARGV[5])}
+local ttl, executions_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local job_prefix, wip_prefix = ARGV[8], ARGV[9]
+local prefixes = {execution = ARGV[10], executions = ARGV[11]}
 local queues = #KEYS - 2
 local worker_key = KEYS[#KEYS - 1]
 local out = {}
@@ -30,17 +33,8 @@ for q = 1, queues do
     if redis.call('EXISTS', job_key) == 1 then
       taken = taken + 1
       local eid = ARGV[11 + queues + taken]
-      local execution_key = execution_prefix .. id .. ':' .. eid
-      local executions_key = executions_prefix .. id
-      redis.call('HSET', execution_key, 'id', eid, 'created_at', nowf, 'last_heartbeat', nowf,
-        'worker_name', worker)
-      redis.call('EXPIRE', execution_key, ttl)
-      redis.call('ZADD', executions_key, now + ttl + 60, eid)
-      redis.call('EXPIRE', executions_key, ttl + 60)
-      redis.call('ZADD', wip_prefix .. ARGV[11 + q], now + ttl, id .. ':' .. eid)
-      redis.call('HSET', job_key, 'status', 'started', 'started_at', iso, 'ended_at', '',
-        'worker_name', worker, 'last_heartbeat', iso)
-      redis.call('PERSIST', job_key)
+      start_run(job_key, id, eid, worker, at, ttl, executions_ttl, wip_prefix .. ARGV[11 + q],
+        prefixes)
       out[#out + 1] = q
       out[#out + 1] = id
       out[#out + 1] = eid
@@ -51,6 +45,6 @@ for q = 1, queues do
 end
 if last_id and redis.call('EXISTS', worker_key) == 1 then
   redis.call('HSET', worker_key, 'state', 'busy', 'current_job', last_id,
-    'current_job_working_time', '0', 'last_heartbeat', iso)
+    'current_job_working_time', '0', 'last_heartbeat', at.iso)
 end
 return out

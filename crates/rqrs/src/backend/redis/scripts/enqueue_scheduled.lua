@@ -8,7 +8,7 @@
 -- [4]: the set of queues
 -- ARGV[1]: the scheduler's name; [2]: now (whole seconds); [3]: now (ISO); [4]: the queue key
 -- (member of KEYS[4]); [5]: job key prefix; [6]: dependents suffix; [7]: dependencies key prefix;
--- [8]: dependencies suffix; [9]: the most ids to take
+-- [8]: dependencies suffix; [9]: the most ids to take; [10]: the longest ttl to set
 -- Returns: {-1, 0} when another scheduler (or none) holds the lock; otherwise {jobs enqueued,
 -- ids taken off the registry}.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -31,7 +31,7 @@ for _, id in ipairs(ids) do
     end
     local ttl = tonumber(job[4])
     -- A ttl past EXPIRE's range would stop the script half-way: such a job keeps no TTL.
-    if ttl and ttl > 0 and ttl <= 3153600000 then
+    if ttl and ttl > 0 and ttl <= tonumber(ARGV[10]) then
       redis.call('EXPIRE', key, ttl)
       redis.call('EXPIRE', key .. ARGV[6], ttl)
       redis.call('EXPIRE', ARGV[7] .. id .. ARGV[8], ttl)

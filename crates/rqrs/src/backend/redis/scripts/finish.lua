@@ -10,19 +10,21 @@
 -- seconds); [6]: result_ttl (0 = do not keep, -1 = forever); [7]: return value, base64 JSON
 -- ('' when the function returned nothing); [8]: execution start (epoch float); [9]: end
 -- (epoch float); [10]: working time in seconds; [11]: seconds until the job repeats, or '';
--- [12..18]: key pieces for release_dependents (job prefix, dependents suffix, dependencies
--- prefix and suffix, deferred prefix, queue prefix, set of queues)
+-- [12]: how many results a job keeps; [13..19]: key pieces for release_dependents (job prefix,
+-- dependents suffix, dependencies prefix and suffix, deferred prefix, queue prefix, set of
+-- queues)
 -- Returns: 1 when recorded, 2 when an earlier call recorded this execution (its reply was
 -- lost), 0 when the execution was stale.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
+local kept = tonumber(ARGV[12])
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   forget_current(KEYS[5], id)
-  if recorded_before(KEYS[7], eid) then return 2 end
+  if recorded_before(KEYS[7], eid, kept) then return 2 end
   return 0
 end
 count_run(KEYS[5], 'successful_job_count', ARGV[10], id)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-release_dependents(id, 'finished', ARGV[4], pieces(12))
+release_dependents(id, 'finished', ARGV[4], pieces(13))
 local ttl = tonumber(ARGV[6])
 local repeating = ARGV[11] ~= ''
 if ttl == 0 and not repeating then
@@ -32,7 +34,7 @@ if ttl == 0 and not repeating then
 end
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[4], 'last_heartbeat', ARGV[4])
 if ttl ~= 0 then
-  add_result(KEYS[7], '1', worker, 'return_value', ARGV[7], eid, ARGV[8], ARGV[9])
+  add_result(KEYS[7], '1', worker, 'return_value', ARGV[7], eid, ARGV[8], ARGV[9], kept)
 end
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[7], ttl)
@@ -56,7 +58,7 @@ if repeating then
   else
     redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[4])
     redis.call('RPUSH', KEYS[10], id)
-    redis.call('SADD', ARGV[18], KEYS[10])
+    redis.call('SADD', ARGV[19], KEYS[10])
   end
 end
 return 1

@@ -4,11 +4,13 @@
 -- set, and the job's last_heartbeat.
 -- KEYS[1]: the worker hash
 -- ARGV[1]: now (ISO); [2]: now (epoch float); [3]: now (whole seconds); [4]: heartbeat ttl;
--- [5]: worker hash ttl; [6..9]: key prefixes of jobs, started registries, executions,
--- execution sets; then (job id, execution id, queue name) per running execution
+-- [5]: worker hash ttl; [6]: the ttl of a job's set of executions; [7..10]: key prefixes of
+-- jobs, started registries, executions, execution sets; then (job id, execution id, queue name)
+-- per running execution
 -- Returns: {worker hash was missing (1/0), ids of executions no longer in the started registry...}
 local iso, nowf, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local executions_ttl = tonumber(ARGV[6])
+local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 -- An expired worker hash is not brought back piecemeal (Python's readers need `birth`): the
 -- worker is told, and registers again in full.
 local missing = 1
@@ -18,7 +20,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 end
 local out = {missing}
-for i = 10, #ARGV, 3 do
+for i = 11, #ARGV, 3 do
   local id, eid, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local wip = wip_prefix .. queue
   if redis.call('ZADD', wip, 'XX', 'CH', now + ttl, id .. ':' .. eid) == 0
@@ -28,8 +30,8 @@ for i = 10, #ARGV, 3 do
     local execution_key = execution_prefix .. id .. ':' .. eid
     redis.call('HSET', execution_key, 'last_heartbeat', nowf)
     redis.call('EXPIRE', execution_key, ttl)
-    redis.call('ZADD', executions_prefix .. id, now + ttl + 60, eid)
-    redis.call('EXPIRE', executions_prefix .. id, ttl + 60)
+    redis.call('ZADD', executions_prefix .. id, now + executions_ttl, eid)
+    redis.call('EXPIRE', executions_prefix .. id, executions_ttl)
     if redis.call('EXISTS', job_prefix .. id) == 1 then
       redis.call('HSET', job_prefix .. id, 'last_heartbeat', iso)
     end

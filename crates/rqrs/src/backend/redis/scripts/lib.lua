@@ -13,9 +13,9 @@ local function end_execution(wip, execution, executions, id, eid)
 end
 
 -- Whether the result stream holds an entry of execution `eid`: the run's outcome was recorded
--- by an earlier call whose reply was lost (the stream keeps the last ten entries or so).
-local function recorded_before(stream, eid)
-  for _, entry in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 10)) do
+-- by an earlier call whose reply was lost (the stream keeps the last `kept` entries or so).
+local function recorded_before(stream, eid, kept)
+  for _, entry in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', kept)) do
     local fields = entry[2]
     for i = 1, #fields - 1, 2 do
       if fields[i] == 'execution_id' and fields[i + 1] == eid then return true end
@@ -49,10 +49,10 @@ local function count_run(worker, counter, working_time, id)
   forget_current(worker, id)
 end
 
--- Adds a result entry to a job's stream (capped at about 10, as RQ's): its type, the worker,
+-- Adds a result entry to a job's stream (capped at about `kept`, as RQ's): its type, the worker,
 -- `value_field`/`value` (return_value or exc_string) when `value` is not '', and the
 -- execution's id and times when `started` is not '' (an abandoned run has none).
-local function add_result(stream, type, worker, value_field, value, eid, started, ended)
+local function add_result(stream, type, worker, value_field, value, eid, started, ended, kept)
   local entry = {'type', type, 'worker_name', worker}
   if value ~= '' then
     entry[#entry + 1] = value_field
@@ -66,7 +66,7 @@ local function add_result(stream, type, worker, value_field, value, eid, started
     entry[#entry + 1] = 'execution_ended_at'
     entry[#entry + 1] = ended
   end
-  redis.call('XADD', stream, 'MAXLEN', '~', '10', '*', unpack(entry))
+  redis.call('XADD', stream, 'MAXLEN', '~', kept, '*', unpack(entry))
 end
 
 -- Enqueues the deferred dependents of job `id`, which ended with `status`, whose other

@@ -13,98 +13,34 @@
 //!    is passed, kills the horse's process group (SIGTERM, then SIGKILL after [`KILL_GRACE`]);
 //!    when the horse dies by itself, fails the job with its wait status, as RQ words it.
 //!
-//! The horse side, [`run_if_child`]: a process started with [`HORSE_ENV`] naming its parent
-//! reads the backend URL and worker name, connects on its own, then answers job requests with
-//! the same function table, calling each as the in-process worker does (a [`JobContext`], so
-//! `current_job()` and `save_meta()` work). It touches no key itself beyond what its jobs do.
+//! The horse side is [`horse`]; the lines on the pipe between the two are [`protocol`].
 
-use std::io::{BufRead, Write};
-use std::os::fd::AsFd;
-use std::process::{ExitCode, ExitStatus, Stdio};
+mod horse;
+mod protocol;
+
+use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::Connection;
-use crate::context::{ContextParts, JobContext};
-use crate::error::{JobError, JobErrorKind};
-use crate::functions::Functions;
+pub(crate) use horse::run_if_child;
+pub(crate) use protocol::is_horse;
+use protocol::{HORSE_ENV, Hello, Reply, Request, json_line};
 
-/// Set in a work horse's environment to the worker's pid. A process is a horse only if its
-/// parent is that pid, so a program that a job starts (and that inherits the variable) is not.
-const HORSE_ENV: &str = "RQRS_WORK_HORSE";
+use crate::Connection;
+use crate::backend::Backend;
+use crate::context::JobContext;
+use crate::error::JobError;
+
 /// How long a killed horse's process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_millis(500);
 /// How often a running horse's memory is read when there is a cap.
 const MEMORY_POLL: Duration = Duration::from_millis(50);
-
-/// The first line a horse reads: where its jobs' backend is, and for whom it works.
-#[derive(Serialize, Deserialize)]
-struct Hello {
-    url: String,
-    /// The PEM roots of a TLS connection made with `connect_tls`.
-    root_ca: Option<Vec<u8>>,
-    worker_name: String,
-}
-
-/// One call: the job's context, and the function to call with its arguments (the job's own,
-/// or a callback's).
-#[derive(Serialize, Deserialize)]
-struct Request {
-    job_id: String,
-    origin: String,
-    execution_id: String,
-    job_args: Vec<Value>,
-    job_kwargs: Map<String, Value>,
-    meta: Map<String, Value>,
-    func_name: String,
-    args: Vec<Value>,
-    kwargs: Map<String, Value>,
-}
-
-/// A call's outcome, and the job's meta as the call left it.
-#[derive(Serialize, Deserialize)]
-struct Reply {
-    outcome: Outcome,
-    meta: Map<String, Value>,
-}
-
-/// A [`JobError`] crosses the pipe as its `exc_info` text and its kind.
-#[derive(Serialize, Deserialize)]
-enum Outcome {
-    Return(Value),
-    Fail(String),
-    Abort(String),
-    RetryAfter(String, Duration),
-}
-
-impl Outcome {
-    fn new(outcome: Result<Value, JobError>) -> Self {
-        match outcome {
-            Ok(value) => Outcome::Return(value),
-            Err(error) => match error.kind() {
-                JobErrorKind::Fail => Outcome::Fail(error.to_exc_info()),
-                JobErrorKind::Abort => Outcome::Abort(error.to_exc_info()),
-                JobErrorKind::RetryAfter(delay) => Outcome::RetryAfter(error.to_exc_info(), delay),
-            },
-        }
-    }
-
-    fn into_result(self) -> Result<Value, JobError> {
-        match self {
-            Outcome::Return(value) => Ok(value),
-            Outcome::Fail(text) => Err(JobError::new(text)),
-            Outcome::Abort(text) => Err(JobError::abort(text)),
-            Outcome::RetryAfter(text, delay) => Err(JobError::retry_after(text, delay)),
-        }
-    }
-}
 
 /// The worker's work horses.
 pub(super) struct Horses {
@@ -418,127 +354,6 @@ fn vm_rss(status: &str) -> Option<u64> {
     kilobytes.checked_mul(1024)
 }
 
-fn json_line<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
-    let mut line = serde_json::to_vec(value)?;
-    line.push(b'\n');
-    Ok(line)
-}
-
-/// Whether a worker started this process as its work horse.
-pub(super) fn is_horse() -> bool {
-    std::env::var(HORSE_ENV)
-        .ok()
-        .and_then(|parent| parent.parse::<u32>().ok())
-        .is_some_and(|parent| parent == std::os::unix::process::parent_id())
-}
-
-/// See [`run_work_horse_if_child`](crate::run_work_horse_if_child).
-pub(crate) fn run_if_child(functions: &Functions) -> Option<ExitCode> {
-    if !is_horse() {
-        return None;
-    }
-    Some(match serve(functions) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("rqrs work horse {}: {error}", std::process::id());
-            ExitCode::FAILURE
-        }
-    })
-}
-
-/// The horse's loop: a hello, then one reply per request, until stdin closes.
-fn serve(functions: &Functions) -> std::io::Result<()> {
-    // The protocol gets its own copies of stdin and stdout (not inherited by programs a job
-    // starts); fds 0 and 1 become /dev/null and stderr, so a job that prints cannot corrupt it.
-    let input = std::io::stdin().as_fd().try_clone_to_owned()?;
-    let output = std::io::stdout().as_fd().try_clone_to_owned()?;
-    nix::unistd::dup2_stdin(std::fs::File::open("/dev/null")?)?;
-    nix::unistd::dup2_stdout(std::io::stderr())?;
-    let mut input = std::io::BufReader::new(std::fs::File::from(input));
-    let mut output = std::io::BufWriter::new(std::fs::File::from(output));
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut line = String::new();
-    if input.read_line(&mut line)? == 0 {
-        return Ok(());
-    }
-    let hello: Hello = serde_json::from_str(&line)?;
-    let conn = runtime
-        .block_on(async {
-            match &hello.root_ca {
-                None => crate::connect(&hello.url).await,
-                Some(root_ca) => crate::connect_tls(&hello.url, root_ca).await,
-            }
-        })
-        .map_err(|error| error.to_string());
-    loop {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let request: Request = serde_json::from_str(&line)?;
-        let reply = runtime.block_on(answer(functions, &conn, &hello.worker_name, request));
-        output.write_all(&json_line(&reply)?)?;
-        output.flush()?;
-    }
-}
-
-/// Runs one request as the in-process worker would.
-async fn answer(
-    functions: &Functions,
-    conn: &Result<Connection, String>,
-    worker_name: &str,
-    request: Request,
-) -> Reply {
-    let Request {
-        job_id,
-        origin,
-        execution_id,
-        job_args,
-        job_kwargs,
-        meta,
-        func_name,
-        args,
-        kwargs,
-    } = request;
-    let conn = match conn {
-        Ok(conn) => conn.clone(),
-        Err(error) => {
-            return Reply {
-                outcome: Outcome::new(Err(JobError::new(format!(
-                    "Work-horse cannot connect to the backend: {error}"
-                )))),
-                meta,
-            };
-        }
-    };
-    // The id of a job the worker dequeued, taken as stored (RQ before 2.8 allowed more
-    // characters), as the worker itself takes it.
-    let id = crate::JobId::from_stored(job_id);
-    let ctx = JobContext::new(ContextParts {
-        conn,
-        id,
-        origin,
-        worker_name: worker_name.to_owned(),
-        execution_id,
-        args: job_args,
-        kwargs: job_kwargs,
-        meta,
-    });
-    let outcome = match functions.get(&func_name) {
-        Some(handler) => super::run::call(handler.clone(), ctx.clone(), args, kwargs).await,
-        None => Err(JobError::abort(format!(
-            "unknown function {func_name:?} in the work horse"
-        ))),
-    };
-    Reply {
-        outcome: Outcome::new(outcome),
-        meta: ctx.meta(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,28 +380,6 @@ mod tests {
         assert_eq!(
             terminated(ExitStatus::from_raw(101 << 8)),
             "Work-horse terminated unexpectedly; waitpid returned 25856 (signal 0); exited with code 101"
-        );
-    }
-
-    #[test]
-    fn errors_cross_the_pipe_with_their_kind() {
-        let cases = [
-            JobError::new("boom"),
-            JobError::abort("no retry"),
-            JobError::retry_after("later", Duration::from_millis(1500)),
-        ];
-        for error in cases {
-            let (text, kind) = (error.to_exc_info(), error.kind());
-            let line = json_line(&Outcome::new(Err(error))).unwrap();
-            let outcome: Outcome = serde_json::from_slice(&line).unwrap();
-            let back = outcome.into_result().unwrap_err();
-            assert_eq!((back.to_exc_info(), back.kind()), (text, kind));
-        }
-        let line = json_line(&Outcome::new(Ok(serde_json::json!({"a": [1, 2.5]})))).unwrap();
-        let outcome: Outcome = serde_json::from_slice(&line).unwrap();
-        assert_eq!(
-            outcome.into_result().unwrap(),
-            serde_json::json!({"a": [1, 2.5]})
         );
     }
 }

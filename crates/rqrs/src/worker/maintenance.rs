@@ -1,0 +1,101 @@
+//! Maintenance, as RQ's workers do it for their queues (`clean_registries`): the runs whose
+//! worker stopped heartbeating are recovered (retried while retries are left, else failed, as
+//! [`outcome::abandoned`] decides), finished and failed entries past their time are dropped,
+//! and the groups lose the ids of jobs that are gone. One process at a time cleans a queue,
+//! under the queue's maintenance lock.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::outcome::{self, Failure};
+use crate::Connection;
+use crate::backend::types::{Ending, JobRecord, Recorded};
+use crate::backend::{GroupStore, JobStore, RegistryStore, RunStore};
+use crate::error::{Error, Result};
+use crate::registry::{self, RegistryKind};
+
+/// How long a queue's maintenance lock is held at most. RQ holds it for up to 899 s; rqrs's
+/// cleanup takes well under a second, so a minute is plenty, and a worker that dies holding it
+/// blocks the queue's maintenance for a minute, not a quarter of an hour. It is dropped as soon
+/// as the work is done.
+const LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// Cleans the registries of `queues`, then (if it cleaned any queue) the groups. Errors are
+/// logged; the next round tries again.
+pub(super) async fn maintain(conn: &Connection, queues: &[String]) {
+    let mut maintained = false;
+    for queue in queues {
+        match clean_queue(conn, queue).await {
+            Ok(Some(cleaned)) => {
+                maintained = true;
+                if cleaned > 0 {
+                    tracing::info!(%queue, cleaned, "registries cleaned");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
+        }
+    }
+    // As RQ: the groups are pruned once per maintenance, after the queues.
+    if maintained {
+        match conn.backend().clean_groups().await {
+            Ok(cleaned) if cleaned > 0 => tracing::info!(cleaned, "groups cleaned"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "group maintenance failed"),
+        }
+    }
+}
+
+/// Cleans a queue's registries under its maintenance lock; returns how many entries went, or
+/// `None` when another process holds the lock.
+async fn clean_queue(conn: &Connection, queue: &str) -> Result<Option<usize>> {
+    let backend = conn.backend();
+    if !backend.lock_maintenance(queue, LOCK_TTL).await? {
+        return Ok(None);
+    }
+    let mut cleaned = 0;
+    let mut outcome = Ok(());
+    for kind in [
+        RegistryKind::Started,
+        RegistryKind::Finished,
+        RegistryKind::Failed,
+    ] {
+        match registry::cleanup(conn, kind, queue).await {
+            Ok(count) => cleaned += count,
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    backend.unlock_maintenance(queue).await?;
+    outcome.map(|()| Some(cleaned))
+}
+
+/// Recovers the runs of `queue` whose deadline passed without a heartbeat; returns how many
+/// were recorded. A run whose heartbeat lands meanwhile is left alone (the store checks the
+/// deadline again in the same step).
+pub(crate) async fn recover_abandoned(conn: &Connection, queue: &str) -> Result<usize> {
+    let backend = conn.backend();
+    let mut recovered = 0;
+    for run in backend.abandoned_runs(queue).await? {
+        // A job that cannot be read is failed: its retry settings are unknown. One that is gone
+        // is failed too, which only ends its run.
+        let job = match backend.fetch_job(&run.job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) | Err(Error::MalformedJob { .. }) => {
+                JobRecord::unreadable(run.job_id.clone(), queue, String::new())
+            }
+            Err(error) => return Err(error),
+        };
+        let recorded = match outcome::abandoned(&job, Utc::now()) {
+            Failure::Retry(retried) => backend.retry(&run, Ending::Abandoned, &retried).await?,
+            Failure::Fail(failed) => backend.fail(&run, Ending::Abandoned, &failed).await?,
+        };
+        if recorded == Recorded::Now {
+            recovered += 1;
+        }
+    }
+    Ok(recovered)
+}
