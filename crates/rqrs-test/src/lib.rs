@@ -1,17 +1,20 @@
-//! The test harness of rqrs (not published): a private `redis-server` per test (or a
-//! Sentinel-managed group of them), the fixture job functions that the `worker` example
-//! registers, and a virtualenv with Python RQ for the interop tests.
+//! The test harness of rqrs (not published): a private store per test of each backend
+//! ([`Store`]; for Redis a private `redis-server`, or a Sentinel-managed group of them), the
+//! fixture job functions that the `worker` example registers, and a virtualenv with Python RQ
+//! for the interop tests.
 
 pub mod fixtures;
 mod proxy;
 pub mod python;
 mod redis_server;
 mod sentinel;
+mod store;
 mod tls;
 
 pub use proxy::Proxy;
 pub use redis_server::RedisServer;
 pub use sentinel::{MASTER_NAME, SentinelGroup};
+pub use store::Store;
 pub use tls::TlsRedisServer;
 
 use std::time::Duration;

@@ -63,6 +63,9 @@ mod results;
 mod retry;
 mod scheduler;
 mod suspension;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod ttl;
 mod worker;
 

@@ -307,3 +307,22 @@ impl ScheduleStore for AnyBackend {
         dispatch!(self, backend => backend.enqueue_scheduled(name, queue).await)
     }
 }
+
+#[cfg(feature = "testing")]
+impl super::TestHooks for AnyBackend {
+    async fn set_run_deadline(
+        &self,
+        run: &RunId,
+        deadline: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        dispatch!(self, backend => backend.set_run_deadline(run, deadline).await)
+    }
+
+    async fn expire_job(&self, id: &JobId) -> Result<()> {
+        dispatch!(self, backend => backend.expire_job(id).await)
+    }
+
+    async fn expire_worker(&self, name: &str) -> Result<()> {
+        dispatch!(self, backend => backend.expire_worker(name).await)
+    }
+}

@@ -274,6 +274,21 @@ pub(crate) trait ScheduleStore {
     async fn enqueue_scheduled(&self, name: &str, queue: &str) -> Result<Option<usize>>;
 }
 
+/// What rqrs's own tests do to a store (feature `testing`, see [`crate::testing`]).
+#[cfg(feature = "testing")]
+pub(crate) trait TestHooks {
+    /// Moves a run's deadline.
+    async fn set_run_deadline(
+        &self,
+        run: &RunId,
+        deadline: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// Deletes the job itself, as its TTL would.
+    async fn expire_job(&self, id: &JobId) -> Result<()>;
+    /// Deletes a worker's registration, as its TTL would.
+    async fn expire_worker(&self, name: &str) -> Result<()>;
+}
+
 /// A connection to a backend: cheap to clone, shared by queues, jobs and workers.
 ///
 /// # Examples

@@ -1,30 +1,21 @@
-//! Behaviour tests of the library against a private redis-server per test.
+//! Integration tests of the library: the behaviour suite (`behaviour/`: the public API only,
+//! each test written once and run on every backend) and the Redis suite (`redis/`: RQ's layout
+//! and format as Python RQ reads it, and what only Redis has: ACL users, TLS, Sentinel,
+//! replicas, lost replies).
 #![expect(
     clippy::unwrap_used,
     reason = "a test fails loudly on any unexpected error"
 )]
 
-mod connection;
-mod context;
-mod enqueue;
-mod isolation;
-mod job_ops;
-mod lifecycle;
-mod registry;
-mod scheduler;
-mod worker;
+mod behaviour;
+mod redis;
 
 use std::time::Duration;
 
-use rqrs::{Connection, Functions, Worker};
-use rqrs_test::RedisServer;
+use rqrs::{Connection, Functions, Job, JobStatus, Worker};
 
-/// A fresh server and a connection to it.
-async fn setup() -> (RedisServer, Connection) {
-    let server = RedisServer::start();
-    let conn = rqrs::connect(&server.url()).await.expect("connects");
-    (server, conn)
-}
+/// Bounds a wait for an event; never a delay the tests rely on.
+const HANG: Duration = Duration::from_secs(20);
 
 /// Runs a burst worker with the fixture functions (plus `extra`) until the queues are empty.
 async fn work(conn: &Connection, queues: &[&str], concurrency: usize, extra: Functions) {
@@ -41,34 +32,51 @@ async fn work(conn: &Connection, queues: &[&str], concurrency: usize, extra: Fun
         .expect("the worker works");
 }
 
-/// Raw bytes of a job-hash field, as Python would read it.
-async fn field(server: &RedisServer, key: &str, field: &str) -> Option<Vec<u8>> {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    redis::cmd("HGET")
-        .arg(key)
-        .arg(field)
-        .query_async(&mut conn)
-        .await
-        .expect("HGET")
+/// Starts a non-burst worker in a task, with heartbeats every second; returns its name, stop
+/// handle and task.
+pub(crate) fn spawn_worker(
+    conn: &rqrs::Connection,
+    concurrency: usize,
+) -> (
+    String,
+    rqrs::ShutdownHandle,
+    tokio::task::JoinHandle<rqrs::Result<()>>,
+) {
+    spawn_worker_beating(conn, concurrency, Duration::from_secs(1))
 }
 
-/// Runs a raw command against the server.
-async fn raw<T: redis::FromRedisValue>(server: &RedisServer, args: &[&str]) -> T {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query_async(&mut conn)
-        .await
-        .expect("the command runs")
+/// [`spawn_worker`] with heartbeats every `heartbeat`.
+pub(crate) fn spawn_worker_beating(
+    conn: &rqrs::Connection,
+    concurrency: usize,
+    heartbeat: Duration,
+) -> (
+    String,
+    rqrs::ShutdownHandle,
+    tokio::task::JoinHandle<rqrs::Result<()>>,
+) {
+    let worker = Worker::builder(conn)
+        .queues(["default"])
+        .functions(rqrs_test::fixtures::functions())
+        .concurrency(concurrency)
+        .heartbeat_interval(heartbeat)
+        .build()
+        .unwrap();
+    let name = worker.name().to_owned();
+    let handle = worker.shutdown_handle();
+    (name, handle, tokio::spawn(worker.work()))
+}
+
+pub(crate) async fn wait_status(
+    conn: &rqrs::Connection,
+    id: &rqrs::JobId,
+    status: JobStatus,
+) -> Job {
+    rqrs_test::wait_for(&format!("{id} to be {status}"), HANG, || async {
+        Job::fetch(conn, id)
+            .await
+            .ok()
+            .filter(|job| job.status() == status)
+    })
+    .await
 }

@@ -17,6 +17,8 @@ mod queues;
 mod registries;
 mod runs;
 mod scheduler;
+#[cfg(feature = "testing")]
+mod testing;
 mod workers;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};

@@ -1,15 +1,15 @@
-//! The scheduler: due jobs are enqueued where they ask to be, by the one holder of RQ's
-//! per-queue lock, which is released on stop and taken over once a dead holder's lock expires.
+//! The scheduler in RQ's layout: the lock `rq:scheduler-lock:<q>` (value, TTL, shared with
+//! Python's schedulers), the hash `rq:scheduler:<name>`, and the fields of due jobs that RQ's
+//! scheduler reads (`enqueue_at_front_on_retry` once a job has run, `ttl`).
 
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use rqrs::{Functions, Job, JobId, JobStatus, Queue, ScheduledJobRegistry, Scheduler, Worker};
+use rqrs::{Job, JobId, JobStatus, Queue, ScheduledJobRegistry, Scheduler};
 use rqrs_test::{RedisServer, wait_for};
-use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::{raw, setup, work};
+use super::{raw, setup};
 
 /// Bounds a hang; never a delay the tests rely on.
 const HANG: Duration = Duration::from_secs(30);
@@ -41,88 +41,7 @@ fn spawn(
 }
 
 #[tokio::test]
-async fn a_job_enqueued_in_one_second_runs_on_a_worker_with_the_scheduler() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
-    let job = queue
-        .enqueue_in(Duration::from_secs(1), "fixtures.add", (1, 2))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(job.status(), JobStatus::Scheduled);
-
-    let worker = Worker::builder(&conn)
-        .queues(["default"])
-        .functions(rqrs_test::fixtures::functions())
-        .with_scheduler(true)
-        .build()
-        .unwrap();
-    let shutdown = worker.shutdown_handle();
-    let working = tokio::spawn(worker.work());
-    wait_for("the scheduled job to finish", HANG, || async {
-        (status(&conn, job.id()).await == JobStatus::Finished).then_some(())
-    })
-    .await;
-    let job = Job::fetch(&conn, job.id()).await.unwrap();
-    assert_eq!(job.return_value().await.unwrap(), Some(json!(3)));
-    assert!(job.enqueued_at().is_some());
-    assert_eq!(
-        ScheduledJobRegistry::new(&conn, "default")
-            .count()
-            .await
-            .unwrap(),
-        0
-    );
-
-    shutdown.warm();
-    working.await.unwrap().unwrap();
-    assert_eq!(lock_holder(&server, "default").await, None);
-    let hashes: Vec<String> = raw(&server, &["KEYS", "rq:scheduler:*"]).await;
-    assert!(hashes.is_empty(), "{hashes:?}");
-}
-
-#[tokio::test]
-async fn a_burst_worker_with_the_scheduler_runs_the_jobs_due_at_start() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
-    let due = queue
-        .enqueue_at(Utc::now() - TimeDelta::seconds(5), "fixtures.add", (2, 3))
-        .send()
-        .await
-        .unwrap();
-    let later = queue
-        .enqueue_in(Duration::from_secs(3600), "fixtures.add", (1, 1))
-        .send()
-        .await
-        .unwrap();
-
-    work(&conn, &["default"], 1, Functions::new()).await;
-    assert_eq!(
-        status(&conn, due.id()).await,
-        JobStatus::Scheduled,
-        "no scheduler, no run"
-    );
-
-    let worker = Worker::builder(&conn)
-        .queues(["default"])
-        .functions(rqrs_test::fixtures::functions())
-        .burst(true)
-        .with_scheduler(true)
-        .build()
-        .unwrap();
-    tokio::time::timeout(HANG, worker.work())
-        .await
-        .expect("the burst ends")
-        .unwrap();
-    assert_eq!(status(&conn, due.id()).await, JobStatus::Finished);
-    assert_eq!(status(&conn, later.id()).await, JobStatus::Scheduled);
-    assert_eq!(lock_holder(&server, "default").await, None);
-    let hashes: Vec<String> = raw(&server, &["KEYS", "rq:scheduler:*"]).await;
-    assert!(hashes.is_empty(), "{hashes:?}");
-}
-
-#[tokio::test]
-async fn due_jobs_go_to_the_head_or_the_tail_as_they_ask() {
+async fn due_jobs_follow_rqs_fields_and_their_ttl_starts_again() {
     let (server, conn) = setup().await;
     let queue = Queue::new(&conn, "default");
     let past = Utc::now() - TimeDelta::seconds(10);

@@ -1,3 +1,5 @@
+//! What only the Redis backend has: ACL users, TLS, Sentinel failovers, waiting for replicas.
+
 use std::time::{Duration, Instant};
 
 use rqrs::{Functions, Job, JobStatus, Queue, Worker};
