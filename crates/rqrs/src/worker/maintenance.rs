@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::outcome::{self, Failure};
 use crate::Connection;
-use crate::backend::types::{Ending, JobRecord, Recorded};
+use crate::backend::types::{Ending, Recorded};
 use crate::backend::{GroupStore, JobStore, RegistryStore, RunStore};
 use crate::error::{Error, Result};
 use crate::registry::{self, RegistryKind};
@@ -80,16 +80,13 @@ pub(crate) async fn recover_abandoned(conn: &Connection, queue: &str) -> Result<
     let backend = conn.backend();
     let mut recovered = 0;
     for run in backend.abandoned_runs(queue).await? {
-        // A job that cannot be read is failed: its retry settings are unknown. One that is gone
-        // is failed too, which only ends its run.
         let job = match backend.fetch_job(&run.job_id).await {
-            Ok(Some(job)) => job,
-            Ok(None) | Err(Error::MalformedJob { .. }) => {
-                JobRecord::unreadable(run.job_id.clone(), queue, String::new())
-            }
+            Ok(job) => job,
+            // Its retry settings cannot be read: it is failed.
+            Err(Error::MalformedJob { .. }) => None,
             Err(error) => return Err(error),
         };
-        let recorded = match outcome::abandoned(&job, Utc::now()) {
+        let recorded = match outcome::abandoned(job.as_ref(), Utc::now()) {
             Failure::Retry(retried) => backend.retry(&run, Ending::Abandoned, &retried).await?,
             Failure::Fail(failed) => backend.fail(&run, Ending::Abandoned, &failed).await?,
         };

@@ -89,11 +89,14 @@ pub(super) fn stopped(job: &JobRecord, exc_info: String) -> Outcome {
 
 /// A run whose worker stopped heartbeating, found by maintenance at `now`: retried while the
 /// job has retries left, else failed, in RQ's words (Python's maintenance treats its own
-/// abandoned runs the same way).
-pub(super) fn abandoned(job: &JobRecord, now: DateTime<Utc>) -> Failure {
-    let lifecycle = &job.lifecycle;
+/// abandoned runs the same way). A job that is gone, or cannot be read, has no retries known:
+/// it is failed, which ends its run.
+pub(super) fn abandoned(job: Option<&JobRecord>, now: DateTime<Utc>) -> Failure {
     let at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
-    if lifecycle.retries_left > 0 {
+    if let Some(lifecycle) = job
+        .map(|job| &job.lifecycle)
+        .filter(|lifecycle| lifecycle.retries_left > 0)
+    {
         Failure::Retry(Retried {
             exc_info: format!(
                 "AbandonedJobError: its worker stopped heartbeating; retried at {at}"
@@ -104,7 +107,7 @@ pub(super) fn abandoned(job: &JobRecord, now: DateTime<Utc>) -> Failure {
     } else {
         Failure::Fail(Failed {
             exc_info: format!("Moved to FailedJobRegistry, due to AbandonedJobError, at {at}"),
-            failure_ttl: job.failure_ttl,
+            failure_ttl: job.and_then(|job| job.failure_ttl),
             stopped: false,
         })
     }
@@ -144,7 +147,7 @@ mod tests {
     #[test]
     fn an_abandoned_run_is_retried_or_failed_in_rqs_words() {
         let now = DateTime::from_timestamp(1_764_379_353, 966_393_000).unwrap_or_default();
-        let Failure::Retry(retried) = abandoned(&job(1, &[0]), now) else {
+        let Failure::Retry(retried) = abandoned(Some(&job(1, &[0])), now) else {
             panic!("retries are left");
         };
         assert_eq!(
@@ -152,12 +155,16 @@ mod tests {
             "AbandonedJobError: its worker stopped heartbeating; retried at \
              2025-11-29T01:22:33.966393Z"
         );
-        let Failure::Fail(failed) = abandoned(&job(0, &[]), now) else {
+        let Failure::Fail(failed) = abandoned(Some(&job(0, &[])), now) else {
             panic!("no retries are left");
         };
         assert_eq!(
             failed.exc_info,
             "Moved to FailedJobRegistry, due to AbandonedJobError, at 2025-11-29T01:22:33.966393Z"
+        );
+        assert!(
+            matches!(abandoned(None, now), Failure::Fail(_)),
+            "a job that is gone"
         );
     }
 }

@@ -172,7 +172,7 @@ impl RegistryStore for RedisBackend {
             failure_ttl,
             stopped: false,
         };
-        self.record_failure(id, queue, "", By::Hand, &failed)
+        self.record_failure(id, queue, None, By::Hand, &failed)
             .await?;
         Ok(())
     }

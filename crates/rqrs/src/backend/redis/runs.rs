@@ -322,7 +322,7 @@ impl RunStore for RedisBackend {
         self.record_failure(
             &run.job_id,
             &run.queue,
-            &run.execution_id,
+            Some(&run.execution_id),
             ending.into(),
             failed,
         )
@@ -400,16 +400,19 @@ impl RunStore for RedisBackend {
 
 impl RedisBackend {
     /// Records a failure with `fail.lua`: of a run (`by` its worker, or abandoned), or of a job
-    /// that did not run (`by` hand, with no execution id).
+    /// that did not run (`by` hand, with no execution).
     pub(super) async fn record_failure(
         &self,
         id: &JobId,
         queue: &str,
-        execution_id: &str,
+        execution_id: Option<&str>,
         by: By<'_>,
         failed: &Failed,
     ) -> Result<Recorded> {
         let id = id.as_str();
+        // The script declares an execution key in any case; without a run it names none and is
+        // not touched.
+        let execution_id = execution_id.unwrap_or_default();
         let ended = now();
         let (worker, worker_key) = worker_of(by);
         let started = started_of(by);
