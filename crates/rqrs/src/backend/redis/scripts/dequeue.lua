@@ -16,10 +16,10 @@
 local want = tonumber(ARGV[1])
 local worker = ARGV[2]
 if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {'suspended'} end
-local at = {iso = ARGV[3], float = ARGV[4], seconds = tonumber(ARGV[5])}
+local iso, nowf, now = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local ttl, executions_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
-local job_prefix, wip_prefix = ARGV[8], ARGV[9]
-local prefixes = {execution = ARGV[10], executions = ARGV[11]}
+local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[8], ARGV[9], ARGV[10],
+  ARGV[11]
 local queues = #KEYS - 2
 local worker_key = KEYS[#KEYS - 1]
 local out = {}
@@ -33,8 +33,8 @@ for q = 1, queues do
     if redis.call('EXISTS', job_key) == 1 then
       taken = taken + 1
       local eid = ARGV[11 + queues + taken]
-      start_run(job_key, id, eid, worker, at, ttl, executions_ttl, wip_prefix .. ARGV[11 + q],
-        prefixes)
+      start_run(job_key, id, eid, worker, iso, nowf, now, ttl, executions_ttl,
+        wip_prefix .. ARGV[11 + q], execution_prefix, executions_prefix)
       out[#out + 1] = q
       out[#out + 1] = id
       out[#out + 1] = eid
@@ -45,6 +45,6 @@ for q = 1, queues do
 end
 if last_id and redis.call('EXISTS', worker_key) == 1 then
   redis.call('HSET', worker_key, 'state', 'busy', 'current_job', last_id,
-    'current_job_working_time', '0', 'last_heartbeat', at.iso)
+    'current_job_working_time', '0', 'last_heartbeat', iso)
 end
 return out

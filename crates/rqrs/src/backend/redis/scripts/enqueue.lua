@@ -1,46 +1,41 @@
 -- Enqueues a batch of jobs of one queue in one step. Each job is pushed on the queue, put in
--- the scheduled registry for later, or started at once by a given worker (test mode: the job
--- never waits where another worker could take it), or deferred until the jobs it depends on
+-- the scheduled registry for later, or started at once by the batch's worker (test mode: the
+-- job never waits where another worker could take it), or deferred until the jobs it depends on
 -- have ended (RQ's rule: every dependency that still exists is finished, or failed when
 -- failures are allowed). A unique job whose id is taken refuses the whole batch before anything
 -- is written. Jobs of a group (RQ's Group.enqueue_many) join the group's set, and the group the
 -- set of groups, in the same step. (start.lua is loaded in front of this script.)
 -- KEYS[1]: the set of queues; [2]: the queue list; [3]: the deferred registry;
--- [4]: the scheduled registry; [5]: the started registry; with a group only: [6]: the group's
--- set; [7]: the set of groups
--- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (epoch float);
--- [4]: now (whole seconds); [5]: job key prefix; [6]: dependents suffix; [7]: dependencies key
--- prefix; [8]: dependencies suffix; [9]: execution key prefix; [10]: execution set prefix;
--- [11]: the group's name, or '' for none
+-- [4]: the scheduled registry; with a group only: [5]: the group's set; [6]: the set of groups;
+-- with a starting worker only, last: the started registry
+-- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (whole seconds);
+-- [4]: job key prefix; [5]: dependents suffix; [6]: dependencies key prefix; [7]: dependencies
+-- suffix; [8]: the group's name, or '' for none; [9]: the worker that starts the jobs placed
+-- 'X' (test mode), or ''; with such a worker only: [10]: now (epoch float); [11]: execution key
+-- prefix; [12]: execution set prefix; [13]: its heartbeat ttl; [14]: the ttl of a job's set of
+-- executions
 -- Then per job: id; placement ('R' tail, 'L' head, 'S' scheduled, 'X' started); for 'S' the due
--- time (whole seconds), for 'X' the worker's name, the execution id, the heartbeat ttl and the
--- ttl of the set of executions (four values), else ''; unique ('1' or ''); ttl (seconds, or
+-- time (whole seconds), for 'X' the execution id, else ''; unique ('1' or ''); ttl (seconds, or
 -- ''); failures allowed ('1' or ''); the number of dependencies, then their ids; the number of
 -- fields, then (field, value) pairs.
 -- Returns: {'duplicate', id} when a unique id is taken; otherwise the status of each job.
-local job_prefix, dependents_suffix = ARGV[5], ARGV[6]
-local dependencies_prefix, dependencies_suffix = ARGV[7], ARGV[8]
-local prefixes = {execution = ARGV[9], executions = ARGV[10]}
-local group = ARGV[11]
-local at = {iso = ARGV[2], float = ARGV[3], seconds = tonumber(ARGV[4])}
+local iso, now = ARGV[2], tonumber(ARGV[3])
+local job_prefix, dependents_suffix = ARGV[4], ARGV[5]
+local dependencies_prefix, dependencies_suffix = ARGV[6], ARGV[7]
+local group = ARGV[8]
+local starter = ARGV[9]
 local jobs = {}
-local i = 12
+-- The starting worker's arguments are there only when it is (they cost every call otherwise).
+local i = 10
+if starter ~= '' then i = 15 end
 while i <= #ARGV do
-  local job = {id = ARGV[i], placement = ARGV[i + 1]}
-  i = i + 2
-  if job.placement == 'X' then
-    job.worker, job.eid = ARGV[i], ARGV[i + 1]
-    job.run_ttl, job.executions_ttl = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-    i = i + 4
-  else
-    job.due = ARGV[i]
-    i = i + 1
-  end
-  job.unique, job.ttl, job.allow_failure = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
-  local count = tonumber(ARGV[i + 3])
+  -- One constructor with every field: a table that grows rehashes.
+  local job = {id = ARGV[i], placement = ARGV[i + 1], at = ARGV[i + 2], unique = ARGV[i + 3],
+    ttl = ARGV[i + 4], allow_failure = ARGV[i + 5] == '1'}
+  local count = tonumber(ARGV[i + 6])
   job.dependencies = {}
-  for d = 1, count do job.dependencies[d] = ARGV[i + 3 + d] end
-  i = i + 4 + count
+  for d = 1, count do job.dependencies[d] = ARGV[i + 6 + d] end
+  i = i + 7 + count
   count = tonumber(ARGV[i])
   job.fields = {}
   for f = 1, 2 * count do job.fields[f] = ARGV[i + f] end
@@ -82,15 +77,15 @@ for _, job in ipairs(jobs) do
       redis.call('SADD', job_prefix .. dependency .. dependents_suffix, job.id)
       redis.call('SADD', dependencies_prefix .. job.id .. dependencies_suffix, dependency)
     end
-    redis.call('ZADD', KEYS[3], at.seconds, job.id)
+    redis.call('ZADD', KEYS[3], now, job.id)
   elseif status == 'scheduled' then
-    redis.call('ZADD', KEYS[4], job.due, job.id)
+    redis.call('ZADD', KEYS[4], job.at, job.id)
   elseif status == 'started' then
-    redis.call('HSET', key, 'enqueued_at', at.iso)
-    start_run(key, job.id, job.eid, job.worker, at, job.run_ttl, job.executions_ttl, KEYS[5],
-      prefixes)
+    redis.call('HSET', key, 'enqueued_at', iso)
+    start_run(key, job.id, job.at, starter, iso, ARGV[10], now, tonumber(ARGV[13]),
+      tonumber(ARGV[14]), KEYS[#KEYS], ARGV[11], ARGV[12])
   else
-    redis.call('HSET', key, 'enqueued_at', at.iso)
+    redis.call('HSET', key, 'enqueued_at', iso)
     if job.placement == 'L' then
       redis.call('LPUSH', KEYS[2], job.id)
     else
@@ -98,11 +93,11 @@ for _, job in ipairs(jobs) do
     end
   end
   if group ~= '' then
-    redis.call('SADD', KEYS[6], job.id)
+    redis.call('SADD', KEYS[5], job.id)
   end
   out[#out + 1] = status
 end
 if group ~= '' then
-  redis.call('SADD', KEYS[7], group)
+  redis.call('SADD', KEYS[6], group)
 end
 return out

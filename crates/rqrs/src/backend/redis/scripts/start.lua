@@ -1,21 +1,23 @@
 -- Starting a run, shared by the scripts that start one (dequeue, and enqueue in test mode); the
 -- loader puts this file in front of each of them, since a Redis script cannot call another.
 
--- Starts run `eid` of job `id` (whose hash is `job_key`) for `worker`: an execution hash and
--- set member, a started-registry entry with a deadline of now + `ttl` (the set of executions
--- lives `executions_ttl`), and the job's status and times. A started job no longer expires by
--- its ttl. `at` holds now as ISO text, as an epoch float and in whole seconds.
-local function start_run(job_key, id, eid, worker, at, ttl, executions_ttl, wip, prefixes)
-  local execution_key = prefixes.execution .. id .. ':' .. eid
-  local executions_key = prefixes.executions .. id
-  redis.call('HSET', execution_key, 'id', eid, 'created_at', at.float, 'last_heartbeat', at.float,
+-- Starts run `eid` of job `id` (whose hash is `job_key`) for `worker`, at `iso` (now as ISO
+-- text), `nowf` (as an epoch float) and `now` (in whole seconds): an execution hash and set
+-- member (the key prefixes `execution` and `executions`), an entry of the started registry
+-- `wip` with a deadline of now + `ttl` (the set of executions lives `executions_ttl`), and the
+-- job's status and times. A started job no longer expires by its ttl.
+local function start_run(job_key, id, eid, worker, iso, nowf, now, ttl, executions_ttl, wip,
+    execution, executions)
+  local execution_key = execution .. id .. ':' .. eid
+  local executions_key = executions .. id
+  redis.call('HSET', execution_key, 'id', eid, 'created_at', nowf, 'last_heartbeat', nowf,
     'worker_name', worker)
   redis.call('EXPIRE', execution_key, ttl)
-  redis.call('ZADD', executions_key, at.seconds + executions_ttl, eid)
+  redis.call('ZADD', executions_key, now + executions_ttl, eid)
   redis.call('EXPIRE', executions_key, executions_ttl)
-  redis.call('ZADD', wip, at.seconds + ttl, id .. ':' .. eid)
-  redis.call('HSET', job_key, 'status', 'started', 'started_at', at.iso, 'ended_at', '',
-    'worker_name', worker, 'last_heartbeat', at.iso)
+  redis.call('ZADD', wip, now + ttl, id .. ':' .. eid)
+  redis.call('HSET', job_key, 'status', 'started', 'started_at', iso, 'ended_at', '',
+    'worker_name', worker, 'last_heartbeat', iso)
   redis.call('PERSIST', job_key)
 end
 
