@@ -263,7 +263,9 @@ impl Queue {
         }
         match &self.inline {
             None => self.store(jobs, group, self.replicas).await,
-            Some(functions) => self.run_inline(functions, jobs, group).await,
+            // Boxed: test mode's future holds a whole run, which would otherwise make every
+            // enqueue's future as large, and copied as often.
+            Some(functions) => Box::pin(self.run_inline(functions, jobs, group)).await,
         }
     }
 

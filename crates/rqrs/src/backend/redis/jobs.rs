@@ -99,9 +99,10 @@ impl JobStore for RedisBackend {
         if let Some(group) = group {
             invocation.key(keys::group(group)).key(keys::GROUPS);
         }
+        let at_iso = codec::format_time(at);
         invocation
             .arg(keys::queue(queue))
-            .arg(codec::format_time(at))
+            .arg(&at_iso)
             .arg(at.timestamp())
             .arg(keys::JOB_PREFIX)
             .arg(keys::DEPENDENTS_SUFFIX)
@@ -154,7 +155,15 @@ impl JobStore for RedisBackend {
             for dependency in &lifecycle.dependency_ids {
                 invocation.arg(dependency.as_str());
             }
-            let fields = codec::job::fields(record)?;
+            let other_time;
+            let created_at = match record.created_at {
+                Some(created) if created == at => at_iso.as_str(),
+                created => {
+                    other_time = created.map(codec::format_time).unwrap_or_default();
+                    other_time.as_str()
+                }
+            };
+            let fields = codec::job::fields(record, created_at)?;
             invocation.arg(fields.len());
             for (field, value) in &fields {
                 invocation.arg(*field).arg(value.as_slice());

@@ -90,11 +90,12 @@ pub(crate) fn status(hash: &RawHash) -> Result<JobStatus, String> {
 }
 
 /// The hash fields of a new job, as RQ's `Job.to_dict()` writes them (`status` and
-/// `enqueued_at` are the enqueue script's to set).
+/// `enqueued_at` are the enqueue script's to set); `created_at` is its creation time as RQ
+/// writes it (the jobs of a batch share it, so it is formatted once).
 ///
 /// # Errors
 /// [`Error::Invalid`] for a job whose call is not known (only jobs read back have none).
-pub(crate) fn fields(job: &JobRecord) -> Result<Vec<(&'static str, Vec<u8>)>> {
+pub(crate) fn fields(job: &JobRecord, created_at: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let text = |value: &str| value.as_bytes().to_vec();
     let number = |value: i64| value.to_string().into_bytes();
     let callback_name = |callback: &Option<Callback>| {
@@ -109,10 +110,7 @@ pub(crate) fn fields(job: &JobRecord) -> Result<Vec<(&'static str, Vec<u8>)>> {
         .map_err(|reason| Error::invalid("job", reason.clone()))?;
     let lifecycle = &job.lifecycle;
     let mut fields = vec![
-        (
-            "created_at",
-            text(&job.created_at.map(super::format_time).unwrap_or_default()),
-        ),
+        ("created_at", text(created_at)),
         ("data", encode_data(call)),
         (
             "success_callback_name",
