@@ -12,7 +12,7 @@ mod redis;
 
 use std::time::Duration;
 
-use rqrs::{Connection, Functions, Job, JobStatus, Worker};
+use rqrs::{Connection, Functions, Group, Job, JobStatus, Queue, Worker};
 
 /// Bounds a wait for an event; never a delay the tests rely on.
 const HANG: Duration = Duration::from_secs(20);
@@ -79,4 +79,30 @@ pub(crate) async fn wait_status(
             .filter(|job| job.status() == status)
     })
     .await
+}
+
+/// Enqueues a group "emptied" of one job and a group "kept" of two, then expires (as their TTL
+/// would) the job of "emptied" and the first of "kept"; returns the job left in "kept".
+async fn groups_with_expired_jobs(conn: &Connection) -> Job {
+    let queue = Queue::new(conn, "default");
+    let emptied = Group::create(conn, Some("emptied".to_owned())).unwrap();
+    let kept = Group::create(conn, Some("kept".to_owned())).unwrap();
+    let gone = emptied
+        .enqueue_many(&queue, [queue.enqueue("fixtures.noop", ())])
+        .await
+        .unwrap();
+    let mut both = kept
+        .enqueue_many(
+            &queue,
+            [
+                queue.enqueue("fixtures.noop", ()),
+                queue.enqueue("fixtures.noop", ()),
+            ],
+        )
+        .await
+        .unwrap();
+    for job in [&gone[0], &both[0]] {
+        rqrs::testing::expire_job(conn, job.id()).await.unwrap();
+    }
+    both.remove(1)
 }
