@@ -1,8 +1,10 @@
 //! A private store for one behaviour test, of one backend: [`Store::redis`] starts a
-//! `redis-server` of its own. The behaviour suite runs each test once per backend, each time on
-//! a store of that backend; the store is gone when the value is dropped.
+//! `redis-server` of its own, [`Store::sqlite`] makes a database file in a folder of its own.
+//! The behaviour suite runs each test once per backend, each time on a store of that backend;
+//! the store is gone when the value is dropped.
 
 use rqrs::Connection;
+use tempfile::TempDir;
 
 use crate::RedisServer;
 
@@ -11,6 +13,8 @@ use crate::RedisServer;
 pub enum Store {
     /// A private `redis-server`.
     Redis(RedisServer),
+    /// A SQLite database file in a temporary folder (deleted with it).
+    Sqlite(TempDir),
 }
 
 impl Store {
@@ -22,11 +26,30 @@ impl Store {
         Store::Redis(RedisServer::start())
     }
 
+    /// A new SQLite database file (made on the first connection).
+    ///
+    /// # Panics
+    /// When no temporary folder can be made.
+    pub fn sqlite() -> Self {
+        Store::Sqlite(
+            tempfile::Builder::new()
+                .prefix("rqrs-sqlite-")
+                .tempdir()
+                .expect("a temporary folder for the database"),
+        )
+    }
+
     /// The URL that reaches the store, for another connection or process.
     pub fn url(&self) -> String {
         match self {
             Store::Redis(server) => server.url(),
+            Store::Sqlite(folder) => format!("sqlite://{}/jobs.db", folder.path().display()),
         }
+    }
+
+    /// Whether the store is a Redis server (for what only Redis has: Python RQ, its layout).
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Store::Redis(_))
     }
 
     /// A new connection to the store.

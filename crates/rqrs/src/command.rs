@@ -3,6 +3,8 @@
 //! `send_stop_job_command`), so either side can command the other's workers; the backend
 //! carries them (on Redis, RQ's pub/sub channel and JSON messages).
 
+use serde_json::{Value, json};
+
 use crate::Connection;
 use crate::backend::WorkerStore;
 use crate::error::{Error, Result};
@@ -17,6 +19,35 @@ pub(crate) enum Command {
     KillHorse,
     /// Interrupt this job if it runs there; it ends as `stopped`.
     StopJob(JobId),
+}
+
+impl Command {
+    /// The command as RQ's JSON message: `{"command": "shutdown"}`, `{"command": "kill-horse"}`
+    /// or `{"command": "stop-job", "job_id": "<id>"}`. Every backend carries this text.
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Command::Shutdown => json!({"command": "shutdown"}),
+            Command::KillHorse => json!({"command": "kill-horse"}),
+            Command::StopJob(id) => json!({"command": "stop-job", "job_id": id.as_str()}),
+        }
+        .to_string()
+    }
+
+    /// A command from its JSON message, or what is wrong with the message.
+    pub(crate) fn decode(text: &str) -> std::result::Result<Command, String> {
+        let message: Value =
+            serde_json::from_str(text).map_err(|error| format!("{text:?} is not JSON: {error}"))?;
+        match message.get("command").and_then(Value::as_str) {
+            Some("shutdown") => Ok(Command::Shutdown),
+            Some("kill-horse") => Ok(Command::KillHorse),
+            Some("stop-job") => match message.get("job_id").and_then(Value::as_str) {
+                // An id a worker runs was read as stored, so it is taken as it is.
+                Some(id) => Ok(Command::StopJob(JobId::from_stored(id))),
+                None => Err(format!("{text:?}: a stop-job command without a job_id")),
+            },
+            _ => Err(format!("{text:?} is not a command rqrs knows")),
+        }
+    }
 }
 
 /// Asks the worker called `worker` to stop after its running jobs (a warm shutdown). Returns
@@ -49,4 +80,29 @@ pub async fn send_stop_job_command(conn: &Connection, id: &JobId) -> Result<bool
     })?;
     let command = Command::StopJob(id.clone());
     Ok(conn.backend().publish(worker, &command).await? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_in_rqs_words() {
+        let stop = Command::StopJob(JobId::from_stored("a.b"));
+        for command in [Command::Shutdown, Command::KillHorse, stop] {
+            assert_eq!(Command::decode(&command.encode()), Ok(command));
+        }
+        assert_eq!(Command::KillHorse.encode(), r#"{"command":"kill-horse"}"#);
+        assert!(Command::decode("nope").unwrap_err().contains("not JSON"));
+        assert!(
+            Command::decode(r#"{"command": "stop-job"}"#)
+                .unwrap_err()
+                .contains("job_id")
+        );
+        assert!(
+            Command::decode(r#"{"command": "dance"}"#)
+                .unwrap_err()
+                .contains("not a command")
+        );
+    }
 }

@@ -155,12 +155,17 @@ impl BackendError {
         )
     }
 
-    /// Whether the backend did not answer in time.
+    /// Whether the backend did not answer in time (for SQLite: the database stayed locked by
+    /// another process for the whole busy timeout).
     pub fn is_timeout(&self) -> bool {
         self.kind == BackendErrorKind::Timeout
     }
 
-    /// The backend's name, as in URLs (`redis`).
+    pub(crate) fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+
+    /// The backend's name, as in URLs (`redis`, `sqlite`).
     pub fn backend(&self) -> &'static str {
         self.backend
     }

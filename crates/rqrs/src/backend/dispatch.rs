@@ -27,6 +27,7 @@ macro_rules! dispatch {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {
             AnyBackend::Redis($backend) => $call,
+            AnyBackend::Sqlite($backend) => $call,
         }
     };
 }
@@ -40,8 +41,15 @@ impl Backend for AnyBackend {
         dispatch!(self, backend => backend.connect_info())
     }
 
+    fn is_shared(&self) -> bool {
+        dispatch!(self, backend => backend.is_shared())
+    }
+
     async fn detached(&self) -> Result<Self> {
-        dispatch!(self, backend => backend.detached().await.map(AnyBackend::Redis))
+        Ok(match self {
+            AnyBackend::Redis(backend) => AnyBackend::Redis(backend.detached().await?),
+            AnyBackend::Sqlite(backend) => AnyBackend::Sqlite(backend.detached().await?),
+        })
     }
 }
 

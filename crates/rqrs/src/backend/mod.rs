@@ -12,10 +12,12 @@
 //! traits are the compile-checked contract and a call costs no allocation. Only `redis/` names
 //! the `redis` crate (a test below checks it).
 //!
-//! Today the one backend is Redis in Python RQ's layout (`redis/`).
+//! The backends: Redis in Python RQ's layout (`redis/`), and SQLite, one database file for the
+//! processes of one machine (`sqlite/`).
 
 mod dispatch;
 mod redis;
+mod sqlite;
 pub(crate) mod types;
 
 use std::fmt;
@@ -26,6 +28,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use self::redis::RedisBackend;
+use self::sqlite::SqliteBackend;
 use crate::command::Command;
 use crate::error::Result;
 use crate::job::{JobId, JobStatus};
@@ -40,9 +43,15 @@ use types::{
 
 /// Every backend, chosen by URL scheme.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "held once, behind the connection's Arc: boxing the larger would only add a hop"
+)]
 pub(crate) enum AnyBackend {
     /// Redis (or Valkey), in Python RQ's layout.
     Redis(RedisBackend),
+    /// A SQLite database.
+    Sqlite(SqliteBackend),
 }
 
 /// A store the library can run on: every operation of the traits it is made of, plus how to
@@ -56,6 +65,10 @@ pub(crate) trait Backend:
     /// The URL as given (passwords included) and the trusted roots given, if any: what another
     /// process (a work horse) connects with.
     fn connect_info(&self) -> (&str, Option<&[u8]>);
+
+    /// Whether another process can open the same store by its URL (an in-memory database
+    /// cannot).
+    fn is_shared(&self) -> bool;
 
     /// The same store through connections of its own, bound to the current async runtime (a
     /// worker's liveness thread runs its own).
@@ -394,7 +407,11 @@ pub async fn connect_tls(url: &str, root_ca_pem: &[u8]) -> Result<Connection> {
 
 /// The backend a URL names, by its scheme.
 async fn open(url: &str, root_ca: Option<Vec<u8>>) -> Result<Connection> {
-    let backend = AnyBackend::Redis(RedisBackend::connect(url, root_ca).await?);
+    let backend = if SqliteBackend::is_url(url) {
+        AnyBackend::Sqlite(SqliteBackend::connect(url, root_ca).await?)
+    } else {
+        AnyBackend::Redis(RedisBackend::connect(url, root_ca).await?)
+    };
     Ok(Connection {
         backend: Arc::new(backend),
     })

@@ -205,6 +205,16 @@ impl WorkerBuilder {
                 "it needs process isolation",
             ));
         }
+        if self.isolation == Isolation::Process
+            && !crate::backend::Backend::is_shared(self.conn.backend())
+        {
+            return Err(Error::invalid(
+                "isolation",
+                "process isolation needs a store that work horses can open by its URL; an \
+                 in-memory database is this process's alone: use a database file \
+                 (sqlite:///path/to/jobs.db)",
+            ));
+        }
         #[cfg(unix)]
         let horses = (self.isolation == Isolation::Process)
             .then(|| super::isolation::Horses::new(&self.conn, &name, self.max_memory_per_job));

@@ -140,6 +140,10 @@ impl Backend for RedisBackend {
         (&self.full_url, self.root_ca.as_deref())
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn detached(&self) -> Result<Self> {
         Self::open(
             self.endpoint.clone(),

@@ -155,14 +155,14 @@ impl WorkerStore for RedisBackend {
             let text: String = message
                 .get_payload()
                 .map_err(|error| format!("an unreadable message: {error}"))?;
-            codec::command::decode(&text)
+            Command::decode(&text)
         })))
     }
 
     async fn publish(&self, worker: &str, command: &Command) -> Result<usize> {
         Ok(redis::cmd("PUBLISH")
             .arg(keys::worker_channel(worker))
-            .arg(codec::command::encode(command))
+            .arg(command.encode())
             .query_async(&mut self.conn())
             .await?)
     }

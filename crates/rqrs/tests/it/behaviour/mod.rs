@@ -1,8 +1,8 @@
 //! The behaviour suite: what the library does, through its public API only (and, to stage the
 //! states faults leave behind, the test hooks of `rqrs::testing`), whatever the backend. Each
 //! test is written once with [`on_every_backend!`], which runs it on a private store of every
-//! backend: a test `name` becomes `name::redis`, and a new backend is one more line in the
-//! macro.
+//! backend: a test `name` becomes `name::redis` and `name::sqlite`, and a new backend is one
+//! more test in the macro.
 
 /// Defines the async test `$name`, taking the test's `&Store`, once per backend.
 /// `multi_thread` before `async fn` runs it on a two-thread runtime.
@@ -26,6 +26,11 @@ macro_rules! on_every_backend {
             #[$($test)*]
             async fn redis() {
                 test(&rqrs_test::Store::redis()).await;
+            }
+
+            #[$($test)*]
+            async fn sqlite() {
+                test(&rqrs_test::Store::sqlite()).await;
             }
         }
     };

@@ -1,12 +1,11 @@
 //! Python RQ's encoding of what rqrs stores in Redis, with its JSON serializer
 //! (`RQ-FORMAT.md`): the primitives here (timestamps, zlib, JSON as Python writes it, fields of a
-//! hash), and per record: the job hash ([`job`]), result stream entries ([`result`]), the worker
-//! hash ([`worker`]) and the workers' control messages ([`command`]).
+//! hash), and per record: the job hash ([`job`]), result stream entries ([`result`]) and the
+//! worker hash ([`worker`]). The workers' control messages are [`Command`](crate::command)'s.
 //!
 //! Timestamps are `%Y-%m-%dT%H:%M:%S%.6fZ`; integers are decimal strings; `data`, `exc_info`
 //! and result `exc_string`s are zlib.
 
-pub(crate) mod command;
 pub(crate) mod job;
 pub(crate) mod result;
 pub(crate) mod worker;

@@ -1,0 +1,249 @@
+//! Rows to and from the library's records: a job's row (its columns, and `spec`, the JSON of
+//! what does not change after its enqueue), a worker's row, times as microseconds.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Row;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::backend::types::JobRecord;
+use crate::error::{Error, Result};
+use crate::job::{Call, Callback, JobId, JobStatus, Lifecycle, Webhook};
+use crate::ttl::{Timeout, Ttl};
+use crate::worker::{WorkerInfo, WorkerState};
+
+/// Microseconds since the epoch.
+pub(super) fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+/// A time from microseconds since the epoch.
+pub(super) fn time(micros: Option<i64>) -> Option<DateTime<Utc>> {
+    micros.and_then(DateTime::from_timestamp_micros)
+}
+
+/// Now, in microseconds since the epoch.
+pub(super) fn now() -> i64 {
+    micros(Utc::now())
+}
+
+/// Microseconds in `seconds`.
+pub(super) fn seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+/// What does not change in a job after its enqueue.
+#[derive(Debug, Serialize, Deserialize)]
+struct Spec {
+    func_name: String,
+    #[serde(default)]
+    args: Vec<Value>,
+    #[serde(default)]
+    kwargs: Map<String, Value>,
+    description: Option<String>,
+    /// RQ's seconds: `-1` for no limit.
+    timeout: Option<i64>,
+    /// RQ's seconds: `0` not kept, `-1` forever.
+    result_ttl: Option<i64>,
+    failure_ttl: Option<i64>,
+    /// Seconds.
+    ttl: Option<u64>,
+    #[serde(default)]
+    retry_intervals: Vec<u64>,
+    #[serde(default)]
+    retry_at_front: bool,
+    #[serde(default)]
+    repeat_intervals: Vec<u64>,
+    /// Name and RQ's seconds.
+    on_success: Option<(String, i64)>,
+    on_failure: Option<(String, i64)>,
+    on_stopped: Option<(String, i64)>,
+    #[serde(default)]
+    dependency_ids: Vec<String>,
+    #[serde(default)]
+    allow_dependency_failures: bool,
+    #[serde(default)]
+    enqueue_at_front: bool,
+    #[serde(default)]
+    webhooks: Vec<Webhook>,
+}
+
+/// The `spec` of a new job.
+///
+/// # Errors
+/// [`Error::Invalid`] for a job whose call is not known (only jobs read back have none).
+pub(super) fn spec(job: &JobRecord) -> Result<String> {
+    let call = job
+        .call
+        .as_ref()
+        .map_err(|reason| Error::invalid("job", reason.clone()))?;
+    let lifecycle = &job.lifecycle;
+    let callback = |callback: &Option<Callback>| {
+        callback.as_ref().map(|callback| {
+            (
+                callback.name().to_owned(),
+                callback.time_limit().to_seconds(),
+            )
+        })
+    };
+    let spec = Spec {
+        func_name: call.func_name.clone(),
+        args: call.args.clone(),
+        kwargs: call.kwargs.clone(),
+        description: job.description.clone(),
+        timeout: job.timeout.map(Timeout::to_seconds),
+        result_ttl: job.result_ttl.map(Ttl::to_seconds),
+        failure_ttl: job.failure_ttl.map(Ttl::to_seconds),
+        ttl: job.ttl.map(crate::ttl::whole_seconds),
+        retry_intervals: lifecycle.retry_intervals.clone(),
+        retry_at_front: lifecycle.retry_at_front,
+        repeat_intervals: lifecycle.repeat_intervals.clone(),
+        on_success: callback(&lifecycle.on_success),
+        on_failure: callback(&lifecycle.on_failure),
+        on_stopped: callback(&lifecycle.on_stopped),
+        dependency_ids: lifecycle
+            .dependency_ids
+            .iter()
+            .map(|id| id.as_str().to_owned())
+            .collect(),
+        allow_dependency_failures: lifecycle.allow_dependency_failures,
+        enqueue_at_front: lifecycle.enqueue_at_front,
+        webhooks: lifecycle.webhooks.clone(),
+    };
+    Ok(serde_json::to_string(&spec)?)
+}
+
+/// The columns a job's record is read from, in the order [`job`] reads them.
+pub(super) const JOB_COLUMNS: &str = "id, origin, status, spec, created_at, enqueued_at, \
+    started_at, ended_at, last_heartbeat, worker_name, retries_left, repeats_left, meta, group_id";
+
+/// A job from a row of [`JOB_COLUMNS`]. A `spec` that cannot be read makes a job whose call
+/// says why, which a worker that takes it fails with that reason.
+///
+/// # Errors
+/// [`Error::MalformedJob`] for a status that is not one of RQ's; a database error.
+pub(super) fn job(row: &Row<'_>) -> Result<JobRecord> {
+    let id = JobId::from_stored(row.get::<_, String>(0)?);
+    let status: String = row.get(2)?;
+    let status: JobStatus = status.parse().map_err(|_| Error::MalformedJob {
+        id: id.clone(),
+        reason: format!("unknown status {status:?}"),
+    })?;
+    let spec: String = row.get(3)?;
+    let meta: Option<String> = row.get(12)?;
+    let meta = match meta.map(|meta| serde_json::from_str::<Value>(&meta)) {
+        Some(Ok(Value::Object(map))) => map,
+        Some(_) | None => Map::new(),
+    };
+    let mut job = JobRecord {
+        id,
+        call: Err(String::new()),
+        status,
+        origin: row.get(1)?,
+        description: None,
+        created_at: time(row.get(4)?),
+        enqueued_at: time(row.get(5)?),
+        started_at: time(row.get(6)?),
+        ended_at: time(row.get(7)?),
+        last_heartbeat: time(row.get(8)?),
+        worker_name: row.get(9)?,
+        timeout: None,
+        result_ttl: None,
+        failure_ttl: None,
+        ttl: None,
+        meta,
+        legacy_exc_info: None,
+        lifecycle: Lifecycle::default(),
+        group_id: row.get(13)?,
+    };
+    let retries_left: i64 = row.get(10)?;
+    let repeats_left: i64 = row.get(11)?;
+    match serde_json::from_str::<Spec>(&spec) {
+        Ok(spec) => apply(&mut job, spec, retries_left, repeats_left),
+        Err(error) => job.call = Err(format!("the job's row cannot be read: {error}")),
+    }
+    Ok(job)
+}
+
+/// Fills in a job from its spec and counts.
+fn apply(job: &mut JobRecord, spec: Spec, retries_left: i64, repeats_left: i64) {
+    let callback = |callback: Option<(String, i64)>| {
+        callback.map(|(name, seconds)| Callback::new(name).timeout(Timeout::from_seconds(seconds)))
+    };
+    job.call = if spec.func_name.is_empty() {
+        Err("the job's function name is empty".to_owned())
+    } else {
+        Ok(Call {
+            func_name: spec.func_name,
+            args: spec.args,
+            kwargs: spec.kwargs,
+        })
+    };
+    job.description = spec.description;
+    job.timeout = spec.timeout.map(Timeout::from_seconds);
+    job.result_ttl = spec.result_ttl.map(Ttl::from_seconds);
+    job.failure_ttl = spec.failure_ttl.map(Ttl::from_seconds);
+    job.ttl = spec
+        .ttl
+        .filter(|seconds| *seconds > 0)
+        .map(std::time::Duration::from_secs);
+    job.lifecycle = Lifecycle {
+        retries_left: u64::try_from(retries_left).unwrap_or(0),
+        retry_intervals: spec.retry_intervals,
+        retry_at_front: spec.retry_at_front,
+        repeats_left: u64::try_from(repeats_left).unwrap_or(0),
+        repeat_intervals: spec.repeat_intervals,
+        on_success: callback(spec.on_success),
+        on_failure: callback(spec.on_failure),
+        on_stopped: callback(spec.on_stopped),
+        dependency_ids: spec
+            .dependency_ids
+            .into_iter()
+            .map(JobId::from_stored)
+            .collect(),
+        allow_dependency_failures: spec.allow_dependency_failures,
+        enqueue_at_front: spec.enqueue_at_front,
+        webhooks: spec.webhooks,
+    };
+}
+
+/// The columns a worker is read from, in the order [`worker`] reads them.
+pub(super) const WORKER_COLUMNS: &str = "name, queues, pid, hostname, version, state, birth, \
+    last_heartbeat, current_job, successful_job_count, failed_job_count, total_working_time";
+
+/// A worker from a row of [`WORKER_COLUMNS`].
+///
+/// # Errors
+/// A database error.
+pub(super) fn worker(row: &Row<'_>) -> Result<WorkerInfo> {
+    let queues: String = row.get(1)?;
+    let state: String = row.get(5)?;
+    let count =
+        |index: usize| -> Result<u64> { Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0)) };
+    Ok(WorkerInfo {
+        name: row.get(0)?,
+        queues: queues
+            .split(',')
+            .filter(|queue| !queue.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        state: match state.as_str() {
+            "busy" => WorkerState::Busy,
+            "suspended" => WorkerState::Suspended,
+            "started" => WorkerState::Started,
+            _ => WorkerState::Idle,
+        },
+        current_job: row.get(8)?,
+        hostname: row.get(3)?,
+        pid: u32::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+        ip_address: None,
+        birth: time(row.get(6)?),
+        last_heartbeat: time(row.get(7)?),
+        successful_job_count: count(9)?,
+        failed_job_count: count(10)?,
+        total_working_time: row.get(11)?,
+        version: row.get(4)?,
+    })
+}
