@@ -47,9 +47,12 @@ impl Store {
         }
     }
 
-    /// Whether the store is a Redis server (for what only Redis has: Python RQ, its layout).
-    pub fn is_redis(&self) -> bool {
-        matches!(self, Store::Redis(_))
+    /// The backend's name: `redis` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Redis(_) => "redis",
+            Store::Sqlite(_) => "sqlite",
+        }
     }
 
     /// A new connection to the store.

@@ -4,29 +4,27 @@
 use std::time::Instant;
 
 use rqrs::{JobId, Queue, StartedJobRegistry};
-use rqrs_test::RedisServer;
 
 use crate::{
     Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, census, duplicates, enqueue_appends, hang,
-    knob, runs, secs, worker_example,
+    knob, on_every_backend, runs, secs, worker_example,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_workers_run_each_job_exactly_once() {
+on_every_backend! {
+async fn several_workers_run_each_job_exactly_once(store: Store) {
     let jobs = knob("RQRS_FAULT_DUP_JOBS", 2000);
     let workers = knob("RQRS_FAULT_DUP_WORKERS", 4).max(1);
-    let server = RedisServer::start();
-    let conn = rqrs::connect(&server.url()).await.unwrap();
+    let conn = store.connect().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.txt");
-    let logs = Logs::new("several-workers");
+    let logs = Logs::new(&format!("several-workers-{}", store.backend()));
     let ids = enqueue_appends(&conn, &path, jobs, 0.0).await;
 
     // Built (once per binary) before the clock starts.
     worker_example();
     let started = Instant::now();
     let options = WorkerOptions {
-        url: server.url(),
+        url: store.url(),
         concurrency: 8,
         heartbeat: None,
         burst: true,
@@ -49,7 +47,7 @@ async fn several_workers_run_each_job_exactly_once() {
     let left = Queue::new(&conn, QUEUE).count().await.unwrap();
     let running = StartedJobRegistry::new(&conn, QUEUE).count().await.unwrap();
     Summary {
-        scenario: "several workers",
+        scenario: format!("several workers on {}", store.backend()),
         jobs,
         faults: format!("none ({workers} burst workers x 8 slots)"),
         lost: census.lost.len() + never.len(),
@@ -71,4 +69,5 @@ async fn several_workers_run_each_job_exactly_once() {
     assert_eq!(census.stuck, Vec::new(), "jobs not finished");
     assert_eq!((left, running), (0, 0), "jobs left queued or started");
     assert_eq!(census.finished, jobs);
+}
 }

@@ -92,7 +92,7 @@ async fn a_sentinel_failover_loses_no_job_and_workers_follow_the_master() {
         .max()
         .unwrap_or_default();
     Summary {
-        scenario: "sentinel failovers",
+        scenario: "sentinel failovers".to_owned(),
         jobs,
         faults: format!(
             "{failovers} kill -9 of the master + Sentinel failover (1 replica, 3 Sentinels), \

@@ -631,7 +631,7 @@ fn fuzzed_job_hashes_fail_with_a_reason_and_the_worker_goes_on() {
 
     let known = known.into_inner().unwrap();
     Summary {
-        scenario: "fuzzed job hashes",
+        scenario: "fuzzed job hashes".to_owned(),
         jobs: in_process + last.len(),
         faults: format!(
             "{} batches in process + 1 through the worker process",

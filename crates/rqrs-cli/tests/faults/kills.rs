@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rqrs::JobId;
-use rqrs_test::RedisServer;
 
 use crate::{
-    Appends, Rng, Summary, WorkerProcess, all_finished, census, duplicates, inspector, knob, runs,
-    runs_of, secs, seed, settle,
+    Appends, Rng, Summary, WorkerProcess, all_done, all_finished, census, duplicates, knob,
+    on_every_backend, runs, runs_of, secs, seed, settle,
 };
 
 /// A kill and what it cut.
@@ -25,17 +24,15 @@ struct Kill {
     recovered: Option<Duration>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_workers_lose_no_job() {
+on_every_backend! {
+async fn killed_workers_lose_no_job(store: Store) {
     let jobs = knob("RQRS_FAULT_JOBS", 300);
     let kills = knob("RQRS_FAULT_KILLS", 3);
     let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
     let seed = seed();
     let mut rng = Rng(seed);
-    let server = RedisServer::start();
-    let conn = rqrs::connect(&server.url()).await.unwrap();
-    let mut inspect = inspector(&server.url()).await;
-    let appends = Appends::enqueue(&conn, server.url(), "kills", jobs).await;
+    let conn = store.connect().await;
+    let appends = Appends::enqueue(&conn, store.url(), &format!("kills-{}", store.backend()), jobs).await;
     let mut pool = appends.start_workers(workers, |i| format!("kills-{i}-0"));
     let mut records: Vec<Kill> = Vec::new();
     for k in 1..=kills {
@@ -44,12 +41,7 @@ async fn killed_workers_lose_no_job() {
         pool[victim].kill().await;
         let at = Instant::now();
         let name = pool[victim].name.clone();
-        let orphans = runs_of(&mut inspect, &name)
-            .await
-            .iter()
-            .filter_map(|member| member.rsplit_once(':'))
-            .map(|(id, _)| id.parse().unwrap())
-            .collect();
+        let orphans = runs_of(&conn, &name).await;
         records.push(Kill {
             at,
             orphans,
@@ -64,18 +56,7 @@ async fn killed_workers_lose_no_job() {
 
     let settled = settle(&conn, &appends.ids, async || {
         for kill in records.iter_mut().filter(|kill| kill.recovered.is_none()) {
-            let mut all = true;
-            for id in &kill.orphans {
-                let status: Option<String> = redis::AsyncCommands::hget(
-                    &mut inspect,
-                    format!("rq:job:{}", id.as_str()),
-                    "status",
-                )
-                .await
-                .unwrap();
-                all &= status.as_deref() == Some("finished");
-            }
-            if all {
+            if all_done(&conn, &kill.orphans).await {
                 kill.recovered = Some(kill.at.elapsed());
             }
         }
@@ -99,7 +80,7 @@ async fn killed_workers_lose_no_job() {
         .unwrap_or_default();
     let lost = census.lost.len() + never.len();
     Summary {
-        scenario: "worker kills",
+        scenario: format!("worker kills on {}", store.backend()),
         jobs,
         faults: format!(
             "{kills} SIGKILLs of {workers} workers, {} runs cut",
@@ -133,21 +114,20 @@ async fn killed_workers_lose_no_job() {
         "a kill's runs were not recovered"
     );
 }
+}
 
-/// Scenario a': workers stopped cold (SIGTERM twice, as an operator in a hurry) while they run
-/// jobs. A cold stop puts the running jobs back at the head of their queue before the process
-/// exits, so they run again at once, without waiting for a deadline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cold_stopped_workers_put_their_jobs_back_at_once() {
+// Scenario a': workers stopped cold (SIGTERM twice, as an operator in a hurry) while they run
+// jobs. A cold stop puts the running jobs back at the head of their queue before the process
+// exits, so they run again at once, without waiting for a deadline.
+on_every_backend! {
+async fn cold_stopped_workers_put_their_jobs_back_at_once(store: Store) {
     let jobs = knob("RQRS_FAULT_JOBS", 300);
     let stops = knob("RQRS_FAULT_COLD_STOPS", 2);
     let workers = knob("RQRS_FAULT_WORKERS", 3).max(1);
     let seed = seed();
     let mut rng = Rng(seed);
-    let server = RedisServer::start();
-    let conn = rqrs::connect(&server.url()).await.unwrap();
-    let mut inspect = inspector(&server.url()).await;
-    let appends = Appends::enqueue(&conn, server.url(), "cold-stops", jobs).await;
+    let conn = store.connect().await;
+    let appends = Appends::enqueue(&conn, store.url(), &format!("cold-stops-{}", store.backend()), jobs).await;
     let mut pool = appends.start_workers(workers, |i| format!("cold-{i}-0"));
     let mut released: BTreeSet<JobId> = BTreeSet::new();
     let mut left_behind = 0;
@@ -160,13 +140,7 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         // The first signal stops the dequeues (warm); the runs held then are the ones a cold
         // stop may cut.
         pool[victim].signal(Signal::SIGTERM);
-        released.extend(
-            runs_of(&mut inspect, &name)
-                .await
-                .iter()
-                .filter_map(|member| member.rsplit_once(':'))
-                .map(|(id, _)| id.parse().unwrap()),
-        );
+        released.extend(runs_of(&conn, &name).await);
         pool[victim].signal(Signal::SIGTERM);
         let worker = std::mem::replace(
             &mut pool[victim],
@@ -178,7 +152,7 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         );
         worker.wait_success().await;
         longest_stop = longest_stop.max(at.elapsed());
-        left_behind += runs_of(&mut inspect, &name).await.len();
+        left_behind += runs_of(&conn, &name).await.len();
     }
 
     let settled = settle(&conn, &appends.ids, async || {}).await;
@@ -192,7 +166,7 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
     let (never, twice) = duplicates(&runs, &appends.ids);
     let unexpected: Vec<&JobId> = twice.iter().filter(|id| !released.contains(id)).collect();
     Summary {
-        scenario: "cold stops",
+        scenario: format!("cold stops on {}", store.backend()),
         jobs,
         faults: format!(
             "{stops} cold stops (SIGTERM x2) of {workers} workers, {} runs held",
@@ -229,4 +203,5 @@ async fn cold_stopped_workers_put_their_jobs_back_at_once() {
         unexpected.is_empty(),
         "jobs ran twice though no cold stop held them: {unexpected:?}"
     );
+}
 }

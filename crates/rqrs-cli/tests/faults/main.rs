@@ -1,8 +1,9 @@
 //! The fault suite: jobs must survive killed workers, a restarted Redis, a Sentinel failover,
-//! several workers at once and malformed job hashes. Each scenario prints one summary line
-//! (lost, duplicated and stuck jobs, time to recover) and asserts that nothing is lost or
-//! stuck; a job runs twice only when its run was cut by the fault (at-least-once), and those
-//! runs are counted.
+//! several workers at once, malformed job hashes and bad rows of a SQLite database. The
+//! scenarios that are not about Redis run on both backends (`name::redis`, `name::sqlite`).
+//! Each scenario prints one summary line (lost, duplicated and stuck jobs, time to recover) and
+//! asserts that nothing is lost or stuck; a job runs twice only when its run was cut by the
+//! fault (at-least-once), and those runs are counted.
 //!
 //! The scale comes from the environment, so that CI runs this binary small (well under two
 //! minutes) and `scripts/fault-suite.sh` runs the same binary large:
@@ -32,6 +33,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod bad_rows;
 mod duplicates;
 #[path = "../common/example_programs.rs"]
 mod example_programs;
@@ -48,10 +50,35 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
-use rqrs::{Connection, FailedJobRegistry, Job, JobId, JobStatus, Queue, Retry};
+use rqrs::{
+    Connection, FailedJobRegistry, Job, JobId, JobStatus, Queue, Retry, StartedJobRegistry,
+};
 use tokio::process::{Child, Command};
+
+/// Defines the scenario `$name`, taking the scenario's `Store`, once per backend: `name::redis`
+/// and `name::sqlite`, as the behaviour suite's `on_every_backend!` does.
+macro_rules! on_every_backend {
+    ($(#[doc = $doc:literal])* async fn $name:ident($store:ident: Store) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+
+            async fn scenario($store: rqrs_test::Store) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                scenario(rqrs_test::Store::redis()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                scenario(rqrs_test::Store::sqlite()).await;
+            }
+        }
+    };
+}
+pub(crate) use on_every_backend;
 
 /// The queue every scenario works.
 const QUEUE: &str = "faults";
@@ -116,7 +143,7 @@ impl Rng {
 /// One scenario's outcome: printed as one line on the terminal (even while cargo captures the
 /// tests' output) and appended to `$RQRS_FAULT_REPORT` for `scripts/fault-suite.sh`.
 struct Summary {
-    scenario: &'static str,
+    scenario: String,
     /// Jobs, or fuzzed hashes.
     jobs: usize,
     /// The faults injected, in words ("5 kills", "3 restarts").
@@ -423,32 +450,36 @@ where
     }
 }
 
-/// The started-registry members (`<id>:<execution id>`) whose run belongs to `worker`.
-async fn runs_of(inspect: &mut ConnectionManager, worker: &str) -> Vec<String> {
-    let members: Vec<String> = inspect
-        .zrange(format!("rq:wip:{QUEUE}"), 0, -1)
+/// The jobs in the started registry that `worker` runs (the job's `worker_name` is the worker
+/// of its latest run).
+async fn runs_of(conn: &Connection, worker: &str) -> Vec<JobId> {
+    let ids = StartedJobRegistry::new(conn, QUEUE)
+        .job_ids()
         .await
         .unwrap();
     let mut mine = Vec::new();
-    for member in members {
-        let Some((id, execution)) = member.rsplit_once(':') else {
-            continue;
-        };
-        let mut owner: Option<String> = inspect
-            .hget(format!("rq:execution:{id}:{execution}"), "worker_name")
+    for chunk in ids.chunks(500) {
+        for job in Job::fetch_many(conn, chunk)
             .await
-            .unwrap();
-        if owner.is_none() {
-            owner = inspect
-                .hget(format!("rq:job:{id}"), "worker_name")
-                .await
-                .unwrap();
-        }
-        if owner.as_deref() == Some(worker) {
-            mine.push(member);
+            .unwrap()
+            .into_iter()
+            .flatten()
+        {
+            if job.worker_name() == Some(worker) {
+                mine.push(job.id().clone());
+            }
         }
     }
     mine
+}
+
+/// Whether every job of `ids` has finished.
+async fn all_done(conn: &Connection, ids: &[JobId]) -> bool {
+    let jobs = Job::fetch_many(conn, ids).await.unwrap();
+    jobs.iter().all(|job| {
+        job.as_ref()
+            .is_some_and(|job| job.status() == JobStatus::Finished)
+    })
 }
 
 /// Where the jobs are once the scenario is over.

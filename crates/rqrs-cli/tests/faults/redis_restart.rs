@@ -109,7 +109,7 @@ async fn a_restarted_redis_loses_no_job_and_workers_resume() {
         .unwrap_or_default();
     let lost = census.lost.len() + never.len();
     Summary {
-        scenario: "redis restarts",
+        scenario: "redis restarts".to_owned(),
         jobs,
         faults: format!("{restarts} kill -9 + restart of Redis (AOF always), {workers} workers"),
         lost,

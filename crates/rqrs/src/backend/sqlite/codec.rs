@@ -123,32 +123,51 @@ pub(super) const JOB_COLUMNS: &str = "id, origin, status, spec, created_at, enqu
 /// says why, which a worker that takes it fails with that reason.
 ///
 /// # Errors
-/// [`Error::MalformedJob`] for a status that is not one of RQ's; a database error.
+/// [`Error::MalformedJob`] for a column that holds what it cannot (text where a time is, a
+/// status that is not one of RQ's); a database error for an id that cannot be read.
 pub(super) fn job(row: &Row<'_>) -> Result<JobRecord> {
     let id = JobId::from_stored(row.get::<_, String>(0)?);
-    let status: String = row.get(2)?;
-    let status: JobStatus = status.parse().map_err(|_| Error::MalformedJob {
+    let malformed = |reason: String| Error::MalformedJob {
         id: id.clone(),
-        reason: format!("unknown status {status:?}"),
-    })?;
-    let spec: String = row.get(3)?;
-    let meta: Option<String> = row.get(12)?;
+        reason,
+    };
+    let column = |error: rusqlite::Error| match error {
+        rusqlite::Error::InvalidColumnType(_, name, kind) => {
+            malformed(format!("its column {name} holds a {kind} value"))
+        }
+        rusqlite::Error::FromSqlConversionFailure(index, kind, error) => {
+            malformed(format!("its column {index} holds a {kind} value ({error})"))
+        }
+        rusqlite::Error::IntegralValueOutOfRange(index, value) => {
+            malformed(format!("its column {index} holds {value}, out of range"))
+        }
+        error => malformed(error.to_string()),
+    };
+    let status: String = row.get(2).map_err(column)?;
+    let status: JobStatus = status
+        .parse()
+        .map_err(|_| malformed(format!("unknown status {status:?}")))?;
+    let spec: String = row.get(3).map_err(column)?;
+    let meta: Option<String> = row.get(12).map_err(column)?;
     let meta = match meta.map(|meta| serde_json::from_str::<Value>(&meta)) {
         Some(Ok(Value::Object(map))) => map,
         Some(_) | None => Map::new(),
     };
+    let time_at = |index: usize| -> Result<Option<DateTime<Utc>>> {
+        Ok(time(row.get(index).map_err(column)?))
+    };
     let mut job = JobRecord {
-        id,
+        id: id.clone(),
         call: Err(String::new()),
         status,
-        origin: row.get(1)?,
+        origin: row.get(1).map_err(column)?,
         description: None,
-        created_at: time(row.get(4)?),
-        enqueued_at: time(row.get(5)?),
-        started_at: time(row.get(6)?),
-        ended_at: time(row.get(7)?),
-        last_heartbeat: time(row.get(8)?),
-        worker_name: row.get(9)?,
+        created_at: time_at(4)?,
+        enqueued_at: time_at(5)?,
+        started_at: time_at(6)?,
+        ended_at: time_at(7)?,
+        last_heartbeat: time_at(8)?,
+        worker_name: row.get(9).map_err(column)?,
         timeout: None,
         result_ttl: None,
         failure_ttl: None,
@@ -156,10 +175,10 @@ pub(super) fn job(row: &Row<'_>) -> Result<JobRecord> {
         meta,
         legacy_exc_info: None,
         lifecycle: Lifecycle::default(),
-        group_id: row.get(13)?,
+        group_id: row.get(13).map_err(column)?,
     };
-    let retries_left: i64 = row.get(10)?;
-    let repeats_left: i64 = row.get(11)?;
+    let retries_left: i64 = row.get(10).map_err(column)?;
+    let repeats_left: i64 = row.get(11).map_err(column)?;
     match serde_json::from_str::<Spec>(&spec) {
         Ok(spec) => apply(&mut job, spec, retries_left, repeats_left),
         Err(error) => job.call = Err(format!("the job's row cannot be read: {error}")),

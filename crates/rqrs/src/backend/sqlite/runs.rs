@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 use tokio::task::JoinSet;
 
@@ -234,7 +235,9 @@ impl RunStore for SqliteBackend {
                         if room == 0 {
                             break 'queues;
                         }
-                        let waiting: Vec<(String, Option<i64>)> = tx
+                        // Read loosely: a row whose id or expiry has the wrong type must not
+                        // stop every dequeue.
+                        let waiting: Vec<(Value, Value)> = tx
                             .prepare_cached(
                                 "SELECT id, expires_at FROM jobs WHERE place = 'queued' \
                                  AND origin = ?1 ORDER BY score LIMIT ?2",
@@ -247,8 +250,15 @@ impl RunStore for SqliteBackend {
                             break;
                         }
                         for (id, expires_at) in waiting {
+                            let Value::Text(id) = id else {
+                                tracing::warn!(?id, %queue, "a queued row whose id is not text \
+                                    cannot be a job: deleted");
+                                tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+                                    .execute(params![id])?;
+                                continue;
+                            };
                             // Gone by its ttl while it waited: dropped, as RQ's workers drop it.
-                            if expires_at.is_some_and(|at| at <= now) {
+                            if matches!(expires_at, Value::Integer(at) if at <= now) {
                                 rows::delete(tx, &id)?;
                                 continue;
                             }
