@@ -29,8 +29,10 @@ use rqrs::{Connection, FailedJobRegistry, Functions, Queue};
 /// Where the backend is: `--url`, or `RQRS_URL`.
 #[derive(Debug, Args)]
 struct Backend {
-    /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS, or
-    /// redis+sentinel://host:26379[,host:26379...]/master-name[/db] for Sentinels.
+    /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS,
+    /// redis+sentinel://host:26379[,host:26379...]/master-name[/db] for Sentinels, or a SQLite
+    /// database file: sqlite:///absolute/path.db or sqlite://relative/path.db (made if missing;
+    /// ?synchronous=full to survive a power loss, ?busy_timeout=<ms>).
     #[arg(
         long,
         short = 'u',
@@ -62,7 +64,7 @@ impl Backend {
 #[command(
     name = "rqrs",
     version,
-    about = "Background jobs in Python RQ's Redis format"
+    about = "Background jobs in Python RQ's Redis format, or in a SQLite file"
 )]
 struct Cli {
     #[command(flatten)]

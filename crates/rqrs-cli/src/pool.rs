@@ -38,6 +38,11 @@ pub(crate) async fn run(
     args: PoolArgs,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(args.num_workers > 0, "--num-workers must be 1 or more");
+    anyhow::ensure!(
+        !url.starts_with("sqlite::memory:"),
+        "an in-memory database is one process's alone, and the pool's workers are processes: \
+         use a database file (sqlite:///path/to/jobs.db)"
+    );
     let exe = std::env::current_exe().context("finding this program to start workers")?;
     let spawn = |i: usize| -> anyhow::Result<Child> {
         let mut command = Command::new(&exe);

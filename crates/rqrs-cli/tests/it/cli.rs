@@ -4,7 +4,7 @@
 use rqrs::{FailedJobRegistry, Job, JobId, JobStatus, Queue};
 use serde_json::{Value, json};
 
-use crate::{burst, python, rqrs, rqrs_output, setup};
+use crate::{burst, on_every_backend, python, rqrs, rqrs_output, setup};
 
 #[tokio::test]
 async fn enqueue_argument_syntax_reaches_the_job_as_python_would_send_it() {
@@ -144,9 +144,8 @@ print(json.dumps({
     assert_eq!(job.return_value().await.unwrap(), Some(json!(42)));
 }
 
-#[tokio::test]
-async fn enqueue_refuses_bad_arguments_and_enqueues_nothing() {
-    let (server, conn) = setup().await;
+on_every_backend! {
+async fn enqueue_refuses_bad_arguments_and_enqueues_nothing(server: &Store, conn: &Connection) {
     for (args, message) in [
         (
             &["enqueue", "fixtures.echo", ":{nope"][..],
@@ -164,7 +163,8 @@ async fn enqueue_refuses_bad_arguments_and_enqueues_nothing() {
         assert!(!output.status.success(), "{args:?} succeeded");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
-    assert_eq!(Queue::new(&conn, "default").count().await.unwrap(), 0);
+    assert_eq!(Queue::new(conn, "default").count().await.unwrap(), 0);
+}
 }
 
 /// The entry of queue `name` in `rqrs info --json` output.
@@ -177,9 +177,8 @@ fn queue_entry<'a>(info: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no queue {name} in {info}"))
 }
 
-#[tokio::test]
-async fn info_json_counts_jobs_by_queue() {
-    let (server, _conn) = setup().await;
+on_every_backend! {
+async fn info_json_counts_jobs_by_queue(server: &Store, _conn: &Connection) {
     for _ in 0..2 {
         rqrs(&server, &["enqueue", "fixtures.add", ":1", ":2"]).await;
     }
@@ -216,11 +215,11 @@ async fn info_json_counts_jobs_by_queue() {
     assert!(text.contains("2 queues, 2 jobs queued"), "{text}");
     assert!(text.contains("0 workers"), "{text}");
 }
+}
 
-#[tokio::test]
-async fn requeue_by_id_moves_one_failed_job_back_and_refuses_others() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn requeue_by_id_moves_one_failed_job_back_and_refuses_others(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let first = queue
         .enqueue("fixtures.fail", ("one",))
         .send()
@@ -237,11 +236,11 @@ async fn requeue_by_id_moves_one_failed_job_back_and_refuses_others() {
     assert_eq!(stdout.trim(), "Requeued 1 jobs");
     assert_eq!(queue.job_ids().await.unwrap(), [first.id().clone()]);
     assert_eq!(
-        Job::fetch(&conn, first.id()).await.unwrap().status(),
+        Job::fetch(conn, first.id()).await.unwrap().status(),
         JobStatus::Queued
     );
     assert_eq!(
-        FailedJobRegistry::new(&conn, "default")
+        FailedJobRegistry::new(conn, "default")
             .job_ids()
             .await
             .unwrap(),
@@ -254,6 +253,7 @@ async fn requeue_by_id_moves_one_failed_job_back_and_refuses_others() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-job"), "{stderr}");
     assert_eq!(queue.count().await.unwrap(), 1);
+}
 }
 
 #[tokio::test]

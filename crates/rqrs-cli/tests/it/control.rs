@@ -2,7 +2,7 @@
 
 use rqrs::{Job, JobStatus, Queue, WorkerState};
 
-use crate::{HANG, rq_cli, rqrs, setup, start_worker, success};
+use crate::{HANG, on_every_backend, rq_cli, rqrs, setup, start_worker, success};
 
 #[tokio::test]
 async fn rq_suspend_pauses_an_rqrs_worker_and_rq_resume_restarts_it() {
@@ -116,12 +116,11 @@ print(json.dumps({'status': job.get_status(), 'exc': job.latest_result().exc_str
     assert!(!again.status.success());
 }
 
-#[tokio::test]
-async fn rqrs_info_shows_the_progress_of_a_running_job() {
-    let (server, conn) = setup().await;
+on_every_backend! {
+async fn rqrs_info_shows_the_progress_of_a_running_job(server: &Store, conn: &Connection) {
     let _worker = start_worker(&server, "progressing", &["default"]);
-    wait_state(&conn, "progressing", WorkerState::Idle).await;
-    let job = Queue::new(&conn, "default")
+    wait_state(conn, "progressing", WorkerState::Idle).await;
+    let job = Queue::new(conn, "default")
         .enqueue("fixtures.progress", (4, 0.5))
         .send()
         .await
@@ -142,11 +141,11 @@ async fn rqrs_info_shows_the_progress_of_a_running_job() {
     let text = rqrs(&server, &["info"]).await;
     assert!(text.contains("progress"), "{text}");
 }
+}
 
-#[tokio::test]
-async fn a_worker_pool_runs_several_worker_processes() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn a_worker_pool_runs_several_worker_processes(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let jobs = queue
         .enqueue_many((0..20).map(|i| queue.enqueue("fixtures.add", (i, 1))))
         .await
@@ -171,7 +170,7 @@ async fn a_worker_pool_runs_several_worker_processes() {
     );
     let mut workers = std::collections::HashSet::new();
     for job in &jobs {
-        let job = Job::fetch(&conn, job.id()).await.unwrap();
+        let job = Job::fetch(conn, job.id()).await.unwrap();
         assert_eq!(job.status(), JobStatus::Finished);
         workers.insert(job.worker_name().unwrap().to_owned());
     }
@@ -181,6 +180,7 @@ async fn a_worker_pool_runs_several_worker_processes() {
             .all(|name| name == "pool-0" || name == "pool-1"),
         "{workers:?}"
     );
+}
 }
 
 #[tokio::test]
@@ -234,19 +234,18 @@ async fn the_command_line_and_workers_speak_tls() {
     assert_eq!(shown["result"]["return_value"], 42);
 }
 
-#[tokio::test]
-async fn rqrs_job_cancel_and_delete() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn rqrs_job_cancel_and_delete(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let first = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
     let second = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
     rqrs(&server, &["job", "cancel", first.id().as_str()]).await;
     assert_eq!(
-        Job::fetch(&conn, first.id()).await.unwrap().status(),
+        Job::fetch(conn, first.id()).await.unwrap().status(),
         JobStatus::Canceled
     );
     assert_eq!(
-        rqrs::CanceledJobRegistry::new(&conn, "default")
+        rqrs::CanceledJobRegistry::new(conn, "default")
             .job_ids()
             .await
             .unwrap(),
@@ -254,7 +253,7 @@ async fn rqrs_job_cancel_and_delete() {
     );
     rqrs(&server, &["job", "delete", second.id().as_str()]).await;
     assert!(
-        Job::fetch(&conn, second.id())
+        Job::fetch(conn, second.id())
             .await
             .unwrap_err()
             .is_no_such_job()
@@ -267,4 +266,61 @@ async fn rqrs_job_cancel_and_delete() {
         String::from_utf8_lossy(&again.stderr).contains("cancel"),
         "{again:?}"
     );
+}
+}
+
+on_every_backend! {
+/// `rqrs job stop`, `suspend` and `resume` reach a worker in another process: the job ends
+/// `stopped` in the failed registry, and the worker takes no job while suspended.
+async fn rqrs_job_stop_suspend_and_resume_reach_a_worker_process(server: &Store, conn: &Connection) {
+    let _worker = start_worker(&server, "commanded", &["default"]);
+    wait_state(conn, "commanded", WorkerState::Idle).await;
+    let queue = Queue::new(conn, "default");
+    let job = queue.enqueue("fixtures.sleep", (60,)).send().await.unwrap();
+    rqrs_test::wait_for("the job to start", HANG, || async {
+        Job::fetch(conn, job.id())
+            .await
+            .ok()
+            .filter(|job| job.status() == JobStatus::Started)
+    })
+    .await;
+    rqrs(&server, &["job", "stop", job.id().as_str()]).await;
+    let stopped = rqrs_test::wait_for("the job to stop", HANG, || async {
+        Job::fetch(conn, job.id())
+            .await
+            .ok()
+            .filter(|job| job.status() == JobStatus::Stopped)
+    })
+    .await;
+    let exc = stopped.exc_info().await.unwrap().unwrap_or_default();
+    assert!(exc.contains("Job stopped by user"), "{exc}");
+    assert_eq!(
+        rqrs::FailedJobRegistry::new(conn, "default")
+            .job_ids()
+            .await
+            .unwrap(),
+        [job.id().clone()]
+    );
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&rqrs(&server, &["job", "show", job.id().as_str()]).await).unwrap();
+    assert_eq!(shown["status"], "stopped");
+
+    rqrs(&server, &["suspend"]).await;
+    wait_state(conn, "commanded", WorkerState::Suspended).await;
+    let waits = queue.enqueue("fixtures.noop", ()).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        Job::fetch(conn, waits.id()).await.unwrap().status(),
+        JobStatus::Queued
+    );
+    rqrs(&server, &["resume"]).await;
+    rqrs_test::wait_for("the job to run after rqrs resume", HANG, || async {
+        Job::fetch(conn, waits.id())
+            .await
+            .ok()
+            .filter(|job| job.status() == JobStatus::Finished)
+    })
+    .await;
+}
 }

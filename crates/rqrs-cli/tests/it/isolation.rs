@@ -7,15 +7,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rqrs::{Connection, Job, JobId, JobStatus, Queue, WorkerState};
-use rqrs_test::RedisServer;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::{HANG, output, setup, success, worker_example};
+use crate::{HANG, on_every_backend, output, setup, success, worker_example};
 
 /// The `worker` example on the server's `default` queue with `args`, run to its end; it must
 /// exit 0.
-async fn burst(server: &RedisServer, args: &[&str]) {
+async fn burst(server: &impl crate::Url, args: &[&str]) {
     let mut command = Command::new(worker_example());
     command
         .arg("--url")
@@ -41,11 +40,10 @@ async fn return_value(conn: &Connection, id: &JobId) -> Value {
     job.return_value().await.unwrap().unwrap()
 }
 
-#[tokio::test]
-async fn async_and_blocking_jobs_end_at_their_timeout_in_both_isolation_modes() {
+on_every_backend! {
+async fn async_and_blocking_jobs_end_at_their_timeout_in_both_isolation_modes(server: &Store, conn: &Connection) {
     for isolation in ["in-process", "process"] {
-        let (server, conn) = setup().await;
-        let queue = Queue::new(&conn, "default");
+        let queue = Queue::new(conn, "default");
         let mut jobs = Vec::new();
         for function in ["fixtures.sleep", "fixtures.spin"] {
             let job = queue
@@ -58,14 +56,14 @@ async fn async_and_blocking_jobs_end_at_their_timeout_in_both_isolation_modes() 
         }
         burst(&server, &["--concurrency", "2", "--isolation", isolation]).await;
         for (function, job) in jobs {
-            let exc = exc_info(&conn, job.id()).await;
+            let exc = exc_info(conn, job.id()).await;
             assert!(
                 exc.contains(
                     "JobTimeoutException: Task exceeded maximum timeout value (1 seconds)"
                 ),
                 "{isolation} {function}: {exc}"
             );
-            let job = fetch(&conn, job.id()).await;
+            let job = fetch(conn, job.id()).await;
             let ran = job.ended_at().unwrap() - job.started_at().unwrap();
             assert!(
                 ran < chrono::Duration::seconds(2),
@@ -74,28 +72,28 @@ async fn async_and_blocking_jobs_end_at_their_timeout_in_both_isolation_modes() 
         }
     }
 }
+}
 
-#[tokio::test]
-async fn a_horse_that_aborts_fails_only_its_job_and_the_next_job_runs() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn a_horse_that_aborts_fails_only_its_job_and_the_next_job_runs(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let aborts = queue.enqueue("fixtures.abort", ()).send().await.unwrap();
     let next = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
     burst(&server, &["--isolation", "process"]).await;
-    let exc = exc_info(&conn, aborts.id()).await;
+    let exc = exc_info(conn, aborts.id()).await;
     assert!(
         exc.starts_with("Work-horse terminated unexpectedly; waitpid returned ")
             && exc.contains("(signal 6)")
             && exc.contains("SIGABRT"),
         "{exc}"
     );
-    assert_eq!(return_value(&conn, next.id()).await, json!(3));
+    assert_eq!(return_value(conn, next.id()).await, json!(3));
+}
 }
 
-#[tokio::test]
-async fn a_horse_over_the_memory_cap_is_killed_and_the_next_job_runs() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn a_horse_over_the_memory_cap_is_killed_and_the_next_job_runs(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let greedy = queue
         .enqueue("fixtures.allocate", (512 << 20,))
         .send()
@@ -112,18 +110,18 @@ async fn a_horse_over_the_memory_cap_is_killed_and_the_next_job_runs() {
         &["--isolation", "process", "--max-memory-per-job", &cap],
     )
     .await;
-    let exc = exc_info(&conn, greedy.id()).await;
+    let exc = exc_info(conn, greedy.id()).await;
     assert!(
         exc.starts_with(&format!("killed: memory cap ({cap} bytes)")),
         "{exc}"
     );
-    assert_eq!(return_value(&conn, modest.id()).await, json!(1 << 20));
+    assert_eq!(return_value(conn, modest.id()).await, json!(1 << 20));
+}
 }
 
-#[tokio::test]
-async fn horses_are_reused_for_many_jobs() {
-    let (server, conn) = setup().await;
-    let queue = Queue::new(&conn, "default");
+on_every_backend! {
+async fn horses_are_reused_for_many_jobs(server: &Store, conn: &Connection) {
+    let queue = Queue::new(conn, "default");
     let mut jobs = Vec::new();
     for _ in 0..20 {
         jobs.push(queue.enqueue("fixtures.pid", ()).send().await.unwrap());
@@ -146,7 +144,7 @@ async fn horses_are_reused_for_many_jobs() {
     success(&done, "the worker");
     let mut pids = BTreeSet::new();
     for job in &jobs {
-        pids.insert(return_value(&conn, job.id()).await.as_u64().unwrap());
+        pids.insert(return_value(conn, job.id()).await.as_u64().unwrap());
     }
     assert!(
         !pids.is_empty() && pids.len() <= 2,
@@ -156,6 +154,7 @@ async fn horses_are_reused_for_many_jobs() {
         !pids.contains(&u64::from(worker_pid)),
         "the jobs ran in the worker"
     );
+}
 }
 
 #[tokio::test]

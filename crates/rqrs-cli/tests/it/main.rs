@@ -23,7 +23,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use rqrs::Connection;
-use rqrs_test::RedisServer;
+use rqrs_test::{RedisServer, Store};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -51,6 +51,55 @@ async fn setup() -> (RedisServer, Connection) {
     let conn = rqrs::connect(&server.url()).await.expect("connects");
     (server, conn)
 }
+
+/// What a test's processes are pointed at: a Redis server, or a store of any backend.
+trait Url {
+    fn url(&self) -> String;
+}
+
+impl Url for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+}
+
+impl Url for Store {
+    fn url(&self) -> String {
+        Store::url(self)
+    }
+}
+
+impl<T: Url> Url for &T {
+    fn url(&self) -> String {
+        T::url(self)
+    }
+}
+
+/// Defines the test `$name`, taking its `Store` and a connection to it, once per backend:
+/// `name::redis` and `name::sqlite`, as the behaviour suite's `on_every_backend!` does.
+macro_rules! on_every_backend {
+    ($(#[doc = $doc:literal])* async fn $name:ident($store:ident: &Store, $conn:ident: &Connection) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+
+            async fn test($store: &rqrs_test::Store, $conn: &rqrs::Connection) $body
+
+            #[tokio::test]
+            async fn redis() {
+                let store = rqrs_test::Store::redis();
+                test(&store, &store.connect().await).await;
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                let store = rqrs_test::Store::sqlite();
+                test(&store, &store.connect().await).await;
+            }
+        }
+    };
+}
+pub(crate) use on_every_backend;
 
 use example_programs::example;
 
@@ -82,14 +131,14 @@ fn success(output: &Output, what: &str) -> String {
 }
 
 /// `rqrs --url <server> ARGS...`, run to its end.
-async fn rqrs_output(server: &RedisServer, args: &[&str]) -> Output {
+async fn rqrs_output(server: &impl Url, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rqrs"));
     command.arg("--url").arg(server.url()).args(args);
     output(command, &format!("rqrs {}", args.join(" "))).await
 }
 
 /// `rqrs --url <server> ARGS...`, which must succeed; returns its standard output.
-async fn rqrs(server: &RedisServer, args: &[&str]) -> String {
+async fn rqrs(server: &impl Url, args: &[&str]) -> String {
     success(
         &rqrs_output(server, args).await,
         &format!("rqrs {}", args.join(" ")),
@@ -97,7 +146,7 @@ async fn rqrs(server: &RedisServer, args: &[&str]) -> String {
 }
 
 /// Runs the `worker` example in burst mode on `queues` until they are empty; it must exit 0.
-async fn burst(server: &RedisServer, queues: &[&str]) {
+async fn burst(server: &impl Url, queues: &[&str]) {
     let mut command = Command::new(worker_example());
     command
         .arg("--url")
@@ -112,7 +161,7 @@ async fn burst(server: &RedisServer, queues: &[&str]) {
 
 /// Starts the `worker` example (not in burst mode) named `name` on `queues`; it is killed if the
 /// test ends first.
-fn start_worker(server: &RedisServer, name: &str, queues: &[&str]) -> Child {
+fn start_worker(server: &impl Url, name: &str, queues: &[&str]) -> Child {
     Command::new(worker_example())
         .arg("--url")
         .arg(server.url())
