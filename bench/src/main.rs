@@ -1,7 +1,9 @@
 //! rqrs's benchmark: enqueue rates, burst processing of no-op jobs by the `worker` example,
-//! enqueue-to-start latency, Redis commands per job, worker memory and start-up, and the same
-//! burst with process isolation (jobs in work horses) and the memory of a horse. Run it with
-//! `bench/run.sh`, which starts a private redis-server and runs Python RQ's baseline beside it.
+//! enqueue-to-start latency, an idle worker's CPU, worker memory and start-up, and the same
+//! burst with process isolation (jobs in work horses) and the memory of a horse; on Redis also
+//! the commands per job and the server's memory per queued job, on SQLite the database's bytes
+//! per queued job. Run it with `bench/run.sh`, which runs it on a private redis-server and on a
+//! SQLite file, and Python RQ's baseline beside them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +17,8 @@ use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// The private redis-server to use (it is flushed).
+    /// The store: a private redis-server (flushed before each figure) or a SQLite database file
+    /// (`sqlite:///dir/jobs.db`: each figure gets a new file beside it, `jobs-<n>.db`).
     #[arg(long)]
     url: String,
     /// The `worker` example binary.
@@ -30,6 +33,67 @@ struct Args {
     /// Where to write the figures as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// The store the figures are taken on, emptied before each figure.
+enum Target {
+    /// The server's URL and a raw connection, to flush it and read its counters.
+    Redis {
+        url: String,
+        raw: redis::aio::MultiplexedConnection,
+    },
+    /// A new database file for each figure, `<base>-<figure>.db` (a file is never deleted
+    /// under a connection that may still have it open).
+    Sqlite { base: String, figure: u32 },
+}
+
+impl Target {
+    async fn open(url: &str) -> anyhow::Result<Target> {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => Ok(Target::Sqlite {
+                base: path.strip_suffix(".db").unwrap_or(path).to_owned(),
+                figure: 0,
+            }),
+            None => Ok(Target::Redis {
+                url: url.to_owned(),
+                raw: redis::Client::open(url)?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            }),
+        }
+    }
+
+    /// The store's URL, for the workers of the current figure.
+    fn url(&self) -> String {
+        match self {
+            Target::Redis { url, .. } => url.clone(),
+            Target::Sqlite { base, figure } => format!("sqlite://{base}-{figure}.db"),
+        }
+    }
+
+    /// The database file of the current figure.
+    fn file(&self) -> Option<PathBuf> {
+        self.url().strip_prefix("sqlite://").map(PathBuf::from)
+    }
+
+    /// Empties the store (a new file on SQLite) and connects to it.
+    async fn fresh(&mut self) -> anyhow::Result<Connection> {
+        match self {
+            Target::Redis { raw, .. } => {
+                let _: () = redis::cmd("FLUSHALL").query_async(raw).await?;
+            }
+            Target::Sqlite { figure, .. } => *figure += 1,
+        }
+        Ok(rqrs::connect(&self.url()).await?)
+    }
+
+    /// The raw Redis connection, for the figures only Redis has.
+    fn redis(&mut self) -> Option<&mut redis::aio::MultiplexedConnection> {
+        match self {
+            Target::Redis { raw, .. } => Some(raw),
+            Target::Sqlite { .. } => None,
+        }
+    }
 }
 
 fn scaled(args: &Args, n: usize) -> usize {
@@ -51,9 +115,7 @@ async fn main() -> anyhow::Result<()> {
         "no worker binary at {}: cargo build --release --examples",
         args.worker.display()
     );
-    let conn = rqrs::connect(&args.url).await?;
-    let redis = redis::Client::open(args.url.as_str())?;
-    let mut raw = redis.get_multiplexed_async_connection().await?;
+    let mut target = Target::open(&args.url).await?;
     let mut results = serde_json::Map::new();
     let mut runs: HashMap<&str, Vec<f64>> = HashMap::new();
 
@@ -62,13 +124,13 @@ async fn main() -> anyhow::Result<()> {
         let n = scaled(&args, 20_000);
         runs.entry("enqueue_one")
             .or_default()
-            .push(enqueue_one(&conn, &mut raw, n).await?);
+            .push(enqueue_one(&mut target, n).await?);
         runs.entry("enqueue_many")
             .or_default()
-            .push(enqueue_many(&conn, &mut raw, n).await?);
+            .push(enqueue_many(&mut target, n).await?);
         for concurrency in [64, 1] {
             let n = scaled(&args, if concurrency == 1 { 20_000 } else { 50_000 });
-            let run = process(&args, &conn, &mut raw, n, concurrency, &[]).await?;
+            let run = process(&args, &mut target, n, concurrency, &[]).await?;
             eprintln!(
                 "  worker -c {concurrency}: {:.0} jobs/s, peak RSS {} KiB",
                 run.rate, run.peak_rss_kib
@@ -92,8 +154,7 @@ async fn main() -> anyhow::Result<()> {
             let n = scaled(&args, 20_000);
             let run = process(
                 &args,
-                &conn,
-                &mut raw,
+                &mut target,
                 n,
                 concurrency,
                 &["--isolation", "process"],
@@ -117,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
         }
         runs.entry("startup_ms")
             .or_default()
-            .push(startup(&args, &mut raw).await?);
+            .push(startup(&args, &mut target).await?);
     }
     for (key, values) in &runs {
         results.insert((*key).to_owned(), summary(values));
@@ -125,15 +186,17 @@ async fn main() -> anyhow::Result<()> {
     }
     results.insert(
         "latency".to_owned(),
-        latency(&args, &conn, &mut raw, scaled(&args, 500)).await?,
+        latency(&args, &mut target, scaled(&args, 500)).await?,
     );
+    if target.redis().is_some() {
+        results.insert(
+            "commands".to_owned(),
+            commands(&args, &mut target, scaled(&args, 1000)).await?,
+        );
+    }
     results.insert(
-        "commands".to_owned(),
-        commands(&args, &conn, &mut raw, scaled(&args, 1000)).await?,
-    );
-    results.insert(
-        "redis_memory_per_queued_job_bytes".to_owned(),
-        json!(memory_per_job(&conn, &mut raw, scaled(&args, 20_000)).await?),
+        "store_bytes_per_queued_job".to_owned(),
+        json!(memory_per_job(&mut target, scaled(&args, 20_000)).await?),
     );
     let results = Value::Object(results);
     println!("{}", serde_json::to_string_pretty(&results)?);
@@ -167,19 +230,10 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[index.min(values.len() - 1)]
 }
 
-async fn flush(raw: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<()> {
-    let _: () = redis::cmd("FLUSHALL").query_async(raw).await?;
-    Ok(())
-}
-
 #[expect(clippy::cast_precision_loss, reason = "job counts")]
-async fn enqueue_one(
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
-    n: usize,
-) -> anyhow::Result<f64> {
-    flush(raw).await?;
-    let queue = Queue::new(conn, "bench");
+async fn enqueue_one(target: &mut Target, n: usize) -> anyhow::Result<f64> {
+    let conn = target.fresh().await?;
+    let queue = Queue::new(&conn, "bench");
     let start = Instant::now();
     for _ in 0..n {
         queue.enqueue("fixtures.noop", ()).send().await?;
@@ -190,13 +244,9 @@ async fn enqueue_one(
 }
 
 #[expect(clippy::cast_precision_loss, reason = "job counts")]
-async fn enqueue_many(
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
-    n: usize,
-) -> anyhow::Result<f64> {
-    flush(raw).await?;
-    let queue = Queue::new(conn, "bench");
+async fn enqueue_many(target: &mut Target, n: usize) -> anyhow::Result<f64> {
+    let conn = target.fresh().await?;
+    let queue = Queue::new(&conn, "bench");
     let start = Instant::now();
     queue
         .enqueue_many((0..n).map(|_| queue.enqueue("fixtures.noop", ())))
@@ -218,9 +268,9 @@ async fn fill(conn: &Connection, n: usize) -> anyhow::Result<Vec<rqrs::JobId>> {
     Ok(ids)
 }
 
-fn spawn_worker(args: &Args, extra: &[&str]) -> anyhow::Result<Child> {
+fn spawn_worker(args: &Args, target: &Target, extra: &[&str]) -> anyhow::Result<Child> {
     Command::new(&args.worker)
-        .args(["--url", &args.url, "--logging-level", "ERROR"])
+        .args(["--url", &target.url(), "--logging-level", "ERROR"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -308,24 +358,22 @@ async fn wait_child(child: &mut Child, limit: Duration) -> anyhow::Result<Peaks>
 #[expect(clippy::cast_precision_loss, reason = "job counts")]
 async fn process(
     args: &Args,
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
+    target: &mut Target,
     n: usize,
     concurrency: usize,
     extra: &[&str],
 ) -> anyhow::Result<Processed> {
-    flush(raw).await?;
-    let ids = fill(conn, n).await?;
+    let conn = target.fresh().await?;
+    let ids = fill(&conn, n).await?;
     let start = Instant::now();
     let concurrency = concurrency.to_string();
     let mut worker_args = vec!["--burst", "--concurrency", &concurrency, "bench"];
     worker_args.extend_from_slice(extra);
-    let mut child = spawn_worker(args, &worker_args)?;
+    let mut child = spawn_worker(args, target, &worker_args)?;
     let peaks = wait_child(&mut child, Duration::from_secs(600)).await?;
     let elapsed = start.elapsed().as_secs_f64();
-    let done: usize = redis::cmd("ZCARD")
-        .arg("rq:finished:bench")
-        .query_async(raw)
+    let done = rqrs::FinishedJobRegistry::new(&conn, "bench")
+        .count()
         .await?;
     ensure!(
         done == ids.len(),
@@ -340,22 +388,20 @@ async fn process(
 }
 
 /// Milliseconds from spawning a burst worker on an empty queue to its exit.
-async fn startup(args: &Args, raw: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
-    flush(raw).await?;
+async fn startup(args: &Args, target: &mut Target) -> anyhow::Result<f64> {
+    // An existing store, as a worker finds it in production (a new SQLite file would time the
+    // making of its tables too).
+    target.fresh().await?;
     let start = Instant::now();
-    let mut child = spawn_worker(args, &["--burst", "bench"])?;
+    let mut child = spawn_worker(args, target, &["--burst", "bench"])?;
     wait_child(&mut child, Duration::from_secs(30)).await?;
     Ok(start.elapsed().as_secs_f64() * 1000.0)
 }
 
-async fn wait_registered(raw: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<()> {
+async fn wait_registered(conn: &Connection) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let count: usize = redis::cmd("SCARD")
-            .arg("rq:workers")
-            .query_async(raw)
-            .await?;
-        if count > 0 {
+        if !rqrs::Worker::all(conn).await?.is_empty() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -379,20 +425,35 @@ fn stop(child: &mut Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Enqueue-to-start and enqueue-to-end latency with one idle worker, jobs 5 ms apart (as the
-/// Python baseline measures it, from the job's timestamps); plus idle worker RSS.
-async fn latency(
-    args: &Args,
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
-    n: usize,
-) -> anyhow::Result<Value> {
-    flush(raw).await?;
-    let mut child = spawn_worker(args, &["--concurrency", "8", "lat"])?;
+/// The CPU time a process has used (user and system), from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ...: utime and stime are fields 14 and 15, 12 and 13 after the comm.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports them in clock ticks of 1/100 s (USER_HZ).
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// How long an idle worker's CPU is sampled for.
+const IDLE_SAMPLE: Duration = Duration::from_secs(10);
+
+/// Enqueue-to-start and enqueue-to-end latency with one idle worker in another process, jobs
+/// 5 ms apart (as the Python baseline measures it, from the job's timestamps); plus the idle
+/// worker's RSS and its CPU over [`IDLE_SAMPLE`].
+async fn latency(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<Value> {
+    let conn = target.fresh().await?;
+    let conn = &conn;
+    let mut child = spawn_worker(args, target, &["--concurrency", "8", "lat"])?;
     let outcome = async {
-        wait_registered(raw).await?;
+        wait_registered(conn).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss = proc_kib(child.id(), "VmRSS:").unwrap_or(0);
+        let before = cpu_time(child.id()).context("reading the worker's CPU time")?;
+        tokio::time::sleep(IDLE_SAMPLE).await;
+        let after = cpu_time(child.id()).context("reading the worker's CPU time")?;
+        let idle_cpu_percent =
+            (after - before).as_secs_f64() * 100.0 / IDLE_SAMPLE.as_secs_f64();
         let queue = Queue::new(conn, "lat");
         let start = Instant::now();
         let mut ids = Vec::with_capacity(n);
@@ -430,6 +491,7 @@ async fn latency(
             "end_p50_ms": percentile(&mut to_end, 0.5), "end_p99_ms": percentile(&mut to_end, 0.99),
             "enqueue_call_p50_ms": percentile(&mut calls, 0.5), "enqueue_call_p99_ms": percentile(&mut calls, 0.99),
             "idle_worker_rss_kib": idle_rss,
+            "idle_worker_cpu_percent": idle_cpu_percent,
         }))
     }
     .await;
@@ -468,35 +530,44 @@ async fn reset_stats(raw: &mut redis::aio::MultiplexedConnection) -> anyhow::Res
 
 /// Redis commands per job (server-side counts; a Lua script's inner commands count too).
 #[expect(clippy::cast_precision_loss, reason = "job counts")]
-async fn commands(
-    args: &Args,
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
-    n: usize,
-) -> anyhow::Result<Value> {
-    flush(raw).await?;
-    let queue = Queue::new(conn, "bench");
+async fn commands(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<Value> {
+    let conn = target.fresh().await?;
+    let queue = Queue::new(&conn, "bench");
     queue.enqueue("fixtures.noop", ()).send().await?;
-    flush(raw).await?;
+    let conn = target.fresh().await?;
+    let queue = Queue::new(&conn, "bench");
+    let raw = target
+        .redis()
+        .context("commands are counted on Redis only")?;
     reset_stats(raw).await?;
     for _ in 0..n {
         queue.enqueue("fixtures.noop", ()).send().await?;
     }
     let enqueue = total_commands(raw).await? as f64 / n as f64;
 
-    flush(raw).await?;
+    target.fresh().await?;
+    let raw = target
+        .redis()
+        .context("commands are counted on Redis only")?;
     reset_stats(raw).await?;
-    let mut child = spawn_worker(args, &["--burst", "bench"])?;
+    let mut child = spawn_worker(args, target, &["--burst", "bench"])?;
     wait_child(&mut child, Duration::from_secs(60)).await?;
+    let raw = target
+        .redis()
+        .context("commands are counted on Redis only")?;
     let fixed = total_commands(raw).await?;
 
     let mut per_concurrency = serde_json::Map::new();
     for concurrency in [1, 64] {
-        flush(raw).await?;
-        fill(conn, n).await?;
+        let conn = target.fresh().await?;
+        fill(&conn, n).await?;
+        let raw = target
+            .redis()
+            .context("commands are counted on Redis only")?;
         reset_stats(raw).await?;
         let mut child = spawn_worker(
             args,
+            target,
             &[
                 "--burst",
                 "--concurrency",
@@ -505,6 +576,9 @@ async fn commands(
             ],
         )?;
         wait_child(&mut child, Duration::from_secs(120)).await?;
+        let raw = target
+            .redis()
+            .context("commands are counted on Redis only")?;
         let total = total_commands(raw).await?;
         per_concurrency.insert(
             format!("work_c{concurrency}"),
@@ -517,20 +591,37 @@ async fn commands(
     )
 }
 
-async fn memory_per_job(
-    conn: &Connection,
-    raw: &mut redis::aio::MultiplexedConnection,
-    n: usize,
-) -> anyhow::Result<f64> {
-    flush(raw).await?;
-    let used = |info: String| -> f64 {
-        info.lines()
-            .find_map(|line| line.strip_prefix("used_memory:")?.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    let before = used(redis::cmd("INFO").arg("memory").query_async(raw).await?);
-    fill(conn, n).await?;
-    let after = used(redis::cmd("INFO").arg("memory").query_async(raw).await?);
+/// The store's bytes per queued job: Redis's `used_memory`, or the database file (and its
+/// write-ahead log) on SQLite.
+async fn memory_per_job(target: &mut Target, n: usize) -> anyhow::Result<f64> {
+    let conn = target.fresh().await?;
+    let before = stored_bytes(target).await?;
+    fill(&conn, n).await?;
+    let after = stored_bytes(target).await?;
     #[expect(clippy::cast_precision_loss, reason = "job counts")]
     Ok((after - before) / n as f64)
+}
+
+async fn stored_bytes(target: &mut Target) -> anyhow::Result<f64> {
+    match target {
+        Target::Redis { raw, .. } => {
+            let info: String = redis::cmd("INFO").arg("memory").query_async(raw).await?;
+            Ok(info
+                .lines()
+                .find_map(|line| line.strip_prefix("used_memory:")?.trim().parse().ok())
+                .unwrap_or(0.0))
+        }
+        Target::Sqlite { .. } => {
+            let mut bytes = 0;
+            if let Some(path) = target.file() {
+                for suffix in ["", "-wal"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    bytes += std::fs::metadata(&file).map_or(0, |meta| meta.len());
+                }
+            }
+            #[expect(clippy::cast_precision_loss, reason = "file sizes")]
+            Ok(bytes as f64)
+        }
+    }
 }

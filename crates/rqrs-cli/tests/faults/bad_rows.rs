@@ -112,6 +112,11 @@ const CASES: &[Case] = &[
         end: End::Finished,
     },
     Case {
+        what: "a results history that is not JSON",
+        sql: "UPDATE jobs SET results = '[{oops' WHERE id = ?1",
+        end: End::Finished,
+    },
+    Case {
         what: "an unknown status",
         sql: "UPDATE jobs SET status = 'zombie' WHERE id = ?1",
         end: End::Finished,
@@ -173,7 +178,7 @@ fn check(db: &rusqlite::Connection, ids: &[JobId], good: &JobId, run: &str) {
     let ended = |id: &JobId| -> (String, Option<String>, Option<String>) {
         db.query_row(
             "SELECT CAST(status AS TEXT), place, \
-             (SELECT exc_string FROM results WHERE job_id = ?1 ORDER BY seq DESC LIMIT 1) \
+             json_extract(results, '$[#-1].exc_string') \
              FROM jobs WHERE id = ?1",
             [id.as_str()],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -213,7 +218,7 @@ fn check(db: &rusqlite::Connection, ids: &[JobId], good: &JobId, run: &str) {
     let left: i64 = db
         .query_row(
             "SELECT (SELECT count(*) FROM jobs WHERE place IN ('queued', 'started') \
-             OR typeof(id) != 'text') + (SELECT count(*) FROM executions)",
+             OR typeof(id) != 'text') + (SELECT count(*) FROM jobs WHERE execution_id IS NOT NULL)",
             [],
             |row| row.get(0),
         )

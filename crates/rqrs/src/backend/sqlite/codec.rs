@@ -34,40 +34,53 @@ pub(super) fn seconds(seconds: u64) -> i64 {
         .saturating_mul(1_000_000)
 }
 
-/// What does not change in a job after its enqueue.
+/// What does not change in a job after its enqueue. Fields at their default are left out, to
+/// keep rows small.
 #[derive(Debug, Serialize, Deserialize)]
 struct Spec {
     func_name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     args: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     kwargs: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     /// RQ's seconds: `-1` for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<i64>,
     /// RQ's seconds: `0` not kept, `-1` forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     result_ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     failure_ttl: Option<i64>,
     /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     retry_intervals: Vec<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     retry_at_front: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     repeat_intervals: Vec<u64>,
     /// Name and RQ's seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     on_success: Option<(String, i64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     on_failure: Option<(String, i64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     on_stopped: Option<(String, i64)>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dependency_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     allow_dependency_failures: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     enqueue_at_front: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     webhooks: Vec<Webhook>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// The `spec` of a new job.
@@ -226,6 +239,32 @@ fn apply(job: &mut JobRecord, spec: Spec, retries_left: i64, repeats_left: i64) 
         enqueue_at_front: spec.enqueue_at_front,
         webhooks: spec.webhooks,
     };
+}
+
+/// One result of a job, as its row's `results` keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Entry {
+    /// RQ's result type code.
+    #[serde(rename = "type")]
+    pub(super) result_type: u8,
+    /// Microseconds since the epoch.
+    pub(super) created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) return_value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) exc_string: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) worker_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) execution_id: Option<String>,
+}
+
+/// The results of a row's `results` column, oldest first; a column that cannot be read holds
+/// none (a job's history is not worth failing the job for).
+pub(super) fn entries(column: Option<&str>) -> Vec<Entry> {
+    column
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
 }
 
 /// The columns a worker is read from, in the order [`worker`] reads them.

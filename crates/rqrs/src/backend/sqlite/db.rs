@@ -10,11 +10,12 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
+use super::changes::Changes;
 use super::error::sqlite_error;
 use crate::error::{BackendError, BackendErrorKind, Error, Result};
 
@@ -62,17 +63,18 @@ impl Failure {
     }
 }
 
-/// The transaction a write runs in: the connection, and a mark that the write put a job on a
-/// queue, so that this process's waiting workers are woken once it commits.
+/// The transaction a write runs in: the connection, and a mark that the write gives waiting
+/// workers something to do, so that they are woken once it commits (`changes.rs`).
 pub(super) struct Tx<'c> {
     conn: &'c Connection,
-    ready: Cell<bool>,
+    wakes: Cell<bool>,
 }
 
 impl Tx<'_> {
-    /// Marks that this write puts a job on a queue.
-    pub(super) fn made_work_ready(&self) {
-        self.ready.set(true);
+    /// Marks that this write gives waiting workers something to do: a job on a queue, a
+    /// command.
+    pub(super) fn wake_waiters(&self) {
+        self.wakes.set(true);
     }
 }
 
@@ -88,8 +90,6 @@ impl std::ops::Deref for Tx<'_> {
 #[derive(Debug)]
 pub(super) struct Db {
     requests: mpsc::Sender<Request>,
-    /// Bumped after every commit that put a job on a queue, for this process's waiting workers.
-    ready: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Request {
@@ -102,17 +102,15 @@ impl std::fmt::Debug for Request {
 }
 
 impl Db {
-    /// Starts the thread that owns `conn`.
+    /// Starts the thread that owns `conn`; its commits that wake waiters tell `changes`.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub(super) fn start(conn: Connection) -> Result<Db> {
+    pub(super) fn start(conn: Connection, changes: Arc<Changes>) -> Result<Db> {
         let (requests, received) = mpsc::channel();
-        let (ready, _) = watch::channel(0);
-        let bump = ready.clone();
         std::thread::Builder::new()
             .name("rqrs-sqlite".to_owned())
-            .spawn(move || serve(&conn, &received, &bump))
+            .spawn(move || serve(&conn, &received, &changes))
             .map_err(|error| {
                 Error::Backend(BackendError::new(
                     "sqlite",
@@ -120,7 +118,7 @@ impl Db {
                     format!("cannot start the database's thread: {error}"),
                 ))
             })?;
-        Ok(Db { requests, ready })
+        Ok(Db { requests })
     }
 
     /// Runs `op` in a write transaction (grouped with other writes) and returns its value once
@@ -173,11 +171,6 @@ impl Db {
         answered.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Changes after each commit of this process that put a job on a queue.
-    pub(super) fn work_ready(&self) -> watch::Receiver<u64> {
-        self.ready.subscribe()
-    }
-
     fn send(&self, request: Request) -> Result<()> {
         self.requests.send(request).map_err(|_| stopped())
     }
@@ -201,7 +194,7 @@ fn panicked() -> Error {
 
 /// The thread's loop: a read at once; a write with every other write already waiting, in one
 /// transaction.
-fn serve(conn: &Connection, requests: &mpsc::Receiver<Request>, ready: &watch::Sender<u64>) {
+fn serve(conn: &Connection, requests: &mpsc::Receiver<Request>, changes: &Changes) {
     let mut next: Option<Request> = None;
     loop {
         let request = match next.take() {
@@ -226,7 +219,7 @@ fn serve(conn: &Connection, requests: &mpsc::Receiver<Request>, ready: &watch::S
                     }
                 }
                 if run_batch(conn, batch) {
-                    ready.send_modify(|count| *count = count.wrapping_add(1));
+                    changes.wake();
                 }
             }
         }
@@ -234,9 +227,9 @@ fn serve(conn: &Connection, requests: &mpsc::Receiver<Request>, ready: &watch::S
 }
 
 /// Runs a batch of writes in one transaction and answers them; returns whether it committed
-/// and one of them put a job on a queue.
+/// and one of them wakes waiters.
 fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run(conn, "BEGIN IMMEDIATE") {
         let failure = Failure::of(&error);
         for write in batch {
             let (_, reply) = write(None);
@@ -246,7 +239,7 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
     }
     let tx = Tx {
         conn,
-        ready: Cell::new(false),
+        wakes: Cell::new(false),
     };
     let mut replies = Vec::with_capacity(batch.len());
     let commit = if batch.len() == 1 {
@@ -258,7 +251,7 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
         })
     } else {
         for write in batch {
-            if let Err(error) = conn.execute_batch("SAVEPOINT op") {
+            if let Err(error) = run(conn, "SAVEPOINT op") {
                 let failure = Failure::of(&error);
                 let (_, reply) = write(None);
                 replies.push(Box::new(move |_: Option<&Failure>| reply(Some(&failure))));
@@ -266,11 +259,11 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
             }
             let (ok, reply) = write(Some(&tx));
             let end = if ok {
-                "RELEASE op"
+                run(conn, "RELEASE op")
             } else {
-                "ROLLBACK TO op; RELEASE op"
+                run(conn, "ROLLBACK TO op").and_then(|()| run(conn, "RELEASE op"))
             };
-            if let Err(error) = conn.execute_batch(end) {
+            if let Err(error) = end {
                 tracing::error!(%error, "cannot end a savepoint of the database");
             }
             replies.push(reply);
@@ -278,7 +271,7 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
         true
     };
     let failure = if commit {
-        conn.execute_batch("COMMIT").err().map(|error| {
+        run(conn, "COMMIT").err().map(|error| {
             // A COMMIT that fails can leave the transaction open.
             let _ = conn.execute_batch("ROLLBACK");
             Failure::of(&error)
@@ -290,5 +283,10 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
     for reply in replies {
         reply(failure.as_ref());
     }
-    commit && failure.is_none() && tx.ready.get()
+    commit && failure.is_none() && tx.wakes.get()
+}
+
+/// Runs one statement of transaction control, prepared once per connection.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }

@@ -92,8 +92,16 @@ impl JobStore for SqliteBackend {
                 }
                 rows::know_queue(tx, &queue)?;
                 let mut statuses = Vec::with_capacity(rows.len());
+                let mut edges = Edges::default();
                 for row in &rows {
-                    statuses.push(insert(tx, &queue, row, group.as_deref(), at, now)?);
+                    statuses.push(insert(
+                        tx,
+                        &queue,
+                        row,
+                        group.as_deref(),
+                        (at, now),
+                        &mut edges,
+                    )?);
                 }
                 Ok(statuses)
             })
@@ -157,17 +165,15 @@ impl JobStore for SqliteBackend {
                 if job.status == JobStatus::Canceled {
                     return Err(Error::AlreadyCanceled(id));
                 }
-                // A running job is not stopped; its run ends here, so its outcome is refused.
-                tx.prepare_cached("DELETE FROM executions WHERE job_id = ?1")?
-                    .execute(params![id.as_str()])?;
                 let origin = if job.origin.is_empty() {
                     origin
                 } else {
                     job.origin
                 };
+                // A running job is not stopped; its run ends here, so its outcome is refused.
                 tx.prepare_cached(
                     "UPDATE jobs SET status = 'canceled', place = 'canceled', score = ?2, \
-                     origin = ?3 WHERE id = ?1",
+                     origin = ?3, execution_id = NULL WHERE id = ?1",
                 )?
                 .execute(params![id.as_str(), now as f64, origin])?;
                 Ok(())
@@ -199,15 +205,40 @@ impl JobStore for SqliteBackend {
     }
 }
 
+/// The scores of the head and the tail of the queue a batch goes on, read once per batch.
+#[derive(Debug, Default)]
+struct Edges {
+    head: Option<f64>,
+    tail: Option<f64>,
+}
+
+impl Edges {
+    /// The score of the next job at the head (or the tail) of `queue`.
+    fn next(&mut self, tx: &super::db::Tx<'_>, queue: &str, at_front: bool) -> Result<f64> {
+        let edge = if at_front {
+            &mut self.head
+        } else {
+            &mut self.tail
+        };
+        let score = match *edge {
+            Some(last) if at_front => last - 1.0,
+            Some(last) => last + 1.0,
+            None => rows::queue_score(tx, queue, at_front)?,
+        };
+        *edge = Some(score);
+        Ok(score)
+    }
+}
+
 /// Writes one new job: queued, scheduled, started (test mode) or deferred while a dependency is
-/// not done; returns its status.
+/// not done; returns its status. `at` is the batch's enqueue time.
 fn insert(
     tx: &super::db::Tx<'_>,
     queue: &str,
     row: &NewRow,
     group: Option<&str>,
-    at: i64,
-    now: i64,
+    (at, now): (i64, i64),
+    edges: &mut Edges,
 ) -> Result<JobStatus> {
     let mut waiting = false;
     for parent in &row.dependencies {
@@ -224,23 +255,45 @@ fn insert(
         (Placement::Started { .. }, false) => JobStatus::Started,
         (Placement::Queue { .. }, false) => JobStatus::Queued,
     };
+    // A queued job is written on its queue at once; the others are filed below.
+    let queued = match (&row.placement, status) {
+        (Placement::Queue { at_front }, JobStatus::Queued) => {
+            Some(edges.next(tx, queue, *at_front)?)
+        }
+        _ => None,
+    };
+    // A job enqueued again under its id is written over, whole, as RQ overwrites the hash
+    // (its results stay, as RQ's stream does).
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO jobs (id, origin, status, place, score, expires_at, spec, \
-         created_at, retries_left, repeats_left, meta, group_id) \
-         VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO jobs (id, origin, status, place, score, expires_at, spec, created_at, \
+         enqueued_at, retries_left, repeats_left, meta, group_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, status = excluded.status, \
+         place = excluded.place, score = excluded.score, expires_at = excluded.expires_at, \
+         spec = excluded.spec, created_at = excluded.created_at, \
+         enqueued_at = excluded.enqueued_at, started_at = NULL, ended_at = NULL, \
+         last_heartbeat = NULL, worker_name = NULL, execution_id = NULL, \
+         retries_left = excluded.retries_left, repeats_left = excluded.repeats_left, \
+         meta = excluded.meta, group_id = excluded.group_id",
     )?
     .execute(params![
         row.id,
         queue,
         status.as_str(),
+        queued.map(|_| "queued"),
+        queued,
         row.expires_in.map(|ttl| now.saturating_add(ttl)),
         row.spec,
         row.created_at,
+        queued.map(|_| at),
         row.retries_left,
         row.repeats_left,
         row.meta,
         row.group_id
     ])?;
+    if queued.is_some() {
+        tx.wake_waiters();
+    }
     match (&row.placement, status) {
         (_, JobStatus::Deferred) => {
             for parent in &row.dependencies {
@@ -266,7 +319,6 @@ fn insert(
             super::runs::start(
                 tx,
                 &row.id,
-                queue,
                 execution_id,
                 worker,
                 seconds(liveness.execution_ttl.as_secs()),
@@ -275,9 +327,7 @@ fn insert(
             tx.prepare_cached("UPDATE jobs SET enqueued_at = ?2 WHERE id = ?1")?
                 .execute(params![row.id, at])?;
         }
-        (Placement::Queue { at_front }, _) => {
-            rows::enqueue(tx, &row.id, queue, *at_front, at)?;
-        }
+        (Placement::Queue { .. }, _) => {}
     }
     if let Some(group) = group {
         tx.prepare_cached(
@@ -294,38 +344,33 @@ impl SqliteBackend {
         let id = id.clone();
         self.db()
             .read(move |conn| {
-                let limit = limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
-                let mut statement = conn.prepare_cached(
-                    "SELECT type, created_at, return_value, exc_string, worker_name, execution_id \
-                     FROM results WHERE job_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
-                     ORDER BY seq DESC LIMIT ?3",
-                )?;
-                let mut rows = statement.query(params![id.as_str(), codec::now(), limit])?;
+                let now = codec::now();
+                let Some(held) = rows::held(conn, id.as_str(), now)? else {
+                    return Ok(Vec::new());
+                };
+                if held.results_expire_at.is_some_and(|at| at <= now) {
+                    return Ok(Vec::new());
+                }
                 let mut results = Vec::new();
-                while let Some(row) = rows.next()? {
-                    let code: u8 = row.get(0)?;
-                    let malformed = |reason: String| Error::MalformedJob {
-                        id: id.clone(),
-                        reason,
-                    };
-                    let result_type = ResultType::from_code(code)
-                        .ok_or_else(|| malformed(format!("a result has the type {code}")))?;
-                    let return_value: Option<String> = row.get(2)?;
-                    let worker_name: Option<String> = row.get(4)?;
+                for entry in held
+                    .results
+                    .into_iter()
+                    .rev()
+                    .take(limit.unwrap_or(usize::MAX))
+                {
+                    let code = entry.result_type;
+                    let result_type =
+                        ResultType::from_code(code).ok_or_else(|| Error::MalformedJob {
+                            id: id.clone(),
+                            reason: format!("a result has the type {code}"),
+                        })?;
                     results.push(JobResult {
                         result_type,
-                        created_at: row
-                            .get::<_, Option<i64>>(1)?
-                            .and_then(DateTime::from_timestamp_micros),
-                        return_value: return_value
-                            .map(|text| serde_json::from_str(&text))
-                            .transpose()
-                            .map_err(|error| {
-                                malformed(format!("a return value is not JSON: {error}"))
-                            })?,
-                        exc_string: row.get(3)?,
-                        worker_name: worker_name.filter(|name| !name.is_empty()),
-                        execution_id: row.get(5)?,
+                        created_at: DateTime::from_timestamp_micros(entry.created_at),
+                        return_value: entry.return_value,
+                        exc_string: entry.exc_string,
+                        worker_name: entry.worker_name.filter(|name| !name.is_empty()),
+                        execution_id: entry.execution_id,
                     });
                 }
                 Ok(results)

@@ -15,6 +15,7 @@
 //! What only Redis has is refused with a clear error: waiting for replicas, TLS, Sentinel, and
 //! Python RQ (which reads only Redis).
 
+mod changes;
 mod codec;
 mod db;
 mod error;
@@ -38,7 +39,17 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use changes::Changes;
 use db::Db;
+
+/// How many prepared statements a connection keeps: more than the backend has.
+const STATEMENTS: usize = 256;
+
+/// The page cache of a connection, in KiB (SQLite's convention: negative).
+const CACHE_KIB: i64 = -32_768;
+
+/// How much of the file a connection maps into memory.
+const MMAP_BYTES: i64 = 256 << 20;
 
 /// The database's default busy timeout.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -126,6 +137,7 @@ pub(crate) struct SqliteBackend {
     url: String,
     settings: Settings,
     db: Arc<Db>,
+    changes: Arc<Changes>,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -161,10 +173,19 @@ impl SqliteBackend {
         let conn = tokio::task::spawn_blocking(move || open(&opened))
             .await
             .map_err(|error| Error::invalid("url", format!("{url}: {error}")))??;
+        let file = match &settings.location {
+            // Made absolute: the watch must not follow a change of the working directory.
+            Location::File(path) => {
+                Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+            }
+            Location::Memory => None,
+        };
+        let changes = Arc::new(Changes::new(file.as_deref()));
         Ok(SqliteBackend {
             url: url.to_owned(),
             settings,
-            db: Arc::new(Db::start(conn)?),
+            db: Arc::new(Db::start(conn, Arc::clone(&changes))?),
+            changes,
         })
     }
 
@@ -208,6 +229,8 @@ fn open(settings: &Settings) -> Result<Connection> {
         ));
     }
     conn.busy_timeout(settings.busy_timeout)?;
+    // Every statement the backend runs stays prepared (SQLite's default keeps 16).
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
     if settings.location != Location::Memory {
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
@@ -229,6 +252,10 @@ fn open(settings: &Settings) -> Result<Connection> {
             Synchronous::Full => "FULL",
         },
     )?;
+    // The pages a busy worker touches stay in the connection's cache, and reads of the file
+    // are mapped rather than copied.
+    conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     schema::prepare(&conn, &what)?;
     Ok(conn)
 }
@@ -252,6 +279,7 @@ impl Backend for SqliteBackend {
             url: self.url.clone(),
             settings: self.settings.clone(),
             db: Arc::clone(&self.db),
+            changes: Arc::clone(&self.changes),
         })
     }
 }

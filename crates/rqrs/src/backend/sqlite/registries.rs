@@ -1,7 +1,7 @@
-//! Registries ([`RegistryStore`]): the rows of `jobs` whose place is the registry's (the started
-//! registry is `executions`, one row per run), with their scores; removal, expired entries,
-//! abandoned runs, the maintenance lock (the flag `clean_registries:<q>`), requeue from failed,
-//! and failing a job by hand.
+//! Registries ([`RegistryStore`]): the rows of `jobs` whose place is the registry's, with their
+//! scores (the started registry's are its runs' deadlines); removal, expired entries, abandoned
+//! runs, the maintenance lock (the flag `clean_registries:<q>`), requeue from failed, and
+//! failing a job by hand.
 
 use std::time::Duration;
 
@@ -47,15 +47,9 @@ impl RegistryStore for SqliteBackend {
         let queue = queue.to_owned();
         self.db()
             .read(move |conn| {
-                let count: i64 = if kind == RegistryKind::Started {
-                    conn.prepare_cached("SELECT count(*) FROM executions WHERE queue = ?1")?
-                        .query_row(params![queue], |row| row.get(0))?
-                } else {
-                    conn.prepare_cached(
-                        "SELECT count(*) FROM jobs WHERE place = ?1 AND origin = ?2",
-                    )?
-                    .query_row(params![rows::place(kind), queue], |row| row.get(0))?
-                };
+                let count: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM jobs WHERE place = ?1 AND origin = ?2")?
+                    .query_row(params![rows::place(kind), queue], |row| row.get(0))?;
                 Ok(usize::try_from(count).unwrap_or(0))
             })
             .await
@@ -65,25 +59,18 @@ impl RegistryStore for SqliteBackend {
         let queue = queue.to_owned();
         self.db()
             .read(move |conn| {
-                let ids: Vec<String> = if kind == RegistryKind::Started {
-                    conn.prepare_cached(
-                        "SELECT job_id FROM executions WHERE queue = ?1 ORDER BY deadline",
-                    )?
-                    .query_map(params![queue], |row| row.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
-                } else {
-                    conn.prepare_cached(
+                let ids = conn
+                    .prepare_cached(
                         "SELECT id FROM jobs WHERE place = ?1 AND origin = ?2 ORDER BY score",
                     )?
                     .query_map(params![rows::place(kind), queue], |row| row.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
-                };
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
                 Ok(ids.into_iter().map(rows::id).collect())
             })
             .await
     }
 
-    /// From the started registry, every run of the job goes.
+    /// From the started registry, the job's run goes too (its outcome is then refused).
     async fn registry_remove(
         &self,
         kind: RegistryKind,
@@ -95,18 +82,13 @@ impl RegistryStore for SqliteBackend {
         let id = id.as_str().to_owned();
         self.db()
             .write(move |tx| {
-                let removed = if kind == RegistryKind::Started {
-                    tx.prepare_cached("DELETE FROM executions WHERE job_id = ?1 AND queue = ?2")?
-                        .execute(params![id, queue])?
-                        > 0
-                } else {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET place = NULL, score = NULL \
+                let removed = tx
+                    .prepare_cached(
+                        "UPDATE jobs SET place = NULL, score = NULL, execution_id = NULL \
                          WHERE id = ?1 AND place = ?2 AND origin = ?3",
                     )?
                     .execute(params![id, rows::place(kind), queue])?
-                        == 1
-                };
+                    == 1;
                 if removed && delete_job {
                     rows::delete(tx, &id)?;
                 }
@@ -116,7 +98,7 @@ impl RegistryStore for SqliteBackend {
     }
 
     /// The jobs go with their entries, as their TTL takes them on Redis; so do the other jobs of
-    /// the queue whose TTL has passed (jobs that waited too long, say), and results past theirs.
+    /// the queue whose TTL has passed (jobs that waited too long, say).
     async fn expire_entries(&self, kind: RegistryKind, queue: &str) -> Result<usize> {
         if !matches!(kind, RegistryKind::Finished | RegistryKind::Failed) {
             return Ok(0);
@@ -145,8 +127,6 @@ impl RegistryStore for SqliteBackend {
                 for id in entries.iter().chain(&expired) {
                     rows::delete(tx, id)?;
                 }
-                tx.prepare_cached("DELETE FROM results WHERE expires_at <= ?1")?
-                    .execute(params![now])?;
                 Ok(entries.len())
             })
             .await
@@ -156,12 +136,15 @@ impl RegistryStore for SqliteBackend {
         let queue = queue.to_owned();
         self.db()
             .read(move |conn| {
+                #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
+                let now = codec::now() as f64;
                 let runs = conn
                     .prepare_cached(
-                        "SELECT job_id, execution_id FROM executions \
-                         WHERE queue = ?1 AND deadline <= ?2 ORDER BY deadline",
+                        "SELECT id, execution_id FROM jobs WHERE place = 'started' \
+                         AND origin = ?1 AND score <= ?2 AND execution_id IS NOT NULL \
+                         ORDER BY score",
                     )?
-                    .query_map(params![queue, codec::now()], |row| {
+                    .query_map(params![queue, now], |row| {
                         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;

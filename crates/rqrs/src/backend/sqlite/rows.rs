@@ -1,12 +1,11 @@
 //! The steps on rows that several operations share, each inside the caller's transaction: read
-//! a job that has not expired, put a job on its queue, add a result, release a job's
-//! dependents, end a run, count a run on its worker, delete a job and its traces. They are what
-//! `lib.lua`, `start.lua` and `unlist.lua` are to the Redis backend's scripts.
+//! a job that has not expired, put a job on its queue, read what ending a run needs, add a
+//! result, release a job's dependents, count a run on its worker, delete a job and its traces.
+//! They are what `lib.lua`, `start.lua` and `unlist.lua` are to the Redis backend's scripts.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
-use super::codec::{self, JOB_COLUMNS};
+use super::codec::{self, Entry, JOB_COLUMNS};
 use super::db::Tx;
 use crate::backend::types::JobRecord;
 use crate::defaults::RESULTS_KEPT;
@@ -14,8 +13,7 @@ use crate::error::Result;
 use crate::job::JobId;
 use crate::registry::RegistryKind;
 
-/// The value of `jobs.place` for a registry (`queued` is a job on its queue; a started job's
-/// runs are rows of `executions`).
+/// The value of `jobs.place` for a registry (`queued` is a job on its queue).
 pub(super) fn place(kind: RegistryKind) -> &'static str {
     match kind {
         RegistryKind::Started => "started",
@@ -48,9 +46,7 @@ pub(super) fn exists(conn: &Connection, id: &str, now: i64) -> Result<bool> {
         .prepare_cached(
             "SELECT 1 FROM jobs WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
         )?
-        .query_row(params![id, now], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .exists(params![id, now])?)
 }
 
 /// The job's status, unless it does not exist or has expired.
@@ -61,6 +57,72 @@ pub(super) fn status(conn: &Connection, id: &str, now: i64) -> Result<Option<Str
         )?
         .query_row(params![id, now], |row| row.get(0))
         .optional()?)
+}
+
+/// What ending a run (or failing a job) needs of the job's row.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) seq: i64,
+    pub(super) origin: String,
+    /// The run in progress, if any.
+    pub(super) execution_id: Option<String>,
+    /// The run's deadline, while it runs.
+    pub(super) deadline: Option<f64>,
+    /// The job's results, oldest first.
+    pub(super) results: Vec<Entry>,
+    pub(super) results_expire_at: Option<i64>,
+}
+
+/// The row of a job that has not expired, as ending a run reads it.
+pub(super) fn held(conn: &Connection, id: &str, now: i64) -> Result<Option<Held>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT seq, origin, execution_id, CASE WHEN place = 'started' THEN score END, \
+             results, results_expire_at FROM jobs \
+             WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![id, now], |row| {
+            let results: Option<String> = row.get(4)?;
+            Ok(Held {
+                seq: row.get(0)?,
+                origin: row.get(1)?,
+                execution_id: row.get(2)?,
+                deadline: row.get(3)?,
+                results: codec::entries(results.as_deref()),
+                results_expire_at: row.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+impl Held {
+    /// Adds a result, keeping about [`RESULTS_KEPT`] (the oldest go). The results of a job
+    /// whose results expired start again from this one.
+    pub(super) fn add_result(&mut self, entry: Entry, now: i64) {
+        if self.results_expire_at.is_some_and(|at| at <= now) {
+            self.results.clear();
+            self.results_expire_at = None;
+        }
+        self.results.push(entry);
+        let excess = self.results.len().saturating_sub(RESULTS_KEPT);
+        self.results.drain(..excess);
+    }
+
+    /// The results as the row's column holds them.
+    pub(super) fn results_column(&self) -> Result<Option<String>> {
+        if self.results.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::to_string(&self.results)?))
+    }
+
+    /// Whether the job's results hold one of execution `execution_id`: an earlier call whose
+    /// reply was lost recorded this run's outcome.
+    pub(super) fn recorded(&self, execution_id: &str) -> bool {
+        self.results
+            .iter()
+            .any(|entry| entry.execution_id.as_deref() == Some(execution_id))
+    }
 }
 
 /// The score that puts a job at the tail (or, with `at_front`, the head) of `queue`.
@@ -81,16 +143,16 @@ pub(super) fn queue_score(conn: &Connection, queue: &str, at_front: bool) -> Res
 }
 
 /// Puts the job on its queue (`origin`), at the tail or the head, as `queued` with a new
-/// `enqueued_at`, and marks the transaction as having made work ready.
+/// `enqueued_at`, and marks the transaction as waking waiting workers.
 pub(super) fn enqueue(tx: &Tx<'_>, id: &str, origin: &str, at_front: bool, now: i64) -> Result<()> {
     know_queue(tx, origin)?;
     let score = queue_score(tx, origin, at_front)?;
     tx.prepare_cached(
-        "UPDATE jobs SET place = 'queued', score = ?2, status = 'queued', enqueued_at = ?3 \
-         WHERE id = ?1",
+        "UPDATE jobs SET place = 'queued', score = ?2, status = 'queued', enqueued_at = ?3, \
+         execution_id = NULL WHERE id = ?1",
     )?
     .execute(params![id, score, now])?;
-    tx.made_work_ready();
+    tx.wake_waiters();
     Ok(())
 }
 
@@ -106,67 +168,6 @@ pub(super) fn file(conn: &Connection, id: &str, place: &str, score: f64) -> Resu
     conn.prepare_cached("UPDATE jobs SET place = ?2, score = ?3 WHERE id = ?1")?
         .execute(params![id, place, score])?;
     Ok(())
-}
-
-/// Adds a result to the job's history (about [`RESULTS_KEPT`] are kept, the oldest dropped):
-/// its type, the worker, the return value or error, and the run's execution id when known. The
-/// entry expires with the job's other results.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one result entry's fields, as lib.lua's add_result takes them"
-)]
-pub(super) fn add_result(
-    conn: &Connection,
-    id: &str,
-    result_type: u8,
-    worker: &str,
-    return_value: Option<&Value>,
-    exc_string: Option<&str>,
-    execution_id: Option<&str>,
-    now: i64,
-) -> Result<()> {
-    let (seq, expires_at): (i64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT coalesce(max(seq), 0) + 1, max(expires_at) FROM results WHERE job_id = ?1",
-        )?
-        .query_row(params![id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let return_value = return_value.map(ToString::to_string);
-    conn.prepare_cached(
-        "INSERT INTO results (job_id, seq, type, created_at, return_value, exc_string, \
-         worker_name, execution_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        id,
-        seq,
-        result_type,
-        now,
-        return_value,
-        exc_string,
-        worker,
-        execution_id,
-        expires_at
-    ])?;
-    let kept = i64::try_from(RESULTS_KEPT).unwrap_or(i64::MAX);
-    conn.prepare_cached("DELETE FROM results WHERE job_id = ?1 AND seq <= ?2")?
-        .execute(params![id, seq - kept])?;
-    Ok(())
-}
-
-/// Sets when the job's results expire (`None`: never).
-pub(super) fn expire_results(conn: &Connection, id: &str, expires_at: Option<i64>) -> Result<()> {
-    conn.prepare_cached("UPDATE results SET expires_at = ?2 WHERE job_id = ?1")?
-        .execute(params![id, expires_at])?;
-    Ok(())
-}
-
-/// Whether the job's last results hold one of execution `execution_id`: an earlier call whose
-/// reply was lost recorded this run's outcome.
-pub(super) fn recorded_before(conn: &Connection, id: &str, execution_id: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM results WHERE job_id = ?1 AND execution_id = ?2")?
-        .query_row(params![id, execution_id], |_| Ok(()))
-        .optional()?
-        .is_some())
 }
 
 /// Enqueues the deferred dependents of job `id`, which ended with `status`, whose other
@@ -216,15 +217,6 @@ pub(super) fn release_dependents(tx: &Tx<'_>, id: &str, status: &str, now: i64) 
     Ok(())
 }
 
-/// Ends a run: its row of `executions` goes. `false` when it was not there (the run was
-/// recovered and handed out again, or its job canceled or deleted).
-pub(super) fn end_execution(conn: &Connection, id: &str, execution_id: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM executions WHERE job_id = ?1 AND execution_id = ?2")?
-        .execute(params![id, execution_id])?
-        == 1)
-}
-
 /// Clears the worker's `current_job` when it names this job.
 pub(super) fn forget_current(conn: &Connection, worker: &str, id: &str) -> Result<()> {
     conn.prepare_cached(
@@ -246,17 +238,21 @@ pub(super) fn count_run(
 ) -> Result<()> {
     let sql = if successful {
         "UPDATE workers SET successful_job_count = successful_job_count + 1, \
-         total_working_time = total_working_time + ?2 WHERE name = ?1 AND expires_at > ?3"
+         total_working_time = total_working_time + ?2, \
+         current_job = CASE WHEN current_job = ?4 THEN NULL ELSE current_job END \
+         WHERE name = ?1 AND expires_at > ?3"
     } else {
         "UPDATE workers SET failed_job_count = failed_job_count + 1, \
-         total_working_time = total_working_time + ?2 WHERE name = ?1 AND expires_at > ?3"
+         total_working_time = total_working_time + ?2, \
+         current_job = CASE WHEN current_job = ?4 THEN NULL ELSE current_job END \
+         WHERE name = ?1 AND expires_at > ?3"
     };
     conn.prepare_cached(sql)?
-        .execute(params![worker, working_seconds, now])?;
-    forget_current(conn, worker, id)
+        .execute(params![worker, working_seconds, now, id])?;
+    Ok(())
 }
 
-/// Deletes a job and its traces: its row (wherever it is), its runs, its results, its
+/// Deletes a job and its traces: its row (wherever it is, with its run and results), its
 /// membership of its group and of its parents' dependents, and its own dependents' links to it.
 /// Returns whether a row went, and the ids of its dependents.
 pub(super) fn delete(conn: &Connection, id: &str) -> Result<(bool, Vec<String>)> {
@@ -269,8 +265,6 @@ pub(super) fn delete(conn: &Connection, id: &str) -> Result<(bool, Vec<String>)>
         .execute(params![id])?
         == 1;
     for sql in [
-        "DELETE FROM executions WHERE job_id = ?1",
-        "DELETE FROM results WHERE job_id = ?1",
         "DELETE FROM group_members WHERE job_id = ?1",
         "DELETE FROM dependencies WHERE job_id = ?1 OR parent = ?1",
     ] {

@@ -1,34 +1,42 @@
 //! Runs ([`RunStore`]): the dequeue that starts them, the watch for work, heartbeats, and the
-//! outcome (finish, fail, retry, release), each one transaction, fenced as on Redis: an outcome
-//! whose run is no longer in `executions` (recovered, canceled, deleted) writes nothing.
+//! outcome (finish, fail, retry, release), each one transaction on the job's row, fenced as on
+//! Redis: an outcome whose execution is no longer the row's (recovered, canceled, deleted)
+//! writes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::params;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params};
 use tokio::task::JoinSet;
 
 use super::SqliteBackend;
-use super::codec::{self, micros, seconds};
+use super::changes::{Waiter, data_version};
+use super::codec::{self, Entry, JOB_COLUMNS, micros, seconds};
 use super::db::{Db, Tx};
-use super::rows;
+use super::rows::{self, Held};
 use crate::backend::RunStore;
 use crate::backend::types::{
-    Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, Liveness, Recorded, Retried,
-    RunId, Started, Watch,
+    Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness, Recorded,
+    Retried, RunId, Started, Watch,
 };
 use crate::defaults::{DEFAULT_FAILURE_TTL, MAX_TTL};
 use crate::error::Result;
+use crate::results::ResultType;
 use crate::ttl::Ttl;
 
-/// How often a waiting worker looks whether another process put a job on its queues: a read
-/// of `PRAGMA data_version`, which changes when another connection commits, and only then a
-/// look at the queues. Commits of this process wake it at once.
+/// How often a waiting worker looks whether another process put a job on its queues when the
+/// database's changes cannot be watched.
 const POLL: Duration = Duration::from_millis(5);
 
 /// The score of a finished job kept forever (RQ's `+inf`).
 const FOREVER: f64 = 1e300;
+
+/// What a start writes: the run's execution id, its worker, its deadline as the score in the
+/// place `started`; the job no longer expires by its ttl.
+const START: &str = "UPDATE jobs SET status = 'started', started_at = ?2, ended_at = NULL, \
+    worker_name = ?3, last_heartbeat = ?2, place = 'started', score = ?4, expires_at = NULL, \
+    execution_id = ?5";
 
 /// Who ends a run.
 #[derive(Debug, Clone, Copy)]
@@ -42,27 +50,33 @@ pub(super) enum By<'a> {
     Hand,
 }
 
-/// Starts run `execution_id` of job `id` on `queue` for `worker`, with a deadline `ttl` from
-/// now: a row of `executions`, and the job `started` (no longer expiring by its ttl).
+impl By<'_> {
+    /// The worker and execution a result of this ending names (RQ records neither for an
+    /// abandoned run).
+    fn result_of(self, run: Option<&RunId>) -> (Option<String>, Option<String>) {
+        match self {
+            By::Worker { name, .. } => (
+                Some(name.to_owned()),
+                run.map(|run| run.execution_id.clone()),
+            ),
+            By::Abandoned | By::Hand => (None, None),
+        }
+    }
+}
+
+/// Starts run `execution_id` of job `id` for `worker`, with a deadline `ttl` from now.
 pub(super) fn start(
     tx: &Tx<'_>,
     id: &str,
-    queue: &str,
     execution_id: &str,
     worker: &str,
     ttl: i64,
     now: i64,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO executions (job_id, execution_id, queue, worker, deadline, \
-         started_at, last_heartbeat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?
-    .execute(params![id, execution_id, queue, worker, now + ttl, now])?;
-    tx.prepare_cached(
-        "UPDATE jobs SET status = 'started', started_at = ?2, ended_at = NULL, worker_name = ?3, \
-         last_heartbeat = ?2, place = 'started', score = NULL, expires_at = NULL WHERE id = ?1",
-    )?
-    .execute(params![id, now, worker])?;
+    #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
+    let deadline = (now + ttl) as f64;
+    tx.prepare_cached(&format!("{START} WHERE id = ?1"))?
+        .execute(params![id, now, worker, deadline, execution_id])?;
     Ok(())
 }
 
@@ -81,29 +95,34 @@ fn working_seconds(started_at: i64, now: i64) -> f64 {
     seconds
 }
 
-/// Ends a fenced run for an outcome: `Err(answer)` when the outcome must not be recorded (the
-/// run is gone, or an abandoned run's heartbeat landed late); `Ok(())` when the run ended here.
-fn end_run(tx: &Tx<'_>, run: &RunId, by: By<'_>, now: i64) -> Result<Result<(), Recorded>> {
+/// A score in microseconds.
+#[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
+fn score(micros: i64) -> f64 {
+    micros as f64
+}
+
+/// Reads the row of a run that ends: `Err(answer)` when the outcome must not be recorded (the
+/// job is gone, its execution is another's, or an abandoned run's heartbeat landed late).
+fn end_run(tx: &Tx<'_>, run: &RunId, by: By<'_>, now: i64) -> Result<Result<Held, Recorded>> {
     let id = run.job_id.as_str();
-    let deadline: Option<i64> = tx
-        .prepare_cached("SELECT deadline FROM executions WHERE job_id = ?1 AND execution_id = ?2")?
-        .query_row(params![id, run.execution_id], |row| row.get(0))
-        .optional()?;
-    let Some(deadline) = deadline else {
-        if let By::Worker { name, .. } = by {
-            rows::forget_current(tx, name, id)?;
-            if rows::recorded_before(tx, id, &run.execution_id)? {
-                return Ok(Err(Recorded::Before));
+    match rows::held(tx, id, now)? {
+        Some(held) if held.execution_id.as_deref() == Some(run.execution_id.as_str()) => {
+            // An abandoned run's deadline must still be past: a late heartbeat saves it.
+            if matches!(by, By::Abandoned) && held.deadline.is_some_and(|at| at > score(now)) {
+                return Ok(Err(Recorded::Refused));
             }
+            Ok(Ok(held))
         }
-        return Ok(Err(Recorded::Refused));
-    };
-    // An abandoned run's deadline must still be past: a late heartbeat saves it.
-    if matches!(by, By::Abandoned) && deadline > now {
-        return Ok(Err(Recorded::Refused));
+        other => {
+            if let By::Worker { name, .. } = by {
+                rows::forget_current(tx, name, id)?;
+                if other.is_some_and(|held| held.recorded(&run.execution_id)) {
+                    return Ok(Err(Recorded::Before));
+                }
+            }
+            Ok(Err(Recorded::Refused))
+        }
     }
-    rows::end_execution(tx, id, &run.execution_id)?;
-    Ok(Ok(()))
 }
 
 /// Records a failure that does not run again: of a run (`by` its worker, or abandoned), or of a
@@ -116,73 +135,71 @@ pub(super) fn record_failure(
     failed: &Failed,
 ) -> Result<Recorded> {
     let now = codec::now();
-    if let Some(run) = run
-        && let Err(answer) = end_run(tx, run, by, now)?
-    {
-        return Ok(answer);
-    }
-    let worker = match by {
-        By::Worker { name, started_at } => {
-            rows::count_run(tx, name, false, working_seconds(started_at, now), id, now)?;
-            name
-        }
-        By::Abandoned | By::Hand => "",
+    let held = match run {
+        Some(run) => end_run(tx, run, by, now)?,
+        None => rows::held(tx, id, now)?.ok_or(Recorded::Refused),
     };
-    if !rows::exists(tx, id, now)? {
-        return Ok(Recorded::Refused);
+    let mut held = match held {
+        Ok(held) => held,
+        Err(answer) => return Ok(answer),
+    };
+    if let By::Worker { name, started_at } = by {
+        rows::count_run(tx, name, false, working_seconds(started_at, now), id, now)?;
     }
     // RQ: kept a year unless the job says; its results expire only when it says.
     let explicit = failed.failure_ttl.is_some();
     let ttl = ttl_micros(failed.failure_ttl.unwrap_or(DEFAULT_FAILURE_TTL));
-    let status = if failed.stopped { "stopped" } else { "failed" };
-    tx.prepare_cached("UPDATE jobs SET status = ?2, ended_at = ?3 WHERE id = ?1")?
-        .execute(params![id, status, now])?;
+    let (worker_name, execution_id) = by.result_of(run);
+    held.add_result(
+        Entry {
+            result_type: ResultType::Failed.code(),
+            created_at: now,
+            return_value: None,
+            exc_string: Some(failed.exc_info.clone()),
+            worker_name,
+            execution_id,
+        },
+        now,
+    );
+    if explicit {
+        match ttl {
+            0 => held.results.clear(),
+            ttl if ttl > 0 => held.results_expire_at = Some(now + ttl),
+            _ => held.results_expire_at = None,
+        }
+    }
+    // A negative failure_ttl is kept as the raw score, which cleanup never reaches (as RQ).
+    let entry_score = if ttl < 0 {
+        score(ttl)
+    } else {
+        score(now + ttl)
+    };
+    tx.prepare_cached(
+        "UPDATE jobs SET status = ?2, ended_at = ?3, place = 'failed', score = ?4, \
+         expires_at = ?5, execution_id = NULL, results = ?6, results_expire_at = ?7 \
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        held.seq,
+        if failed.stopped { "stopped" } else { "failed" },
+        now,
+        entry_score,
+        (ttl > 0).then_some(now + ttl),
+        held.results_column()?,
+        held.results_expire_at
+    ])?;
     // A stopped job's dependents stay deferred (RQ 2.8+); a failed one's go on if they allow it.
     if !failed.stopped {
         rows::release_dependents(tx, id, "failed", now)?;
     }
-    let execution_id = match by {
-        By::Worker { .. } => run.map(|run| run.execution_id.as_str()),
-        By::Abandoned | By::Hand => None,
-    };
-    rows::add_result(
-        tx,
-        id,
-        2,
-        worker,
-        None,
-        Some(&failed.exc_info),
-        execution_id,
-        now,
-    )?;
-    #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
-    let score = if ttl < 0 {
-        ttl as f64
-    } else {
-        (now + ttl) as f64
-    };
-    rows::file(tx, id, "failed", score)?;
     if ttl == 0 {
         delete_job_row(tx, id)?;
-    } else if ttl > 0 {
-        tx.prepare_cached("UPDATE jobs SET expires_at = ?2 WHERE id = ?1")?
-            .execute(params![id, now + ttl])?;
-    }
-    if explicit {
-        match ttl {
-            0 => {
-                tx.prepare_cached("DELETE FROM results WHERE job_id = ?1")?
-                    .execute(params![id])?;
-            }
-            ttl if ttl > 0 => rows::expire_results(tx, id, Some(now + ttl))?,
-            _ => rows::expire_results(tx, id, None)?,
-        }
     }
     Ok(Recorded::Now)
 }
 
-/// Deletes a job's row and its dependency links, as RQ deletes a job whose TTL is 0 (its
-/// results and its group membership stay).
+/// Deletes a job's row and its dependency links, as RQ deletes a job whose TTL is 0 (its group
+/// membership stays).
 fn delete_job_row(tx: &Tx<'_>, id: &str) -> Result<()> {
     for sql in [
         "DELETE FROM jobs WHERE id = ?1",
@@ -193,20 +210,93 @@ fn delete_job_row(tx: &Tx<'_>, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ends a run that did not end and puts its job back at the head of its queue.
+/// Ends a run that did not end and puts its job back at the head of its queue; `false` when the
+/// run was no longer the job's.
 fn release_run(tx: &Tx<'_>, run: &RunId, worker: &str, now: i64) -> Result<bool> {
     let id = run.job_id.as_str();
-    let ended = rows::end_execution(tx, id, &run.execution_id)?;
     rows::forget_current(tx, worker, id)?;
-    if !ended {
+    let origin: Option<String> = rusqlite::OptionalExtension::optional(
+        tx.prepare_cached(
+            "UPDATE jobs SET started_at = NULL, execution_id = NULL \
+             WHERE id = ?1 AND execution_id = ?2 RETURNING origin",
+        )?
+        .query_row(params![id, run.execution_id], |row| row.get(0)),
+    )?;
+    let Some(origin) = origin else {
         return Ok(false);
-    }
-    if let Some(job) = rows::job(tx, id, now)? {
-        tx.prepare_cached("UPDATE jobs SET started_at = NULL WHERE id = ?1")?
-            .execute(params![id])?;
-        rows::enqueue(tx, id, &job.origin, true, now)?;
-    }
+    };
+    rows::enqueue(tx, id, &origin, true, now)?;
     Ok(true)
+}
+
+/// Takes up to `room` jobs of `queue` for `worker`, starting each with one of `ids`.
+fn take(
+    tx: &Tx<'_>,
+    queue: &str,
+    ids: &mut std::slice::Iter<'_, String>,
+    worker: &str,
+    ttl: i64,
+    now: i64,
+    started: &mut Vec<Started>,
+) -> Result<()> {
+    loop {
+        let room = ids.len();
+        if room == 0 {
+            return Ok(());
+        }
+        // Read loosely: a row whose id or expiry has the wrong type must not stop every
+        // dequeue.
+        let waiting: Vec<(i64, Value, Value)> = tx
+            .prepare_cached(
+                "SELECT seq, id, expires_at FROM jobs WHERE place = 'queued' AND origin = ?1 \
+                 ORDER BY score LIMIT ?2",
+            )?
+            .query_map(params![queue, i64::try_from(room).unwrap_or(1)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        for (seq, id, expires_at) in waiting {
+            let Value::Text(id) = id else {
+                tracing::warn!(?id, %queue, "a queued row whose id is not text cannot be a job: deleted");
+                tx.prepare_cached("DELETE FROM jobs WHERE seq = ?1")?
+                    .execute(params![seq])?;
+                continue;
+            };
+            // Gone by its ttl while it waited: dropped, as RQ's workers drop it.
+            if matches!(expires_at, Value::Integer(at) if at <= now) {
+                rows::delete(tx, &id)?;
+                continue;
+            }
+            let Some(execution_id) = ids.next() else {
+                return Ok(());
+            };
+            let mut statement =
+                tx.prepare_cached(&format!("{START} WHERE seq = ?1 RETURNING {JOB_COLUMNS}"))?;
+            let mut rows =
+                statement.query(params![seq, now, worker, score(now + ttl), execution_id])?;
+            let job = match rows.next()?.map(codec::job) {
+                Some(Ok(job)) => job,
+                Some(Err(error)) => {
+                    JobRecord::unreadable(rows::id(id.clone()), queue, error.to_string())
+                }
+                None => continue,
+            };
+            started.push(Started {
+                job,
+                execution: Execution {
+                    run: RunId {
+                        job_id: rows::id(id),
+                        execution_id: execution_id.clone(),
+                        queue: queue.to_owned(),
+                    },
+                    started_at: codec::time(Some(now)).unwrap_or_default(),
+                },
+            });
+        }
+    }
 }
 
 impl RunStore for SqliteBackend {
@@ -229,65 +319,8 @@ impl RunStore for SqliteBackend {
                 }
                 let mut started = Vec::new();
                 let mut ids = execution_ids.iter();
-                'queues: for queue in &queues {
-                    loop {
-                        let room = execution_ids.len() - started.len();
-                        if room == 0 {
-                            break 'queues;
-                        }
-                        // Read loosely: a row whose id or expiry has the wrong type must not
-                        // stop every dequeue.
-                        let waiting: Vec<(Value, Value)> = tx
-                            .prepare_cached(
-                                "SELECT id, expires_at FROM jobs WHERE place = 'queued' \
-                                 AND origin = ?1 ORDER BY score LIMIT ?2",
-                            )?
-                            .query_map(params![queue, i64::try_from(room).unwrap_or(1)], |row| {
-                                Ok((row.get(0)?, row.get(1)?))
-                            })?
-                            .collect::<rusqlite::Result<_>>()?;
-                        if waiting.is_empty() {
-                            break;
-                        }
-                        for (id, expires_at) in waiting {
-                            let Value::Text(id) = id else {
-                                tracing::warn!(?id, %queue, "a queued row whose id is not text \
-                                    cannot be a job: deleted");
-                                tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
-                                    .execute(params![id])?;
-                                continue;
-                            };
-                            // Gone by its ttl while it waited: dropped, as RQ's workers drop it.
-                            if matches!(expires_at, Value::Integer(at) if at <= now) {
-                                rows::delete(tx, &id)?;
-                                continue;
-                            }
-                            let Some(execution_id) = ids.next() else {
-                                break 'queues;
-                            };
-                            start(tx, &id, queue, execution_id, &worker, ttl, now)?;
-                            let job = match rows::job(tx, &id, now) {
-                                Ok(Some(job)) => job,
-                                Ok(None) => continue,
-                                Err(error) => crate::backend::types::JobRecord::unreadable(
-                                    rows::id(id.clone()),
-                                    queue,
-                                    error.to_string(),
-                                ),
-                            };
-                            started.push(Started {
-                                job,
-                                execution: Execution {
-                                    run: RunId {
-                                        job_id: rows::id(id),
-                                        execution_id: execution_id.clone(),
-                                        queue: queue.clone(),
-                                    },
-                                    started_at: codec::time(Some(now)).unwrap_or_default(),
-                                },
-                            });
-                        }
-                    }
+                for queue in &queues {
+                    take(tx, queue, &mut ids, &worker, ttl, now, &mut started)?;
                 }
                 if let Some(last) = started.last() {
                     tx.prepare_cached(
@@ -314,24 +347,26 @@ impl RunStore for SqliteBackend {
             .write(move |tx| {
                 let now = codec::now();
                 let mut reclaimed = 0;
-                for execution_id in &execution_ids {
-                    let run: Option<(String, String)> = tx
+                for queue in &queues {
+                    let runs: Vec<(String, String)> = tx
                         .prepare_cached(
-                            "SELECT job_id, queue FROM executions WHERE execution_id = ?1",
+                            "SELECT id, execution_id FROM jobs WHERE place = 'started' \
+                             AND origin = ?1",
                         )?
-                        .query_row(params![execution_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()?;
-                    let Some((job_id, queue)) = run.filter(|(_, queue)| queues.contains(queue))
-                    else {
-                        continue;
-                    };
-                    let run = RunId {
-                        job_id: rows::id(job_id),
-                        execution_id: execution_id.clone(),
-                        queue,
-                    };
-                    if release_run(tx, &run, &worker, now)? {
-                        reclaimed += 1;
+                        .query_map(params![queue], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for (job_id, execution_id) in runs {
+                        if !execution_ids.contains(&execution_id) {
+                            continue;
+                        }
+                        let run = RunId {
+                            job_id: rows::id(job_id),
+                            execution_id,
+                            queue: queue.clone(),
+                        };
+                        if release_run(tx, &run, &worker, now)? {
+                            reclaimed += 1;
+                        }
                     }
                 }
                 Ok(reclaimed)
@@ -364,23 +399,19 @@ impl RunStore for SqliteBackend {
                     )?
                     .execute(params![worker, now, now + worker_ttl])?;
                 let mut lost = Vec::new();
+                let mut renew = tx.prepare_cached(
+                    "UPDATE jobs SET score = ?3, last_heartbeat = ?4 \
+                     WHERE id = ?1 AND execution_id = ?2 AND place = 'started'",
+                )?;
                 for run in &running {
-                    let renewed = tx
-                        .prepare_cached(
-                            "UPDATE executions SET deadline = ?3, last_heartbeat = ?4 \
-                             WHERE job_id = ?1 AND execution_id = ?2",
-                        )?
-                        .execute(params![
-                            run.job_id.as_str(),
-                            run.execution_id,
-                            now + ttl,
-                            now
-                        ])?;
+                    let renewed = renew.execute(params![
+                        run.job_id.as_str(),
+                        run.execution_id,
+                        score(now + ttl),
+                        now
+                    ])?;
                     if renewed == 0 {
                         lost.push(run.execution_id.clone());
-                    } else {
-                        tx.prepare_cached("UPDATE jobs SET last_heartbeat = ?2 WHERE id = ?1")?
-                            .execute(params![run.job_id.as_str(), now])?;
                     }
                 }
                 Ok(HeartbeatReply {
@@ -410,63 +441,60 @@ impl RunStore for SqliteBackend {
                     name: &worker,
                     started_at,
                 };
-                if let Err(answer) = end_run(tx, &run, by, now)? {
-                    return Ok(answer);
-                }
+                let mut held = match end_run(tx, &run, by, now)? {
+                    Ok(held) => held,
+                    Err(answer) => return Ok(answer),
+                };
                 let id = run.job_id.as_str();
                 rows::count_run(tx, &worker, true, working_seconds(started_at, now), id, now)?;
-                let Some(job) = rows::job(tx, id, now)? else {
-                    return Ok(Recorded::Now);
-                };
                 rows::release_dependents(tx, id, "finished", now)?;
                 if ttl == 0 && repeat_in.is_none() {
                     // RQ deletes the job at once and records no result.
                     delete_job_row(tx, id)?;
                     return Ok(Recorded::Now);
                 }
-                tx.prepare_cached(
-                    "UPDATE jobs SET status = 'finished', ended_at = ?2, last_heartbeat = ?2 \
-                     WHERE id = ?1",
-                )?
-                .execute(params![id, now])?;
                 if ttl != 0 {
-                    rows::add_result(
-                        tx,
-                        id,
-                        1,
-                        &worker,
-                        value.as_ref(),
-                        None,
-                        Some(&run.execution_id),
+                    held.add_result(
+                        Entry {
+                            result_type: ResultType::Successful.code(),
+                            created_at: now,
+                            return_value: value,
+                            exc_string: None,
+                            worker_name: Some(worker.clone()),
+                            execution_id: Some(run.execution_id.clone()),
+                        },
                         now,
-                    )?;
+                    );
+                    held.results_expire_at = (ttl > 0).then_some(now + ttl);
                 }
-                if ttl > 0 {
-                    rows::expire_results(tx, id, Some(now + ttl))?;
-                    #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
-                    rows::file(tx, id, "finished", (now + ttl) as f64)?;
-                    // A repeating job keeps no TTL, as in RQ.
-                    if repeat_in.is_none() {
-                        tx.prepare_cached("UPDATE jobs SET expires_at = ?2 WHERE id = ?1")?
-                            .execute(params![id, now + ttl])?;
-                    }
-                } else if ttl < 0 {
-                    rows::expire_results(tx, id, None)?;
-                    rows::file(tx, id, "finished", FOREVER)?;
-                }
-                if let Some(wait) = repeat_in {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET repeats_left = max(repeats_left - 1, 0) WHERE id = ?1",
-                    )?
-                    .execute(params![id])?;
-                    if wait > 0 {
-                        tx.prepare_cached("UPDATE jobs SET status = 'scheduled' WHERE id = ?1")?
-                            .execute(params![id])?;
-                        #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
-                        rows::file(tx, id, "scheduled", (now + wait) as f64)?;
-                    } else {
-                        rows::enqueue(tx, id, &job.origin, false, now)?;
-                    }
+                // Where it goes: the finished registry until its result expires, or, when it
+                // repeats, the scheduled registry or its queue (a repeating job keeps no TTL).
+                let (status, place, entry_score, expires_at) = match repeat_in {
+                    Some(wait) if wait > 0 => ("scheduled", Some("scheduled"), Some(score(now + wait)), None),
+                    Some(_) => ("queued", None, None, None),
+                    None if ttl > 0 => ("finished", Some("finished"), Some(score(now + ttl)), Some(now + ttl)),
+                    None => ("finished", Some("finished"), Some(FOREVER), None),
+                };
+                tx.prepare_cached(
+                    "UPDATE jobs SET status = ?2, ended_at = ?3, last_heartbeat = ?3, place = ?4, \
+                     score = ?5, expires_at = ?6, execution_id = NULL, results = ?7, \
+                     results_expire_at = ?8, \
+                     repeats_left = CASE WHEN ?9 THEN max(repeats_left - 1, 0) ELSE repeats_left END \
+                     WHERE seq = ?1",
+                )?
+                .execute(params![
+                    held.seq,
+                    status,
+                    now,
+                    place,
+                    entry_score,
+                    expires_at,
+                    held.results_column()?,
+                    held.results_expire_at,
+                    repeat_in.is_some()
+                ])?;
+                if repeat_in == Some(0) {
+                    rows::enqueue(tx, id, &held.origin, false, now)?;
                 }
                 Ok(Recorded::Now)
             })
@@ -498,40 +526,47 @@ impl RunStore for SqliteBackend {
             .write(move |tx| {
                 let now = codec::now();
                 let by = by.of(&worker);
-                if let Err(answer) = end_run(tx, &run, by, now)? {
-                    return Ok(answer);
-                }
-                let id = run.job_id.as_str();
-                let (worker, execution_id) = match by {
-                    By::Worker { name, started_at } => {
-                        rows::count_run(
-                            tx,
-                            name,
-                            false,
-                            working_seconds(started_at, now),
-                            id,
-                            now,
-                        )?;
-                        (name, Some(run.execution_id.as_str()))
-                    }
-                    By::Abandoned | By::Hand => ("", None),
+                let mut held = match end_run(tx, &run, by, now)? {
+                    Ok(held) => held,
+                    Err(answer) => return Ok(answer),
                 };
-                let Some(job) = rows::job(tx, id, now)? else {
-                    return Ok(Recorded::Refused);
+                let id = run.job_id.as_str();
+                if let By::Worker { name, started_at } = by {
+                    rows::count_run(tx, name, false, working_seconds(started_at, now), id, now)?;
+                }
+                let (worker_name, execution_id) = by.result_of(Some(&run));
+                held.add_result(
+                    Entry {
+                        result_type: ResultType::Retried.code(),
+                        created_at: now,
+                        return_value: None,
+                        exc_string: Some(exc_info),
+                        worker_name,
+                        execution_id,
+                    },
+                    now,
+                );
+                let (status, place, entry_score) = if delay > 0 {
+                    ("scheduled", Some("scheduled"), Some(score(now + delay)))
+                } else {
+                    ("queued", None, None)
                 };
                 tx.prepare_cached(
-                    "UPDATE jobs SET retries_left = max(retries_left - 1, 0), ended_at = ?2 \
-                     WHERE id = ?1",
+                    "UPDATE jobs SET retries_left = max(retries_left - 1, 0), ended_at = ?2, \
+                     status = ?3, place = ?4, score = ?5, execution_id = NULL, results = ?6, \
+                     results_expire_at = ?7 WHERE seq = ?1",
                 )?
-                .execute(params![id, now])?;
-                rows::add_result(tx, id, 4, worker, None, Some(&exc_info), execution_id, now)?;
-                if delay > 0 {
-                    tx.prepare_cached("UPDATE jobs SET status = 'scheduled' WHERE id = ?1")?
-                        .execute(params![id])?;
-                    #[expect(clippy::cast_precision_loss, reason = "a score in microseconds")]
-                    rows::file(tx, id, "scheduled", (now + delay) as f64)?;
-                } else {
-                    rows::enqueue(tx, id, &job.origin, at_front, now)?;
+                .execute(params![
+                    held.seq,
+                    now,
+                    status,
+                    place,
+                    entry_score,
+                    held.results_column()?,
+                    held.results_expire_at
+                ])?;
+                if delay == 0 {
+                    rows::enqueue(tx, id, &held.origin, at_front, now)?;
                 }
                 Ok(Recorded::Now)
             })
@@ -548,7 +583,13 @@ impl RunStore for SqliteBackend {
 
     fn watch_queues(&self, queues: &[String], watch: Watch) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        tasks.spawn(watch_queues(Arc::clone(&self.db), queues.to_vec(), watch));
+        tasks.spawn(watch_queues(
+            Arc::clone(&self.db),
+            queues.to_vec(),
+            watch,
+            self.changes.local(),
+            self.changes.waiter(POLL),
+        ));
         tasks
     }
 }
@@ -584,44 +625,56 @@ fn owned_ending(ending: Ending<'_>) -> (String, OwnedBy) {
     }
 }
 
-/// Wakes a waiting worker when one of `queues` may hold a job: at once after a commit of this
-/// process that queued a job, and within [`POLL`] after another process's.
-async fn watch_queues(db: Arc<Db>, queues: Vec<String>, mut watch: Watch) {
-    let mut local = db.work_ready();
+/// Wakes a waiting worker when one of `queues` may hold a job: at once after a commit that
+/// queued a job, of this connection (`local`) or of another process (`changes`); the queues are
+/// looked at only when `PRAGMA data_version` says that another connection committed.
+async fn watch_queues(
+    db: Arc<Db>,
+    queues: Vec<String>,
+    mut watch: Watch,
+    mut local: tokio::sync::watch::Receiver<u64>,
+    mut changes: Waiter,
+) {
     let mut seen_version: Option<i64> = None;
+    let queues = Arc::new(queues);
     loop {
         if watch.waiting.wait_for(|waiting| *waiting).await.is_err() {
             return;
         }
-        let ready = tokio::select! {
-            changed = local.changed() => {
-                if changed.is_err() {
-                    return;
+        // Seen before the look: a commit after it wakes the wait below.
+        changes.seen();
+        let last = seen_version;
+        let look = Arc::clone(&queues);
+        let ready = match db
+            .read(move |conn| {
+                let version = data_version(conn)?;
+                if last == Some(version) {
+                    return Ok((version, false));
                 }
-                true
+                Ok((version, any_queued(conn, &look)?))
+            })
+            .await
+        {
+            Ok((version, ready)) => {
+                seen_version = Some(version);
+                ready
             }
-            () = tokio::time::sleep(POLL) => {
-                let queues = queues.clone();
-                let last = seen_version;
-                match db.read(move |conn| {
-                    let version: i64 = conn.pragma_query_value(None, "data_version", |row| row.get(0))?;
-                    if last == Some(version) {
-                        return Ok((version, false));
-                    }
-                    Ok((version, any_queued(conn, &queues)?))
-                }).await {
-                    Ok((version, ready)) => {
-                        seen_version = Some(version);
-                        ready
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot look at the queues");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        false
-                    }
-                }
+            Err(error) => {
+                tracing::warn!(%error, "cannot look at the queues");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
             }
         };
+        let ready = ready
+            || tokio::select! {
+                changed = local.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    true
+                }
+                () = changes.changed() => false,
+            };
         if ready {
             watch.ready.notify_one();
             // Let the worker take the job before looking again.

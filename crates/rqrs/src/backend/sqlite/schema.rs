@@ -2,10 +2,14 @@
 //! `PRAGMA application_id`: created on first open, migrated on open, and refused when a newer
 //! rqrs made them.
 //!
-//! A job is one row of `jobs`, and where it is (a queue, or one of its queue's registries) is
-//! that row's `place` and `score`, so a job is in exactly one place by construction. A run of a
-//! job is a row of `executions` (the started registry). Times are microseconds since the epoch;
-//! a row whose `expires_at` has passed is gone for every reader, as a Redis key past its TTL.
+//! A job is one row of `jobs`, and where it is (its queue, or one of its queue's registries) is
+//! that row's `place` and `score`, so a job is in exactly one place by construction. A job that
+//! runs is in the place `started` with its run's execution id and its deadline as the score; its
+//! results are a list in the row. So every step of a job's life (enqueue, start, heartbeat,
+//! finish) writes its one row, and the rows of jobs enqueued together sit together (the table is
+//! ordered by `seq`, not by the random ids), so that a batch of steps writes few pages. Times
+//! are microseconds since the epoch; a row whose `expires_at` has passed is gone for every
+//! reader, as a Redis key past its TTL.
 
 use rusqlite::Connection;
 
@@ -20,13 +24,14 @@ const APPLICATION_ID: i64 = 0x7271_7273;
 /// The tables of version 1.
 const TABLES: &str = "
 CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     origin TEXT NOT NULL,
     status TEXT NOT NULL,
     -- queued, started, finished, failed, deferred, scheduled, canceled, or NULL (in no place)
     place TEXT,
-    -- queued: the order on the queue; started: unused; finished, failed: when the entry
-    -- expires (RQ's score); deferred, canceled: when it went there; scheduled: when it is due
+    -- queued: the order on the queue; started: the run's deadline; finished, failed: when the
+    -- entry expires (RQ's score); deferred, canceled: when it went there; scheduled: when due
     score REAL,
     expires_at INTEGER,
     -- what does not change after the enqueue: the call, its options, its lifecycle (JSON)
@@ -37,41 +42,21 @@ CREATE TABLE jobs (
     ended_at INTEGER,
     last_heartbeat INTEGER,
     worker_name TEXT,
+    -- the run in progress (place started), whose outcome only this execution may record
+    execution_id TEXT,
     retries_left INTEGER NOT NULL DEFAULT 0,
     repeats_left INTEGER NOT NULL DEFAULT 0,
     meta TEXT,
-    group_id TEXT
-) WITHOUT ROWID;
+    group_id TEXT,
+    -- the latest results, oldest first (JSON), and when they expire
+    results TEXT,
+    results_expire_at INTEGER
+);
 CREATE INDEX jobs_by_place ON jobs (place, origin, score) WHERE place IS NOT NULL;
 CREATE INDEX jobs_by_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 
 -- Every queue that has had a job (RQ's rq:queues): never emptied.
 CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
-
-CREATE TABLE executions (
-    job_id TEXT NOT NULL,
-    execution_id TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    worker TEXT NOT NULL,
-    deadline INTEGER NOT NULL,
-    started_at INTEGER NOT NULL,
-    last_heartbeat INTEGER NOT NULL,
-    PRIMARY KEY (job_id, execution_id)
-) WITHOUT ROWID;
-CREATE INDEX executions_by_deadline ON executions (queue, deadline);
-
-CREATE TABLE results (
-    job_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    return_value TEXT,
-    exc_string TEXT,
-    worker_name TEXT,
-    execution_id TEXT,
-    expires_at INTEGER,
-    PRIMARY KEY (job_id, seq)
-) WITHOUT ROWID;
 
 CREATE TABLE dependencies (
     job_id TEXT NOT NULL,

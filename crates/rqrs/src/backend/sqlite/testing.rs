@@ -16,20 +16,20 @@ impl TestHooks for SqliteBackend {
         self.db()
             .write(move |tx| {
                 tx.prepare_cached(
-                    "UPDATE executions SET deadline = ?3 WHERE job_id = ?1 AND execution_id = ?2",
+                    "UPDATE jobs SET score = ?3 WHERE id = ?1 AND execution_id = ?2 AND place = 'started'",
                 )?
                 .execute(params![
                     run.job_id.as_str(),
                     run.execution_id,
-                    micros(deadline)
+                    micros(deadline) as f64
                 ])?;
                 Ok(())
             })
             .await
     }
 
-    /// The row alone goes, as a Redis job hash goes by its TTL: its place in a queue or a
-    /// registry, its runs and its results stay.
+    /// The row is gone for every reader, as a Redis job hash goes by its TTL; its place in a
+    /// queue or a registry stays, as the stale entry does on Redis.
     async fn expire_job(&self, id: &JobId) -> Result<()> {
         let id = id.as_str().to_owned();
         self.db()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::SqliteBackend;
+use super::changes::Waiter;
 use super::codec::{self, WORKER_COLUMNS, micros, seconds};
 use super::db::Db;
 use crate::backend::WorkerStore;
@@ -24,8 +25,13 @@ const SUSPENDED: &str = "suspended";
 /// How long a dead worker's row is kept (RQ keeps the hash 60 s).
 const DEAD_KEPT: i64 = 60_000_000;
 
-/// How often a worker looks for commands sent to it.
+/// How often a worker looks for commands sent to it when the database's changes cannot be
+/// watched.
 const COMMAND_POLL: Duration = Duration::from_millis(50);
+
+/// How long a worker waits at least between two looks for commands, while the database changes
+/// all the time.
+const COMMAND_GAP: Duration = Duration::from_millis(20);
 
 /// Whether workers are suspended now.
 pub(super) fn suspended(conn: &Connection, now: i64) -> Result<bool> {
@@ -195,13 +201,15 @@ impl WorkerStore for SqliteBackend {
                 }
                 tx.prepare_cached("INSERT INTO commands (worker, body) VALUES (?1, ?2)")?
                     .execute(params![worker, body])?;
+                tx.wake_waiters();
                 Ok(1)
             })
             .await
     }
 
     /// Commands stored before this call are dropped: they were for an earlier worker of the
-    /// name. The stream looks for new ones every [`COMMAND_POLL`], and never ends.
+    /// name. The stream looks for new ones when the database changes (at most every
+    /// [`COMMAND_GAP`]), and never ends.
     async fn commands(&self, worker: &str) -> Result<Commands> {
         let name = worker.to_owned();
         self.db()
@@ -215,6 +223,7 @@ impl WorkerStore for SqliteBackend {
             db: Arc::clone(&self.db),
             worker: worker.to_owned(),
             pending: VecDeque::new(),
+            changes: self.changes.waiter(COMMAND_POLL),
         };
         Ok(Box::pin(futures_util::stream::unfold(
             reader,
@@ -231,6 +240,7 @@ struct CommandReader {
     db: Arc<Db>,
     worker: String,
     pending: VecDeque<(i64, String)>,
+    changes: Waiter,
 }
 
 impl CommandReader {
@@ -241,7 +251,11 @@ impl CommandReader {
             if let Some((_, body)) = self.pending.pop_front() {
                 return Command::decode(&body);
             }
-            tokio::time::sleep(COMMAND_POLL).await;
+            let gap = tokio::time::Instant::now() + COMMAND_GAP;
+            self.changes.changed().await;
+            tokio::time::sleep_until(gap).await;
+            // Seen before the look: a command sent after it wakes the next wait.
+            self.changes.seen();
             let worker = self.worker.clone();
             let read = self
                 .db
