@@ -3,7 +3,7 @@
 # rqrs-bench against a private redis-server, then against a SQLite file in a temporary
 # directory, then the Python baseline (../shared/bench) on its own private server. Figures go to
 # $OUT (rqrs.json, rqrs-sqlite.json, rq-baseline.json and the logs).
-#   REPS=3 SCALE=1 bench/run.sh          (SCALE=0.05 REPS=1 for a quick look)
+#   REPS=3 SCALE=1 bench/run.sh          (SCALE=0.05 REPS=1 for a quick look; PYTHON=0: rqrs only)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 reps=${REPS:-3}
@@ -43,6 +43,7 @@ timeout -k 10 1800 target/release/rqrs-bench --url "sqlite://$db/jobs.db" \
 rm -rf "$db"
 trap - EXIT
 
+[ "${PYTHON:-1}" = 0 ] && { echo "results in $out"; exit 0; }
 echo "== Python RQ 2.12 baseline"
 shared=$(cd "$root/../shared/bench" && pwd)
 OUT="$out" REPS="$reps" SCALE="$scale" ONLY=enq,proc,lat,cmd,startup \

@@ -45,12 +45,6 @@ use db::Db;
 /// How many prepared statements a connection keeps: more than the backend has.
 const STATEMENTS: usize = 256;
 
-/// The page cache of a connection, in KiB (SQLite's convention: negative).
-const CACHE_KIB: i64 = -32_768;
-
-/// How much of the file a connection maps into memory.
-const MMAP_BYTES: i64 = 256 << 20;
-
 /// The database's default busy timeout.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -252,10 +246,6 @@ fn open(settings: &Settings) -> Result<Connection> {
             Synchronous::Full => "FULL",
         },
     )?;
-    // The pages a busy worker touches stay in the connection's cache, and reads of the file
-    // are mapped rather than copied.
-    conn.pragma_update(None, "cache_size", CACHE_KIB)?;
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     schema::prepare(&conn, &what)?;
     Ok(conn)
 }
