@@ -510,8 +510,10 @@ async fn watch_queue(
         match moved {
             Ok(Some(_)) => {
                 ready.notify_one();
-                // Let the worker take the job before blocking again.
-                let _ = waiting.wait_for(|waiting| !*waiting).await;
+                // Let the worker take the job before blocking again: wait until it stops
+                // waiting (a change, not the value: it may be waiting again already, and
+                // would then never be woken).
+                let _ = waiting.changed().await;
             }
             Ok(None) => {}
             Err(error) => {

@@ -677,8 +677,10 @@ async fn watch_queues(
             };
         if ready {
             watch.ready.notify_one();
-            // Let the worker take the job before looking again.
-            let _ = watch.waiting.wait_for(|waiting| !*waiting).await;
+            // Let the worker take the job before looking again: wait until it stops waiting
+            // (a change, not the value: it may be waiting again already, and would then never
+            // be woken).
+            let _ = watch.waiting.changed().await;
         }
     }
 }
