@@ -120,6 +120,12 @@ pub enum JobStatus {
     Stopped,
     /// Canceled before it ran.
     Canceled,
+    /// Waiting for a free slot of its rate limit before it goes on its queue (RQ 3.0's
+    /// `RateLimit`; written by Python RQ 3.0).
+    RateLimited,
+    /// Its dependencies are done and it is on its way to its queue (RQ 3.0's ready registry,
+    /// `rq:ready:<queue>`; written by Python RQ 3.0).
+    ReadyToEnqueue,
 }
 
 impl JobStatus {
@@ -135,6 +141,8 @@ impl JobStatus {
             JobStatus::Scheduled => "scheduled",
             JobStatus::Stopped => "stopped",
             JobStatus::Canceled => "canceled",
+            JobStatus::RateLimited => "rate_limited",
+            JobStatus::ReadyToEnqueue => "ready_to_enqueue",
         }
     }
 
@@ -161,6 +169,8 @@ impl FromStr for JobStatus {
             "scheduled" => JobStatus::Scheduled,
             "stopped" => JobStatus::Stopped,
             "canceled" => JobStatus::Canceled,
+            "rate_limited" => JobStatus::RateLimited,
+            "ready_to_enqueue" => JobStatus::ReadyToEnqueue,
             other => return Err(Error::invalid("job status", format!("{other:?}"))),
         })
     }

@@ -712,3 +712,27 @@ async fn maintenance_releases_rqs_lock() {
     stop.warm();
     task.await.unwrap().unwrap();
 }
+
+/// RQ 3.0's two new statuses, as its producers and workers write them into the job hash, are
+/// read as such (not as a malformed job).
+#[tokio::test]
+async fn rq_3_statuses_are_read() {
+    let (server, conn) = setup().await;
+    let job = Queue::new(&conn, "default")
+        .enqueue("tasks.add", (1, 2))
+        .send()
+        .await
+        .unwrap();
+    let key = format!("rq:job:{}", job.id());
+    for (text, status) in [
+        ("rate_limited", JobStatus::RateLimited),
+        ("ready_to_enqueue", JobStatus::ReadyToEnqueue),
+    ] {
+        let () = raw(&server, &["HSET", &key, "status", text]).await;
+        let read = Job::fetch(&conn, job.id()).await.unwrap();
+        assert_eq!(read.status(), status);
+        assert_eq!(status.as_str(), text);
+        assert_eq!(text.parse::<JobStatus>().unwrap(), status);
+        assert!(!status.is_terminal());
+    }
+}
