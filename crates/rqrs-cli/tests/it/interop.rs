@@ -1,6 +1,7 @@
-//! rqrs and the real Python RQ 2.12.0 (`serializer=JSONSerializer`) on one Redis: Python
-//! producers and readers around the rqrs worker, rqrs producers around a Python worker, `rq info`
-//! around a running rqrs worker, requeues from either side.
+//! rqrs and the real Python RQ (`serializer=JSONSerializer`) on one Redis: Python producers and
+//! readers around the rqrs worker, rqrs producers around a Python worker, `rq info` around a
+//! running rqrs worker, requeues from either side. The tests made with `on_every_rq!` run
+//! against rq 2.12.0 and rq 3.0.0; the others against 2.12.0.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,9 @@ use rqrs::{
 use rqrs_test::wait_for;
 use serde_json::{Value, json};
 
-use crate::{HANG, burst, python, rq_cli, rqrs, setup, sorted, start_worker, success};
+use crate::{
+    HANG, burst, on_every_rq, python, python_of, rq_cli, rqrs, setup, sorted, start_worker, success,
+};
 
 /// Reads back the jobs named in `sys.argv[1]` (a JSON object of name → id) as a Python client
 /// would, with the default queue's registries.
@@ -36,10 +39,11 @@ out['failed'] = queue.failed_job_registry.get_job_ids()
 print(json.dumps(out))
 ";
 
-#[tokio::test]
-async fn python_jobs_run_on_rqrs_and_python_reads_their_results() {
+on_every_rq! {
+async fn python_jobs_run_on_rqrs_and_python_reads_their_results(rq: Rq) {
     let (server, _conn) = setup().await;
-    let ids = python(
+    let ids = python_of(
+        rq,
         &server,
         r"
 ids = {
@@ -58,7 +62,7 @@ print(json.dumps(ids))
     .await;
     burst(&server, &["default"]).await;
 
-    let out = python(&server, READ_JOBS, &[&ids.to_string()]).await;
+    let out = python_of(rq, &server, READ_JOBS, &[&ids.to_string()]).await;
     for name in ["add", "kwargs", "echo", "meta", "ttls", "set_meta"] {
         let job = &out[name];
         assert_eq!(job["status"], "finished", "{name}: {job}");
@@ -99,6 +103,7 @@ print(json.dumps(ids))
     all.sort();
     assert_eq!(sorted(&out["finished"]), all);
     assert_eq!(out["failed"], json!([]));
+}
 }
 
 #[tokio::test]
@@ -212,8 +217,8 @@ def divide(x, y):
     return x / y
 ";
 
-#[tokio::test]
-async fn jobs_enqueued_by_rqrs_run_on_a_python_simple_worker() {
+on_every_rq! {
+async fn jobs_enqueued_by_rqrs_run_on_a_python_simple_worker(rq: Rq) {
     let (server, conn) = setup().await;
     let modules = tempfile::tempdir().unwrap();
     std::fs::write(modules.path().join("fixtures.py"), PYTHON_FIXTURES).unwrap();
@@ -233,7 +238,8 @@ async fn jobs_enqueued_by_rqrs_run_on_a_python_simple_worker() {
     .await);
     let divide = id(rqrs(&server, &["enqueue", "fixtures.divide", ":1", ":0"]).await);
 
-    let worker = python(
+    let worker = python_of(
+        rq,
         &server,
         r"
 sys.path.insert(0, sys.argv[1])
@@ -277,6 +283,7 @@ print(json.dumps({'name': worker.name}))
             .unwrap(),
         [divide.id().clone()]
     );
+}
 }
 
 /// The worker `name` as `rqrs::Worker::all` sees it, once it is in `state`.

@@ -101,7 +101,32 @@ macro_rules! on_every_backend {
 }
 pub(crate) use on_every_backend;
 
+/// Makes a test per pinned Python RQ release, `rq_2_12` and `rq_3_0`, in a module named
+/// after the test: `async fn name(rq: Rq) { ... }`.
+macro_rules! on_every_rq {
+    ($(#[doc = $doc:literal])* async fn $name:ident($rq:ident: Rq) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+
+            async fn test($rq: rqrs_test::python::Rq) $body
+
+            #[tokio::test]
+            async fn rq_2_12() {
+                test(rqrs_test::python::Rq::V2_12).await;
+            }
+
+            #[tokio::test]
+            async fn rq_3_0() {
+                test(rqrs_test::python::Rq::V3_0).await;
+            }
+        }
+    };
+}
+pub(crate) use on_every_rq;
+
 use example_programs::example;
+use rqrs_test::python::Rq;
 
 /// The `worker` example (the fixture functions).
 fn worker_example() -> PathBuf {
@@ -190,12 +215,17 @@ queue = Queue('default', connection=redis, serializer=JSONSerializer)
 /// Runs `script` (after [`PYTHON_PRELUDE`]) with Python RQ 2.12.0 against the server, `args`
 /// as `sys.argv[1:]`; returns the JSON it prints last.
 async fn python(server: &RedisServer, script: &str, args: &[&str]) -> Value {
+    python_of(Rq::V2_12, server, script, args).await
+}
+
+/// As [`python`], with the given release of Python RQ.
+async fn python_of(rq: Rq, server: &RedisServer, script: &str, args: &[&str]) -> Value {
     let url = server.url();
     let script = format!("{PYTHON_PRELUDE}{script}");
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     let stdout = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        rqrs_test::python::run(&url, &script, &args)
+        rq.run(&url, &script, &args)
     })
     .await
     .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
@@ -207,7 +237,7 @@ async fn python(server: &RedisServer, script: &str, args: &[&str]) -> Value {
 /// `rq ARGS... --url <server>` with Python RQ's own command line; returns its output, whether it
 /// succeeded or not.
 async fn rq_cli(server: &RedisServer, args: &[&str]) -> Output {
-    let mut command = Command::from(rqrs_test::python::rq_cli());
+    let mut command = Command::from(Rq::V2_12.cli());
     command.args(args).arg("--url").arg(server.url());
     output(command, &format!("rq {}", args.join(" "))).await
 }
