@@ -86,10 +86,25 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
-/// The handle of a database thread; the thread ends when the last handle is dropped.
+/// The handle of a database thread; the thread ends when the handle is dropped, and the drop
+/// waits for it to close the connection, so that once a `Connection` is gone none of the
+/// database's files is open in this process (SQLite's last close deletes the WAL file by its
+/// name: closing late could delete the file of a database made anew at the same path).
 #[derive(Debug)]
 pub(super) struct Db {
-    requests: mpsc::Sender<Request>,
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -108,7 +123,7 @@ impl Db {
     /// When the thread cannot be started.
     pub(super) fn start(conn: Connection, changes: Arc<Changes>) -> Result<Db> {
         let (requests, received) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rqrs-sqlite".to_owned())
             .spawn(move || serve(&conn, &received, &changes))
             .map_err(|error| {
@@ -118,7 +133,10 @@ impl Db {
                     format!("cannot start the database's thread: {error}"),
                 ))
             })?;
-        Ok(Db { requests })
+        Ok(Db {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Runs `op` in a write transaction (grouped with other writes) and returns its value once
@@ -172,7 +190,11 @@ impl Db {
     }
 
     fn send(&self, request: Request) -> Result<()> {
-        self.requests.send(request).map_err(|_| stopped())
+        self.requests
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(request)
+            .map_err(|_| stopped())
     }
 }
 
