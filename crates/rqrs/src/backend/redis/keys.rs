@@ -332,6 +332,7 @@ mod tests {
             job_dependencies("<id>")
         );
         assert_eq!(format!("{STARTED_PREFIX}<q>"), started("<q>"));
+        assert_eq!(format!("{RESULTS_PREFIX}<id>"), results("<id>"));
         assert_eq!(
             format!("{EXECUTION_PREFIX}<id>:<eid>"),
             execution("<id>", "<eid>")

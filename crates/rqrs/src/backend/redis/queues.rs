@@ -65,6 +65,7 @@ impl QueueStore for RedisBackend {
             .key(keys::queue(queue))
             .arg(keys::JOB_PREFIX)
             .arg(keys::DEPENDENTS_SUFFIX)
+            .arg(keys::RESULTS_PREFIX)
             .invoke_async(&mut self.conn())
             .await?)
     }

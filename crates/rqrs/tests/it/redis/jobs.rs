@@ -736,3 +736,15 @@ async fn rq_3_statuses_are_read() {
         assert!(!status.is_terminal());
     }
 }
+
+/// Emptying a queue deletes its jobs' result streams too, as RQ 3.0's `Queue.empty()` does.
+#[tokio::test]
+async fn empty_deletes_the_jobs_results_as_rq_3_does() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    let job = queue.enqueue("tasks.add", (1, 2)).send().await.unwrap();
+    let stream = format!("rq:results:{}", job.id());
+    let _: String = raw(&server, &["XADD", &stream, "*", "type", "4"]).await;
+    assert_eq!(queue.empty().await.unwrap(), 1);
+    assert!(keys_naming(&server, job.id()).await.is_empty());
+}
