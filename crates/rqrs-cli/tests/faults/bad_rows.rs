@@ -13,7 +13,7 @@ use rqrs::{Connection, JobId, Queue, Worker};
 use rqrs_test::Store;
 use serde_json::json;
 
-use crate::{Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, hang};
+use crate::{Logs, QUEUE, Summary, WorkerProcess, hang};
 
 /// How a bad job may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,21 +251,7 @@ async fn bad_rows_fail_with_a_reason_and_the_worker_goes_on() {
 
     let logs = Logs::new("bad-rows");
     let (process_ids, process_good) = stage(&conn, &db).await;
-    let mut worker = WorkerProcess::start(
-        &WorkerOptions {
-            url: store.url(),
-            concurrency: 8,
-            heartbeat: None,
-            burst: true,
-        },
-        "bad-rows-process".to_owned(),
-        &logs,
-    );
-    let status = tokio::time::timeout(hang(), worker.child.wait())
-        .await
-        .expect("the burst worker process ends")
-        .unwrap();
-    assert!(status.success(), "the worker process exited {status}");
+    WorkerProcess::burst(store.url(), "bad-rows-process", &logs).await;
     check(&db, &process_ids, &process_good, "worker process");
 
     let failed = CASES

@@ -24,9 +24,7 @@ use rqrs::{Connection, Job, JobId, Queue, Worker};
 use rqrs_test::RedisServer;
 use serde_json::{Value, json};
 
-use crate::{
-    Logs, QUEUE, Summary, WorkerOptions, WorkerProcess, fuzz_seed, hang, knob, worker_example,
-};
+use crate::{Logs, QUEUE, Summary, WorkerProcess, fuzz_seed, hang, knob, worker_example};
 
 /// Whether known bugs fail the test (the default; `RQRS_FAULT_FUZZ_STRICT=0` counts them only).
 fn strict() -> bool {
@@ -603,21 +601,7 @@ fn fuzzed_job_hashes_fail_with_a_reason_and_the_worker_goes_on() {
     let in_process = pushed.load(Ordering::SeqCst);
     runtime.block_on(async {
         let (ids, good) = push(&conn, &mut client, usize::MAX, &last).await;
-        let mut worker = WorkerProcess::start(
-            &WorkerOptions {
-                url: server.url(),
-                concurrency: 8,
-                heartbeat: None,
-                burst: true,
-            },
-            "fuzz-process".to_owned(),
-            &logs,
-        );
-        let status = tokio::time::timeout(hang(), worker.child.wait())
-            .await
-            .expect("the burst worker process ends")
-            .unwrap();
-        assert!(status.success(), "the worker process exited {status}");
+        WorkerProcess::burst(server.url(), "fuzz-process", &logs).await;
         match check(&conn, &mut client, &last, &ids, &good).await {
             Ok(hits) => {
                 let mut known = known.lock().unwrap();

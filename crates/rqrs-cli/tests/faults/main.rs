@@ -282,6 +282,22 @@ impl WorkerProcess {
         WorkerProcess { name, child }
     }
 
+    /// Runs a burst worker (concurrency 8) named `name` on `url` to its end; it must exit 0.
+    async fn burst(url: String, name: &str, logs: &Logs) {
+        let options = WorkerOptions {
+            url,
+            concurrency: 8,
+            heartbeat: None,
+            burst: true,
+        };
+        let mut worker = WorkerProcess::start(&options, name.to_owned(), logs);
+        let status = tokio::time::timeout(hang(), worker.child.wait())
+            .await
+            .expect("the burst worker process ends")
+            .unwrap();
+        assert!(status.success(), "the worker process exited {status}");
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     async fn kill(&mut self) {
         self.child.start_kill().unwrap();
