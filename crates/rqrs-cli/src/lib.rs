@@ -44,19 +44,26 @@ struct Backend {
     /// A certificate authority (PEM file) to trust for `rediss://` instead of the system's.
     #[arg(long, env = "RQRS_TLS_CA_CERT", global = true)]
     tls_ca_cert: Option<std::path::PathBuf>,
+    /// The prefix of every Redis key, as Python RQ 3.0's RQ_KEY_PREFIX (default rq; RQ 2.12
+    /// knows only rq). A hash tag such as {rq} puts every key in one Redis Cluster slot.
+    #[arg(long, env = rqrs::KEY_PREFIX_ENV, global = true)]
+    key_prefix: Option<String>,
 }
 
 impl Backend {
     async fn connect(&self) -> anyhow::Result<Connection> {
-        let connected = match &self.tls_ca_cert {
-            None => rqrs::connect(&self.url).await,
-            Some(path) => {
-                let pem =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                rqrs::connect_tls(&self.url, &pem).await
-            }
-        };
-        connected.with_context(|| format!("connecting to {}", rqrs::redact_url(&self.url)))
+        let mut options = rqrs::ConnectOptions::new(&self.url);
+        if let Some(path) = &self.tls_ca_cert {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            options = options.root_ca_pem(&pem);
+        }
+        if let Some(prefix) = &self.key_prefix {
+            options = options.key_prefix(prefix);
+        }
+        options
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", rqrs::redact_url(&self.url)))
     }
 }
 
@@ -176,7 +183,7 @@ pub fn run(functions: Functions) -> ExitCode {
                     !functions.names().is_empty(),
                     "this binary registers no job functions; build your own binary with rqrs_cli::run(functions)"
                 );
-                pool::run(&cli.backend.url, cli.backend.tls_ca_cert.as_deref(), args).await
+                pool::run(&cli.backend, args).await
             }
             Command::Info(args) => info::run(&cli.backend.connect().await?, &args).await,
             Command::Enqueue(args) => enqueue::run(&cli.backend.connect().await?, args).await,

@@ -31,12 +31,9 @@ pub(crate) struct PoolArgs {
     worker: Vec<String>,
 }
 
-/// Runs the pool against the backend at `url` (trusting `tls_ca_cert` for TLS).
-pub(crate) async fn run(
-    url: &str,
-    tls_ca_cert: Option<&std::path::Path>,
-    args: PoolArgs,
-) -> anyhow::Result<()> {
+/// Runs the pool against the backend (its URL, trusted roots and key prefix).
+pub(crate) async fn run(backend: &crate::Backend, args: PoolArgs) -> anyhow::Result<()> {
+    let url = backend.url.as_str();
     anyhow::ensure!(args.num_workers > 0, "--num-workers must be 1 or more");
     anyhow::ensure!(
         !url.starts_with("sqlite::memory:"),
@@ -48,8 +45,11 @@ pub(crate) async fn run(
         let mut command = Command::new(&exe);
         // In the environment, not on the command line, where `ps` would show its password.
         command.env("RQRS_URL", url);
-        if let Some(path) = tls_ca_cert {
+        if let Some(path) = &backend.tls_ca_cert {
             command.arg("--tls-ca-cert").arg(path);
+        }
+        if let Some(prefix) = &backend.key_prefix {
+            command.arg("--key-prefix").arg(prefix);
         }
         command.args(["worker", "--logging-level", &args.logging_level]);
         if args.burst {

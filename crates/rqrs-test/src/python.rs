@@ -61,11 +61,26 @@ impl Rq {
     /// # Panics
     /// When the script fails (with its output).
     pub fn run(self, url: &str, script: &str, args: &[&str]) -> String {
+        self.run_with_env(url, script, args, &[])
+    }
+
+    /// As [`run`](Self::run), with more environment variables (`RQ_KEY_PREFIX`, say).
+    ///
+    /// # Panics
+    /// When the script fails (with its output).
+    pub fn run_with_env(
+        self,
+        url: &str,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> String {
         let output = Command::new(self.python())
             .arg("-c")
             .arg(script)
             .args(args)
             .env("REDIS_URL", url)
+            .envs(env.iter().copied())
             .output()
             .expect("the venv's python runs");
         assert!(

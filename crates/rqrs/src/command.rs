@@ -1,7 +1,9 @@
-//! Control commands to running workers: stop a job, kill what a worker runs, shut a worker
-//! down. They are RQ's (`send_shutdown_command`, `send_kill_horse_command`,
-//! `send_stop_job_command`), so either side can command the other's workers; the backend
-//! carries them (on Redis, RQ's pub/sub channel and JSON messages).
+//! Control commands to running workers: stop a job or one run of it, kill what a worker runs,
+//! shut a worker down. They are RQ's (`send_shutdown_command`, `send_kill_horse_command`,
+//! `send_stop_job_command`, and RQ 3.0's `send_stop_execution_command`), so either side can
+//! command the other's workers; the backend carries them (on Redis, RQ's pub/sub channel and
+//! JSON messages). `stop-job` is what every worker understands (RQ 2.12, RQ 3.0, rqrs), so
+//! stopping a job sends that.
 
 use serde_json::{Value, json};
 
@@ -19,6 +21,9 @@ pub(crate) enum Command {
     KillHorse,
     /// Interrupt this job if it runs there; it ends as `stopped`.
     StopJob(JobId),
+    /// Interrupt this run (job id, execution id) if it runs there (RQ 3.0's command); it ends
+    /// as `stopped`.
+    StopExecution(JobId, String),
 }
 
 impl Command {
@@ -29,6 +34,11 @@ impl Command {
             Command::Shutdown => json!({"command": "shutdown"}),
             Command::KillHorse => json!({"command": "kill-horse"}),
             Command::StopJob(id) => json!({"command": "stop-job", "job_id": id.as_str()}),
+            Command::StopExecution(id, execution_id) => json!({
+                "command": "stop-execution",
+                "job_id": id.as_str(),
+                "execution_id": execution_id,
+            }),
         }
         .to_string()
     }
@@ -44,6 +54,18 @@ impl Command {
                 // An id a worker runs was read as stored, so it is taken as it is.
                 Some(id) => Ok(Command::StopJob(JobId::from_stored(id))),
                 None => Err(format!("{text:?}: a stop-job command without a job_id")),
+            },
+            Some("stop-execution") => match (
+                message.get("job_id").and_then(Value::as_str),
+                message.get("execution_id").and_then(Value::as_str),
+            ) {
+                (Some(id), Some(execution_id)) => Ok(Command::StopExecution(
+                    JobId::from_stored(id),
+                    execution_id.to_owned(),
+                )),
+                _ => Err(format!(
+                    "{text:?}: a stop-execution command needs a job_id and an execution_id"
+                )),
             },
             _ => Err(format!("{text:?} is not a command rqrs knows")),
         }
@@ -82,6 +104,30 @@ pub async fn send_stop_job_command(conn: &Connection, id: &JobId) -> Result<bool
     Ok(conn.backend().publish(worker, &command).await? > 0)
 }
 
+/// Stops one run of a job (RQ 3.0's `send_stop_execution_command`): it ends with status
+/// `stopped`, as [`send_stop_job_command`] does, if that run is still the one running. Returns
+/// whether the run's worker listened.
+///
+/// # Errors
+/// [`Error::Invalid`] if the run is not running on a worker; a backend error.
+pub async fn send_stop_execution_command(
+    conn: &Connection,
+    id: &JobId,
+    execution_id: &str,
+) -> Result<bool> {
+    // A job runs once at a time, on the worker its hash names; that worker stops the run only
+    // if it is still this one.
+    let job = Job::fetch(conn, id).await?;
+    let worker = job.worker_name().ok_or_else(|| {
+        Error::invalid(
+            "stop-execution",
+            format!("run {execution_id} of job {id} is not running on a worker"),
+        )
+    })?;
+    let command = Command::StopExecution(id.clone(), execution_id.to_owned());
+    Ok(conn.backend().publish(worker, &command).await? > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,7 +135,8 @@ mod tests {
     #[test]
     fn commands_round_trip_in_rqs_words() {
         let stop = Command::StopJob(JobId::from_stored("a.b"));
-        for command in [Command::Shutdown, Command::KillHorse, stop] {
+        let stop_run = Command::StopExecution(JobId::from_stored("a.b"), "e1".to_owned());
+        for command in [Command::Shutdown, Command::KillHorse, stop, stop_run] {
             assert_eq!(Command::decode(&command.encode()), Ok(command));
         }
         assert_eq!(Command::KillHorse.encode(), r#"{"command":"kill-horse"}"#);

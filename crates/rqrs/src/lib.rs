@@ -43,7 +43,8 @@
 //! - [`Worker`]: the worker (concurrency, burst, heartbeats, shutdown); [`Isolation`] and
 //!   [`run_work_horse_if_child`]: jobs in work horses, killed at their timeout.
 //! - [`suspend`], [`resume`], [`is_suspended`]: pause every worker (RQ's `rq suspend`).
-//! - [`send_stop_job_command`], [`send_shutdown_command`], [`send_kill_horse_command`]: control
+//! - [`send_stop_job_command`], [`send_stop_execution_command`], [`send_shutdown_command`],
+//!   [`send_kill_horse_command`]: control
 //!   running workers, Python's and rqrs's.
 //! - [`Scheduler`]: enqueues scheduled jobs when they are due; one per queue at a time.
 //! - [`connect`], [`Connection`]: the backend (Redis, in RQ's layout).
@@ -69,8 +70,11 @@ pub mod testing;
 mod ttl;
 mod worker;
 
-pub use backend::{Connection, connect, connect_tls, redact_url};
-pub use command::{send_kill_horse_command, send_shutdown_command, send_stop_job_command};
+pub use backend::{ConnectOptions, Connection, KEY_PREFIX_ENV, connect, connect_tls, redact_url};
+pub use command::{
+    send_kill_horse_command, send_shutdown_command, send_stop_execution_command,
+    send_stop_job_command,
+};
 pub use context::{JobContext, current_job};
 pub use defaults::{
     CALLBACK_TIMEOUT, DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_RESULT_TTL,

@@ -11,8 +11,13 @@ use rqrs::{
 use rqrs_test::wait_for;
 use serde_json::{Value, json};
 
+use rqrs_test::RedisServer;
+use rqrs_test::python::Rq;
+use tokio::process::Command;
+
 use crate::{
-    HANG, burst, on_every_rq, python, python_of, rq_cli, rqrs, setup, sorted, start_worker, success,
+    HANG, PYTHON_PRELUDE, burst, on_every_rq, output, python, python_of, rq_cli, rqrs, setup,
+    sorted, start_worker, success, worker_example,
 };
 
 /// Reads back the jobs named in `sys.argv[1]` (a JSON object of name → id) as a Python client
@@ -215,6 +220,10 @@ def echo(*args, **kwargs):
 
 def divide(x, y):
     return x / y
+
+def sleep(seconds):
+    import time
+    time.sleep(seconds)
 ";
 
 on_every_rq! {
@@ -377,55 +386,75 @@ print(json.dumps([{
     assert!(text.contains("0 workers"), "{text}");
 }
 
-#[tokio::test]
-async fn python_sees_a_busy_rqrs_worker_and_its_current_job() {
-    let (server, conn) = setup().await;
-    let job = Queue::new(&conn, "default")
-        .enqueue("fixtures.sleep", (120,))
-        .send()
-        .await
-        .unwrap();
-    let _worker = start_worker(&server, "rqrs-busy", &["default"]);
-    let info = wait_for_worker(&conn, "rqrs-busy", WorkerState::Busy).await;
-    assert_eq!(info.current_job.as_deref(), Some(job.id().as_str()));
+on_every_rq! {
+    /// Python sees a busy rqrs worker's job (RQ 2.12 in the worker hash's `current_job`, RQ 3.0
+    /// in the worker's set of executions) and stops it with its own command (RQ 2.12's
+    /// `stop-job`, RQ 3.0's `stop-execution`).
+    async fn python_sees_a_busy_rqrs_worker_and_its_current_job_and_stops_it(rq: Rq) {
+        let (server, conn) = setup().await;
+        let job = Queue::new(&conn, "default")
+            .enqueue("fixtures.sleep", (120,))
+            .send()
+            .await
+            .unwrap();
+        let _worker = start_worker(&server, "rqrs-busy", &["default"]);
+        let info = wait_for_worker(&conn, "rqrs-busy", WorkerState::Busy).await;
+        assert_eq!(info.current_job.as_deref(), Some(job.id().as_str()));
 
-    let text = success(&rq_cli(&server, &["info", "--raw"]).await, "rq info --raw");
-    assert!(
-        text.lines()
-            .any(|line| line.starts_with("worker rqrs-busy (") && line.contains(") busy default.")),
-        "rq info --raw does not show the busy worker:\n{text}"
-    );
+        let text = success(&rq_cli(&server, &["info", "--raw"]).await, "rq info --raw");
+        assert!(
+            text.lines().any(|line| line.starts_with("worker rqrs-busy (")
+                && line.contains(") busy default.")),
+            "rq info --raw does not show the busy worker:\n{text}"
+        );
 
-    // rq info cleaned the started registry above; the running job must have survived it.
-    let out = python(
-        &server,
-        r"
+        // rq info cleaned the started registry above; the running job must have survived it.
+        let out = python_of(
+            rq,
+            &server,
+            r"
+import rq
 from rq import Worker
 worker = Worker.find_by_key('rq:worker:rqrs-busy', connection=redis, serializer=JSONSerializer)
 current = worker.get_current_job()
-print(json.dumps({
+job_id = worker.get_current_job_id()
+out = {
     'state': worker.get_state(),
-    'current_job_id': worker.get_current_job_id(),
+    'current_job_id': job_id,
     'func_name': current.func_name,
     'args': current.args,
     'status': current.get_status().value,
     'started': queue.started_job_registry.get_job_ids(),
-}))
+}
+if rq.__version__.startswith('2.'):
+    from rq.command import send_stop_job_command
+    send_stop_job_command(redis, job_id, serializer=JSONSerializer)
+else:
+    from rq.command import send_stop_execution_command
+    execution = current.get_executions()[0]
+    out['execution_worker'] = execution.worker_name
+    send_stop_execution_command(redis, job_id, execution.id)
+print(json.dumps(out))
 ",
-        &[],
-    )
-    .await;
-    assert_eq!(
-        out,
-        json!({
-            "state": "busy",
-            "current_job_id": job.id().as_str(),
-            "func_name": "fixtures.sleep",
-            "args": [120],
-            "status": "started",
-            "started": [job.id().as_str()],
+            &[],
+        )
+        .await;
+        assert_eq!(out["state"], "busy", "{out}");
+        assert_eq!(out["current_job_id"], job.id().as_str(), "{out}");
+        assert_eq!(out["func_name"], "fixtures.sleep", "{out}");
+        assert_eq!(out["args"], json!([120]), "{out}");
+        assert_eq!(out["status"], "started", "{out}");
+        assert_eq!(out["started"], json!([job.id().as_str()]), "{out}");
+        if rq.version().starts_with('3') {
+            assert_eq!(out["execution_worker"], "rqrs-busy", "{out}");
+        }
+        let stopped = wait_for("the job to stop", HANG, || async {
+            let fetched = Job::fetch(&conn, job.id()).await.ok()?;
+            (fetched.status() == JobStatus::Stopped).then_some(fetched)
         })
-    );
+        .await;
+        assert_eq!(stopped.status(), JobStatus::Stopped);
+    }
 }
 
 #[tokio::test]
@@ -688,4 +717,163 @@ print(json.dumps(out))
     assert_eq!(out["many-2"]["kwargs"], json!({"k": [1]}));
     assert_eq!(out["many-2"]["description"], "fixtures.echo(k=[1])");
     assert_eq!(out["many-2"]["timeout"], 180);
+}
+
+/// Runs `script` (after the prelude) with Python RQ 3.0 and `RQ_KEY_PREFIX=prefix`, the
+/// fixture module's folder as `sys.argv[1]`; returns the JSON it prints last.
+async fn python_3_prefixed(server: &RedisServer, prefix: &str, script: &str) -> Value {
+    let url = server.url();
+    let script = format!("{PYTHON_PRELUDE}sys.path.insert(0, sys.argv[1])\n{script}");
+    let prefix = prefix.to_owned();
+    let stdout = tokio::task::spawn_blocking(move || {
+        let modules = tempfile::tempdir().unwrap();
+        std::fs::write(modules.path().join("fixtures.py"), PYTHON_FIXTURES).unwrap();
+        let folder = modules.path().to_str().unwrap();
+        Rq::V3_0.run_with_env(&url, &script, &[folder], &[("RQ_KEY_PREFIX", &prefix)])
+    })
+    .await
+    .unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("python printed no JSON last ({error}):\n{stdout}"))
+}
+
+/// RQ 3.0 with `RQ_KEY_PREFIX` and rqrs with the same prefix (`--key-prefix`, or the same
+/// variable) share jobs both ways; rqrs on the default prefix sees none of them.
+#[tokio::test]
+async fn rq_3_0_and_rqrs_share_a_key_prefix() {
+    const PREFIX: &str = "{app}";
+    let (server, conn) = setup().await;
+
+    // Python 3.0 enqueues under the prefix; an rqrs worker on the prefix runs the job.
+    let enqueued = python_3_prefixed(
+        &server,
+        PREFIX,
+        "print(json.dumps({'id': queue.enqueue('fixtures.add', 2, 3).id, 'key': queue.key}))",
+    )
+    .await;
+    assert_eq!(enqueued["key"], "{app}:queue:default");
+    assert!(
+        Queue::all(&conn).await.unwrap().is_empty(),
+        "the default prefix has no queue"
+    );
+    let mut command = Command::new(worker_example());
+    command.args([
+        "--url",
+        &server.url(),
+        "--key-prefix",
+        PREFIX,
+        "--burst",
+        "default",
+    ]);
+    success(
+        &output(command, "the burst worker").await,
+        "the burst worker",
+    );
+
+    // rqrs enqueues under the prefix (RQ_KEY_PREFIX, read by the CLI too); a Python 3.0
+    // worker runs it, then reads both jobs.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rqrs"));
+    command
+        .args([
+            "--url",
+            &server.url(),
+            "enqueue",
+            "fixtures.add",
+            ":40",
+            ":2",
+        ])
+        .env("RQ_KEY_PREFIX", PREFIX);
+    let rqrs_id = success(&output(command, "rqrs enqueue").await, "rqrs enqueue");
+    let script = format!(
+        "from rq import SimpleWorker\n\
+         SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)\n\
+         out = {{}}\n\
+         for name, id in [('python', '{}'), ('rqrs', '{}')]:\n\
+         \x20   job = Job.fetch(id, connection=redis, serializer=JSONSerializer)\n\
+         \x20   out[name] = [job.get_status().value, job.return_value(), job.worker_name, job.key]\n\
+         print(json.dumps(out))\n",
+        enqueued["id"].as_str().unwrap(),
+        rqrs_id.trim()
+    );
+    let out = python_3_prefixed(&server, PREFIX, &script).await;
+    assert_eq!(out["python"][0], "finished", "{out}");
+    assert_eq!(out["python"][1], 5, "{out}");
+    assert!(
+        !out["python"][2].as_str().unwrap_or_default().is_empty(),
+        "{out}"
+    );
+    assert_eq!(out["rqrs"][0], "finished", "{out}");
+    assert_eq!(out["rqrs"][1], 42, "{out}");
+    assert_eq!(
+        out["rqrs"][3],
+        format!("{{app}}:job:{}", rqrs_id.trim()),
+        "{out}"
+    );
+    let mut redis = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let stray: Vec<&String> = keys
+        .iter()
+        .filter(|key| !key.starts_with("{app}:"))
+        .collect();
+    assert!(stray.is_empty(), "keys outside the prefix: {stray:?}");
+}
+
+on_every_rq! {
+    /// rqrs sees a busy Python worker's job (RQ 2.12's `current_job`, RQ 3.0's set of
+    /// executions) and `rqrs job stop` stops it with the command both versions understand.
+    async fn rqrs_sees_a_busy_python_worker_and_stops_its_job(rq: Rq) {
+        let (server, conn) = setup().await;
+        let modules = tempfile::tempdir().unwrap();
+        std::fs::write(modules.path().join("fixtures.py"), PYTHON_FIXTURES).unwrap();
+        let job = Queue::new(&conn, "default")
+            .enqueue("fixtures.sleep", (120,))
+            .send()
+            .await
+            .unwrap();
+        let mut command = Command::from(rq.cli());
+        command
+            .args(["worker", "--url", &server.url(), "--name", "python-busy"])
+            .args(["--serializer", "rq.serializers.JSONSerializer", "default"])
+            .env("PYTHONPATH", modules.path())
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut python_worker = command.spawn().unwrap();
+        let info = wait_for_worker(&conn, "python-busy", WorkerState::Busy).await;
+        let busy = wait_for("the busy worker's job", HANG, || async {
+            Worker::all(&conn)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|worker| worker.name == "python-busy" && worker.current_job.is_some())
+        })
+        .await;
+        assert_eq!(busy.current_job.as_deref(), Some(job.id().as_str()), "{info:?}");
+        let shown: Value = serde_json::from_str(&rqrs(&server, &["info", "--json"]).await).unwrap();
+        let shown = shown["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|worker| worker["name"] == "python-busy")
+            .cloned()
+            .unwrap();
+        assert_eq!(shown["current_job"], job.id().as_str(), "{shown}");
+
+        rqrs(&server, &["job", "stop", job.id().as_str()]).await;
+        let stopped = wait_for("the job to stop", HANG, || async {
+            let fetched = Job::fetch(&conn, job.id()).await.ok()?;
+            (fetched.status() == JobStatus::Stopped).then_some(fetched)
+        })
+        .await;
+        assert_eq!(stopped.status(), JobStatus::Stopped);
+        let _ = python_worker.start_kill();
+    }
 }

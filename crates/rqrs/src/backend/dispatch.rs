@@ -11,8 +11,8 @@ use super::types::{
     Lock, NewJob, Recorded, Replicas, Retried, RunId, SchedulerRecord, Watch,
 };
 use super::{
-    AnyBackend, Backend, GroupStore, JobStore, QueueStore, RegistryStore, RunStore, ScheduleStore,
-    WorkerStore,
+    AnyBackend, Backend, ConnectOptions, GroupStore, JobStore, QueueStore, RegistryStore, RunStore,
+    ScheduleStore, WorkerStore,
 };
 use crate::command::Command;
 use crate::error::Result;
@@ -37,8 +37,8 @@ impl Backend for AnyBackend {
         dispatch!(self, backend => backend.url())
     }
 
-    fn connect_info(&self) -> (&str, Option<&[u8]>) {
-        dispatch!(self, backend => backend.connect_info())
+    fn connect_options(&self) -> ConnectOptions {
+        dispatch!(self, backend => backend.connect_options())
     }
 
     fn is_shared(&self) -> bool {

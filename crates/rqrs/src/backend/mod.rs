@@ -62,9 +62,9 @@ pub(crate) trait Backend:
     /// The URL the backend was reached with, passwords hidden.
     fn url(&self) -> String;
 
-    /// The URL as given (passwords included) and the trusted roots given, if any: what another
-    /// process (a work horse) connects with.
-    fn connect_info(&self) -> (&str, Option<&[u8]>);
+    /// What another process (a work horse) connects with: the URL as given (passwords
+    /// included), the trusted roots and the key prefix in use.
+    fn connect_options(&self) -> ConnectOptions;
 
     /// Whether another process can open the same store by its URL (an in-memory database
     /// cannot).
@@ -380,11 +380,13 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Connects to a backend by URL: `redis://[user:password@]host:port[/db]` or `rediss://...`
-/// (TLS), `unix:///path/to/redis.sock`, or the master that Sentinels name:
+/// (TLS), `unix:///path/to/redis.sock`, the master that Sentinels name:
 /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`
 /// (`rediss+sentinel://` for TLS to the Sentinels and the servers;
-/// `?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login). A
-/// Sentinel connection follows the master through failovers.
+/// `?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login), or a
+/// SQLite file: `sqlite:///absolute/path.db`, `sqlite://relative/path.db`, `sqlite::memory:`.
+/// A Sentinel connection follows the master through failovers. [`ConnectOptions`] sets the key
+/// prefix and trusted roots.
 ///
 /// The connection reconnects by itself after the server goes away.
 ///
@@ -392,7 +394,7 @@ pub fn redact_url(url: &str) -> String {
 /// [`Error::Invalid`](crate::Error::Invalid) for a URL that cannot be used; a backend error if
 /// the server cannot be reached.
 pub async fn connect(url: &str) -> Result<Connection> {
-    open(url, None).await
+    ConnectOptions::new(url).connect().await
 }
 
 /// Connects over TLS (`rediss://...`) trusting the certificate authority `root_ca_pem` (PEM),
@@ -402,19 +404,84 @@ pub async fn connect(url: &str) -> Result<Connection> {
 /// # Errors
 /// As [`connect`]; a certificate that cannot be read is an invalid URL setting.
 pub async fn connect_tls(url: &str, root_ca_pem: &[u8]) -> Result<Connection> {
-    open(url, Some(root_ca_pem.to_vec())).await
+    ConnectOptions::new(url)
+        .root_ca_pem(root_ca_pem)
+        .connect()
+        .await
 }
 
-/// The backend a URL names, by its scheme.
-async fn open(url: &str, root_ca: Option<Vec<u8>>) -> Result<Connection> {
-    let backend = if SqliteBackend::is_url(url) {
-        AnyBackend::Sqlite(SqliteBackend::connect(url, root_ca).await?)
-    } else {
-        AnyBackend::Redis(RedisBackend::connect(url, root_ca).await?)
-    };
-    Ok(Connection {
-        backend: Arc::new(backend),
-    })
+/// A connection's URL and settings, for [`connect`] with more than a URL.
+///
+/// # Examples
+/// ```no_run
+/// # async fn example() -> rqrs::Result<()> {
+/// // Every key starts with `{app}` (not `rq`): one Redis Cluster slot, or a namespace of its
+/// // own beside other users of the same Redis. Python RQ 3.0 reads RQ_KEY_PREFIX=`{app}`.
+/// let conn = rqrs::ConnectOptions::new("redis://127.0.0.1:6379")
+///     .key_prefix("{app}")
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ConnectOptions {
+    pub(crate) url: String,
+    pub(crate) root_ca: Option<Vec<u8>>,
+    pub(crate) key_prefix: Option<String>,
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("url", &redact_url(&self.url))
+            .field("root_ca", &self.root_ca.is_some())
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// The environment variable Python RQ 3.0 reads its key prefix from, read here too.
+pub const KEY_PREFIX_ENV: &str = "RQ_KEY_PREFIX";
+
+impl ConnectOptions {
+    /// Options for the backend at `url` (the forms [`connect`] takes).
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            root_ca: None,
+            key_prefix: None,
+        }
+    }
+
+    /// Trust the certificate authority `pem` for `rediss://` instead of the system's roots.
+    pub fn root_ca_pem(mut self, pem: &[u8]) -> Self {
+        self.root_ca = Some(pem.to_vec());
+        self
+    }
+
+    /// The prefix of every Redis key (`<prefix>:queue:default`, `<prefix>:job:<id>`, ...): by
+    /// default the environment's `RQ_KEY_PREFIX`, as Python RQ 3.0 reads it, else `rq`, the
+    /// only prefix RQ 2.12 knows. Letters, digits and `_ . : - { }`; a hash tag such as `{rq}`
+    /// puts every key in one Redis Cluster slot. The SQLite backend has no keys and ignores it.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Connects, as [`connect`] does.
+    ///
+    /// # Errors
+    /// As [`connect`]; a key prefix with other characters than RQ allows is invalid.
+    pub async fn connect(self) -> Result<Connection> {
+        let backend = if SqliteBackend::is_url(&self.url) {
+            AnyBackend::Sqlite(SqliteBackend::connect(self).await?)
+        } else {
+            AnyBackend::Redis(RedisBackend::connect(self).await?)
+        };
+        Ok(Connection {
+            backend: Arc::new(backend),
+        })
+    }
 }
 
 #[cfg(test)]

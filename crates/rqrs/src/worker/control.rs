@@ -61,5 +61,21 @@ fn apply(shared: &Shared, shutdown: &ShutdownHandle, command: &Command) {
                 None => tracing::info!(%job, "stop-job command for a job not running here"),
             }
         }
+        Command::StopExecution(job, execution_id) => {
+            let running = shared.running();
+            match running.values().find(|run| {
+                run.execution.run.job_id == *job && run.execution.run.execution_id == *execution_id
+            }) {
+                Some(run) => {
+                    tracing::info!(%job, execution_id, "stop-execution command: stopping the run");
+                    run.interrupt.send_replace(Some(Interrupt::Stop));
+                }
+                None => tracing::info!(
+                    %job,
+                    execution_id,
+                    "stop-execution command for a run not running here"
+                ),
+            }
+        }
     }
 }

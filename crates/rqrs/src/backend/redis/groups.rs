@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{RedisBackend, keys};
+use super::RedisBackend;
 use crate::backend::GroupStore;
 use crate::error::Result;
 use crate::job::JobId;
@@ -19,7 +19,7 @@ impl GroupStore for RedisBackend {
     /// `rq:groups`, as RQ's `Group.all()` drops them.
     async fn group_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::GROUPS)
+            .arg(self.keys.groups())
             .query_async(&mut self.conn())
             .await?;
         if names.is_empty() {
@@ -27,7 +27,7 @@ impl GroupStore for RedisBackend {
         }
         let mut pipe = redis::pipe();
         for name in &names {
-            pipe.exists(keys::group(name));
+            pipe.exists(self.keys.group(name));
         }
         let exists: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
         let gone: Vec<&String> = names
@@ -38,7 +38,7 @@ impl GroupStore for RedisBackend {
             .collect();
         if !gone.is_empty() {
             let _: () = redis::cmd("SREM")
-                .arg(keys::GROUPS)
+                .arg(self.keys.groups())
                 .arg(&gone)
                 .query_async(&mut self.conn())
                 .await?;
@@ -52,7 +52,7 @@ impl GroupStore for RedisBackend {
     /// Whether the group's set exists (it does while it holds an id).
     async fn group_exists(&self, name: &str) -> Result<bool> {
         Ok(redis::cmd("EXISTS")
-            .arg(keys::group(name))
+            .arg(self.keys.group(name))
             .query_async(&mut self.conn())
             .await?)
     }
@@ -61,10 +61,10 @@ impl GroupStore for RedisBackend {
     /// ids left, sorted.
     async fn group_cleanup(&self, name: &str) -> Result<(usize, Vec<JobId>)> {
         let (pruned, mut ids): (usize, Vec<String>) = GROUP_CLEANUP
-            .key(keys::group(name))
-            .key(keys::GROUPS)
+            .key(self.keys.group(name))
+            .key(self.keys.groups())
             .arg(name)
-            .arg(keys::JOB_PREFIX)
+            .arg(self.keys.job_prefix())
             .invoke_async(&mut self.conn())
             .await?;
         ids.sort();
@@ -74,7 +74,7 @@ impl GroupStore for RedisBackend {
     /// Removes an id from the group; returns whether it was there.
     async fn group_remove(&self, name: &str, id: &JobId) -> Result<bool> {
         let removed: i64 = redis::cmd("SREM")
-            .arg(keys::group(name))
+            .arg(self.keys.group(name))
             .arg(id.as_str())
             .query_async(&mut self.conn())
             .await?;
@@ -85,7 +85,7 @@ impl GroupStore for RedisBackend {
     /// `Group.clean_registries`); returns how many ids went.
     async fn clean_groups(&self) -> Result<usize> {
         let names: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::GROUPS)
+            .arg(self.keys.groups())
             .query_async(&mut self.conn())
             .await?;
         let mut pruned = 0;

@@ -15,6 +15,7 @@ use crate::backend::types::{JobRecord, NewJob, Placement, Replicas};
 use crate::error::{Error, Result};
 use crate::job::{JobId, JobStatus};
 use crate::results::JobResult;
+use keys::Keys;
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -39,24 +40,26 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// The key pieces `job_pieces` in unlist.lua reads, in its order.
-const JOB_PIECES: [&str; 16] = [
-    keys::QUEUE_PREFIX,
-    keys::STARTED_PREFIX,
-    keys::FINISHED_PREFIX,
-    keys::FAILED_PREFIX,
-    keys::DEFERRED_PREFIX,
-    keys::SCHEDULED_PREFIX,
-    keys::CANCELED_PREFIX,
-    keys::JOB_PREFIX,
-    keys::DEPENDENTS_SUFFIX,
-    keys::DEPENDENCIES_PREFIX,
-    keys::DEPENDENCIES_SUFFIX,
-    keys::EXECUTION_PREFIX,
-    keys::EXECUTIONS_PREFIX,
-    keys::RESULTS_PREFIX,
-    keys::GROUP_PREFIX,
-    keys::GROUPS,
-];
+fn job_pieces(keys: &Keys) -> [&str; 16] {
+    [
+        keys.queue_prefix(),
+        keys.started_prefix(),
+        keys.finished_prefix(),
+        keys.failed_prefix(),
+        keys.deferred_prefix(),
+        keys.scheduled_prefix(),
+        keys.canceled_prefix(),
+        keys.job_prefix(),
+        keys::DEPENDENTS_SUFFIX,
+        keys.dependencies_prefix(),
+        keys::DEPENDENCIES_SUFFIX,
+        keys.execution_prefix(),
+        keys.executions_prefix(),
+        keys.results_prefix(),
+        keys.group_prefix(),
+        keys.groups(),
+    ]
+}
 
 impl JobStore for RedisBackend {
     async fn enqueue(
@@ -92,21 +95,23 @@ impl JobStore for RedisBackend {
         }
         let mut invocation = ENQUEUE.prepare_invoke();
         invocation
-            .key(keys::QUEUES)
-            .key(keys::queue(queue))
-            .key(keys::deferred(queue))
-            .key(keys::scheduled(queue));
+            .key(self.keys.queues())
+            .key(self.keys.queue(queue))
+            .key(self.keys.deferred(queue))
+            .key(self.keys.scheduled(queue));
         if let Some(group) = group {
-            invocation.key(keys::group(group)).key(keys::GROUPS);
+            invocation
+                .key(self.keys.group(group))
+                .key(self.keys.groups());
         }
         let at_iso = codec::format_time(at);
         invocation
-            .arg(keys::queue(queue))
+            .arg(self.keys.queue(queue))
             .arg(&at_iso)
             .arg(at.timestamp())
-            .arg(keys::JOB_PREFIX)
+            .arg(self.keys.job_prefix())
             .arg(keys::DEPENDENTS_SUFFIX)
-            .arg(keys::DEPENDENCIES_PREFIX)
+            .arg(self.keys.dependencies_prefix())
             .arg(keys::DEPENDENCIES_SUFFIX)
             .arg(group.unwrap_or_default());
         match starter {
@@ -115,11 +120,12 @@ impl JobStore for RedisBackend {
             }
             Some((worker, liveness)) => {
                 invocation
-                    .key(keys::started(queue))
+                    .key(self.keys.started(queue))
+                    .key(self.keys.worker_executions(worker))
                     .arg(worker)
                     .arg(codec::epoch_float(at))
-                    .arg(keys::EXECUTION_PREFIX)
-                    .arg(keys::EXECUTIONS_PREFIX)
+                    .arg(self.keys.execution_prefix())
+                    .arg(self.keys.executions_prefix())
                     .arg(liveness.execution_ttl.as_secs())
                     .arg(executions_ttl(liveness));
             }
@@ -195,7 +201,7 @@ impl JobStore for RedisBackend {
 
     async fn fetch_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
         let hash: RawHash = redis::cmd("HGETALL")
-            .arg(keys::job(id.as_str()))
+            .arg(self.keys.job(id.as_str()))
             .query_async(&mut self.conn())
             .await?;
         if hash.is_empty() {
@@ -210,7 +216,7 @@ impl JobStore for RedisBackend {
         }
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.hgetall(keys::job(id.as_str()));
+            pipe.hgetall(self.keys.job(id.as_str()));
         }
         let hashes: Vec<RawHash> = pipe.query_async(&mut self.conn()).await?;
         ids.iter()
@@ -227,7 +233,7 @@ impl JobStore for RedisBackend {
 
     async fn save_meta(&self, id: &JobId, meta: &Map<String, Value>) -> Result<()> {
         let written: i64 = SAVE_META
-            .key(keys::job(id.as_str()))
+            .key(self.keys.job(id.as_str()))
             .arg(serde_json::to_vec(meta)?)
             .invoke_async(&mut self.conn())
             .await?;
@@ -239,7 +245,7 @@ impl JobStore for RedisBackend {
 
     async fn latest_result(&self, id: &JobId) -> Result<Option<JobResult>> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(keys::results(id.as_str()))
+            .arg(self.keys.results(id.as_str()))
             .arg("+")
             .arg("-")
             .arg("COUNT")
@@ -256,7 +262,7 @@ impl JobStore for RedisBackend {
 
     async fn results(&self, id: &JobId) -> Result<Vec<JobResult>> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(keys::results(id.as_str()))
+            .arg(self.keys.results(id.as_str()))
             .arg("+")
             .arg("-")
             .query_async(&mut self.conn())
@@ -269,12 +275,12 @@ impl JobStore for RedisBackend {
     }
 
     async fn cancel(&self, id: &JobId, origin: &str) -> Result<()> {
-        let mut invocation = CANCEL.key(keys::job(id.as_str()));
+        let mut invocation = CANCEL.key(self.keys.job(id.as_str()));
         invocation
             .arg(id.as_str())
             .arg(now().timestamp())
             .arg(origin)
-            .arg(&JOB_PIECES[..]);
+            .arg(&job_pieces(&self.keys)[..]);
         let outcome: i64 = invocation.invoke_async(&mut self.conn()).await?;
         match outcome {
             1 => Ok(()),
@@ -284,12 +290,12 @@ impl JobStore for RedisBackend {
     }
 
     async fn delete(&self, id: &JobId, origin: &str, dependents: bool) -> Result<usize> {
-        let mut invocation = DELETE.key(keys::job(id.as_str()));
+        let mut invocation = DELETE.key(self.keys.job(id.as_str()));
         invocation
             .arg(id.as_str())
             .arg(if dependents { "1" } else { "" })
             .arg(origin)
-            .arg(&JOB_PIECES[..]);
+            .arg(&job_pieces(&self.keys)[..]);
         Ok(invocation.invoke_async(&mut self.conn()).await?)
     }
 }

@@ -1,154 +1,310 @@
 //! Every Redis key rqrs reads or writes, spelled here and nowhere else.
 //!
-//! The layout is Python RQ 2.12's (`rq:` prefix, hard-coded there too), so Python producers,
-//! workers and `rq info` share the data. `docs/redis-layout.md` lists the same keys; a test
-//! checks that the two agree. Lua scripts get key prefixes from here as arguments, so they
-//! spell no key either.
+//! The layout is Python RQ's: every key starts with the key prefix, `rq` unless `RQ_KEY_PREFIX`
+//! or [`ConnectOptions::key_prefix`](crate::ConnectOptions::key_prefix) says otherwise (RQ 3.0
+//! reads the same variable; RQ 2.12's prefix is always `rq`), so Python producers, workers and
+//! `rq info` share the data. `docs/redis-layout.md` lists the same keys; a test checks that the
+//! two agree. Lua scripts get key prefixes from here as arguments, so they spell no key either.
 
-/// SET of queue keys (`rq:queue:<q>`), as `Queue.all()` reads it.
-pub(crate) const QUEUES: &str = "rq:queues";
-/// Present while workers are suspended (`rq suspend`), with an optional expiry.
-pub(crate) const SUSPENDED: &str = "rq:suspended";
-/// SET of live worker keys.
-pub(crate) const WORKERS: &str = "rq:workers";
-/// SET of group names (RQ's `Group.REDIS_GROUP_KEY`).
-pub(crate) const GROUPS: &str = "rq:groups";
+use crate::error::{Error, Result};
+use crate::registry::RegistryKind;
 
-pub(crate) const QUEUE_PREFIX: &str = "rq:queue:";
-pub(crate) const JOB_PREFIX: &str = "rq:job:";
-pub(crate) const RESULTS_PREFIX: &str = "rq:results:";
-pub(crate) const EXECUTION_PREFIX: &str = "rq:execution:";
-pub(crate) const EXECUTIONS_PREFIX: &str = "rq:executions:";
-pub(crate) const WORKER_PREFIX: &str = "rq:worker:";
-pub(crate) const WORKERS_BY_QUEUE_PREFIX: &str = "rq:workers:";
-pub(crate) const STARTED_PREFIX: &str = "rq:wip:";
-pub(crate) const FINISHED_PREFIX: &str = "rq:finished:";
-pub(crate) const FAILED_PREFIX: &str = "rq:failed:";
-pub(crate) const DEFERRED_PREFIX: &str = "rq:deferred:";
-pub(crate) const SCHEDULED_PREFIX: &str = "rq:scheduled:";
-pub(crate) const CANCELED_PREFIX: &str = "rq:canceled:";
-pub(crate) const GROUP_PREFIX: &str = "rq:group:";
+/// The prefix of every key when none is set, as in RQ.
+pub(crate) const DEFAULT_PREFIX: &str = "rq";
 
-/// `rq:queue:<q>`: LIST of job ids.
-pub(crate) fn queue(name: &str) -> String {
-    format!("{QUEUE_PREFIX}{name}")
-}
-
-/// `rq:pubsub:<name>`: the worker's control channel (JSON commands: shutdown, kill-horse,
-/// stop-job), as RQ's `send_*_command` publish them.
-pub(crate) fn worker_channel(name: &str) -> String {
-    format!("rq:pubsub:{name}")
-}
-
-/// `rq:job:<id>`: HASH of the job.
-pub(crate) fn job(id: &str) -> String {
-    format!("{JOB_PREFIX}{id}")
-}
-
-/// What follows `rq:job:<id>` in the key of the job's dependents.
+/// What follows `<prefix>:job:<id>` in the key of the job's dependents.
 pub(crate) const DEPENDENTS_SUFFIX: &str = ":dependents";
-
-/// `rq:job:<id>:dependents`: SET of the ids waiting on the job.
-pub(crate) fn job_dependents(id: &str) -> String {
-    format!("{JOB_PREFIX}{id}{DEPENDENTS_SUFFIX}")
-}
-
-/// What comes before `<id>` in the key of a job's dependencies: RQ's double colon (it builds
-/// the key as `'rq:job:' + ':' + id`); readers must spell it the same way.
-pub(crate) const DEPENDENCIES_PREFIX: &str = "rq:job::";
+/// What follows a worker hash's key in the key of its set of executions (`lib.lua` spells it).
+pub(crate) const WORKER_EXECUTIONS_SUFFIX: &str = ":executions";
 /// What follows `<id>` in the key of a job's dependencies.
 pub(crate) const DEPENDENCIES_SUFFIX: &str = ":dependencies";
 
-/// `rq:job::<id>:dependencies`: SET of the ids the job waits on.
-pub(crate) fn job_dependencies(id: &str) -> String {
-    format!("{DEPENDENCIES_PREFIX}{id}{DEPENDENCIES_SUFFIX}")
+/// The keys of one key prefix. The full keys and the pieces that scripts build keys from are
+/// made once, at connect.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+    queues: String,
+    suspended: String,
+    workers: String,
+    groups: String,
+    queue_prefix: String,
+    job_prefix: String,
+    dependencies_prefix: String,
+    results_prefix: String,
+    execution_prefix: String,
+    executions_prefix: String,
+    worker_prefix: String,
+    started_prefix: String,
+    finished_prefix: String,
+    failed_prefix: String,
+    deferred_prefix: String,
+    scheduled_prefix: String,
+    canceled_prefix: String,
+    group_prefix: String,
 }
 
-/// `rq:results:<id>`: STREAM of the job's results.
-pub(crate) fn results(id: &str) -> String {
-    format!("{RESULTS_PREFIX}{id}")
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::build(DEFAULT_PREFIX)
+    }
 }
 
-/// `rq:execution:<id>:<eid>`: HASH of one run of a job.
-pub(crate) fn execution(id: &str, execution_id: &str) -> String {
-    format!("{EXECUTION_PREFIX}{id}:{execution_id}")
-}
+impl Keys {
+    /// The keys of `prefix`, which may hold letters, digits and `_ . : - { }` (RQ 3.0's rule);
+    /// `{...}` makes a Redis Cluster hash tag, putting every key in one slot.
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.:-{}".contains(c);
+        if prefix.is_empty() || !prefix.chars().all(allowed) {
+            return Err(Error::invalid(
+                "key_prefix",
+                format!(
+                    "{prefix:?}: a key prefix is letters, digits and _ . : - {{ }} only \
+                     (RQ's RQ_KEY_PREFIX rule), such as rq or {{rq}}"
+                ),
+            ));
+        }
+        Ok(Keys::build(prefix))
+    }
 
-/// `rq:executions:<id>`: ZSET of the job's execution ids.
-pub(crate) fn executions(id: &str) -> String {
-    format!("{EXECUTIONS_PREFIX}{id}")
-}
+    fn build(prefix: &str) -> Self {
+        let piece = |name: &str| format!("{prefix}:{name}");
+        Keys {
+            prefix: prefix.to_owned(),
+            queues: piece("queues"),
+            suspended: piece("suspended"),
+            workers: piece("workers"),
+            groups: piece("groups"),
+            queue_prefix: piece("queue:"),
+            job_prefix: piece("job:"),
+            // RQ's double colon: it builds the key as `<prefix>:job:` + `:` + id.
+            dependencies_prefix: piece("job::"),
+            results_prefix: piece("results:"),
+            execution_prefix: piece("execution:"),
+            executions_prefix: piece("executions:"),
+            worker_prefix: piece("worker:"),
+            started_prefix: piece("wip:"),
+            finished_prefix: piece("finished:"),
+            failed_prefix: piece("failed:"),
+            deferred_prefix: piece("deferred:"),
+            scheduled_prefix: piece("scheduled:"),
+            canceled_prefix: piece("canceled:"),
+            group_prefix: piece("group:"),
+        }
+    }
 
-/// `rq:worker:<name>`: HASH of a worker.
-pub(crate) fn worker(name: &str) -> String {
-    format!("{WORKER_PREFIX}{name}")
-}
+    /// The key prefix, without its colon.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
 
-/// `rq:workers:<q>`: SET of the keys of the workers that listen on `<q>`.
-pub(crate) fn workers_by_queue(queue: &str) -> String {
-    format!("{WORKERS_BY_QUEUE_PREFIX}{queue}")
-}
+    /// SET of queue keys (`rq:queue:<q>`), as `Queue.all()` reads it.
+    pub(crate) fn queues(&self) -> &str {
+        &self.queues
+    }
 
-/// `rq:wip:<q>`: ZSET StartedJobRegistry, members `<id>:<eid>`.
-pub(crate) fn started(queue: &str) -> String {
-    format!("{STARTED_PREFIX}{queue}")
-}
+    /// Present while workers are suspended (`rq suspend`), with an optional expiry.
+    pub(crate) fn suspended(&self) -> &str {
+        &self.suspended
+    }
 
-/// `rq:finished:<q>`: ZSET FinishedJobRegistry.
-pub(crate) fn finished(queue: &str) -> String {
-    format!("{FINISHED_PREFIX}{queue}")
-}
+    /// SET of live worker keys.
+    pub(crate) fn workers(&self) -> &str {
+        &self.workers
+    }
 
-/// `rq:failed:<q>`: ZSET FailedJobRegistry.
-pub(crate) fn failed(queue: &str) -> String {
-    format!("{FAILED_PREFIX}{queue}")
-}
+    /// SET of group names (RQ's `Group.REDIS_GROUP_KEY`).
+    pub(crate) fn groups(&self) -> &str {
+        &self.groups
+    }
 
-/// `rq:deferred:<q>`: ZSET DeferredJobRegistry, scored by when the job was deferred.
-pub(crate) fn deferred(queue: &str) -> String {
-    format!("{DEFERRED_PREFIX}{queue}")
-}
+    pub(crate) fn queue_prefix(&self) -> &str {
+        &self.queue_prefix
+    }
 
-/// `rq:scheduled:<q>`: ZSET ScheduledJobRegistry, scored by the whole epoch second it is due.
-pub(crate) fn scheduled(queue: &str) -> String {
-    format!("{SCHEDULED_PREFIX}{queue}")
-}
+    pub(crate) fn job_prefix(&self) -> &str {
+        &self.job_prefix
+    }
 
-/// `rq:canceled:<q>`: ZSET CanceledJobRegistry, scored by when the job was canceled.
-pub(crate) fn canceled(queue: &str) -> String {
-    format!("{CANCELED_PREFIX}{queue}")
-}
+    /// What comes before `<id>` in the key of a job's dependencies: RQ's double colon;
+    /// readers must spell it the same way.
+    pub(crate) fn dependencies_prefix(&self) -> &str {
+        &self.dependencies_prefix
+    }
 
-/// `rq:group:<name>`: SET of the ids of a group's jobs.
-pub(crate) fn group(name: &str) -> String {
-    format!("{GROUP_PREFIX}{name}")
-}
+    pub(crate) fn results_prefix(&self) -> &str {
+        &self.results_prefix
+    }
 
-/// `rq:clean_registries:<q>`: the lock of a queue's registry maintenance, shared with RQ's
-/// workers so that one process at a time cleans a queue.
-pub(crate) fn clean_registries(queue: &str) -> String {
-    format!("rq:clean_registries:{queue}")
-}
+    pub(crate) fn execution_prefix(&self) -> &str {
+        &self.execution_prefix
+    }
 
-/// `rq:scheduler-lock:<q>`: the name of the one scheduler (rqrs's or Python's) that may
-/// enqueue the queue's due scheduled jobs.
-pub(crate) fn scheduler_lock(queue: &str) -> String {
-    format!("rq:scheduler-lock:{queue}")
-}
+    pub(crate) fn executions_prefix(&self) -> &str {
+        &self.executions_prefix
+    }
 
-/// `rq:scheduler:<name>`: HASH of a running scheduler (RQ 2.10+).
-pub(crate) fn scheduler(name: &str) -> String {
-    format!("rq:scheduler:{name}")
-}
+    pub(crate) fn started_prefix(&self) -> &str {
+        &self.started_prefix
+    }
 
-/// The queue name of a queue key, if it is one.
-pub(crate) fn queue_name(key: &str) -> Option<&str> {
-    key.strip_prefix(QUEUE_PREFIX)
-}
+    pub(crate) fn finished_prefix(&self) -> &str {
+        &self.finished_prefix
+    }
 
-/// The worker name of a worker key, if it is one.
-pub(crate) fn worker_name(key: &str) -> Option<&str> {
-    key.strip_prefix(WORKER_PREFIX)
+    pub(crate) fn failed_prefix(&self) -> &str {
+        &self.failed_prefix
+    }
+
+    pub(crate) fn deferred_prefix(&self) -> &str {
+        &self.deferred_prefix
+    }
+
+    pub(crate) fn scheduled_prefix(&self) -> &str {
+        &self.scheduled_prefix
+    }
+
+    pub(crate) fn canceled_prefix(&self) -> &str {
+        &self.canceled_prefix
+    }
+
+    pub(crate) fn group_prefix(&self) -> &str {
+        &self.group_prefix
+    }
+
+    /// `rq:queue:<q>`: LIST of job ids.
+    pub(crate) fn queue(&self, name: &str) -> String {
+        format!("{}{name}", self.queue_prefix)
+    }
+
+    /// `rq:pubsub:<name>`: the worker's control channel (JSON commands: shutdown, kill-horse,
+    /// stop-job, stop-execution), as RQ's `send_*_command` publish them.
+    pub(crate) fn worker_channel(&self, name: &str) -> String {
+        format!("{}:pubsub:{name}", self.prefix)
+    }
+
+    /// `rq:job:<id>`: HASH of the job.
+    pub(crate) fn job(&self, id: &str) -> String {
+        format!("{}{id}", self.job_prefix)
+    }
+
+    /// `rq:job:<id>:dependents`: SET of the ids waiting on the job.
+    pub(crate) fn job_dependents(&self, id: &str) -> String {
+        format!("{}{id}{DEPENDENTS_SUFFIX}", self.job_prefix)
+    }
+
+    /// `rq:job::<id>:dependencies`: SET of the ids the job waits on.
+    pub(crate) fn job_dependencies(&self, id: &str) -> String {
+        format!("{}{id}{DEPENDENCIES_SUFFIX}", self.dependencies_prefix)
+    }
+
+    /// `rq:results:<id>`: STREAM of the job's results.
+    pub(crate) fn results(&self, id: &str) -> String {
+        format!("{}{id}", self.results_prefix)
+    }
+
+    /// `rq:execution:<id>:<eid>`: HASH of one run of a job.
+    pub(crate) fn execution(&self, id: &str, execution_id: &str) -> String {
+        format!("{}{id}:{execution_id}", self.execution_prefix)
+    }
+
+    /// `rq:executions:<id>`: ZSET of the job's execution ids.
+    pub(crate) fn executions(&self, id: &str) -> String {
+        format!("{}{id}", self.executions_prefix)
+    }
+
+    /// `rq:worker:<name>`: HASH of a worker.
+    pub(crate) fn worker(&self, name: &str) -> String {
+        format!("{}{name}", self.worker_prefix)
+    }
+
+    /// `rq:worker:<name>:executions`: SET of the runs a worker has (RQ 3.0's index), members
+    /// `<id>:<eid>`. Scripts that end a run build it from the worker hash's key and
+    /// [`WORKER_EXECUTIONS_SUFFIX`].
+    pub(crate) fn worker_executions(&self, name: &str) -> String {
+        format!("{}{name}{WORKER_EXECUTIONS_SUFFIX}", self.worker_prefix)
+    }
+
+    /// `rq:workers:<q>`: SET of the keys of the workers that listen on `<q>`.
+    pub(crate) fn workers_by_queue(&self, queue: &str) -> String {
+        format!("{}:workers:{queue}", self.prefix)
+    }
+
+    /// `rq:wip:<q>`: ZSET StartedJobRegistry, members `<id>:<eid>`.
+    pub(crate) fn started(&self, queue: &str) -> String {
+        format!("{}{queue}", self.started_prefix)
+    }
+
+    /// `rq:finished:<q>`: ZSET FinishedJobRegistry.
+    pub(crate) fn finished(&self, queue: &str) -> String {
+        format!("{}{queue}", self.finished_prefix)
+    }
+
+    /// `rq:failed:<q>`: ZSET FailedJobRegistry.
+    pub(crate) fn failed(&self, queue: &str) -> String {
+        format!("{}{queue}", self.failed_prefix)
+    }
+
+    /// `rq:deferred:<q>`: ZSET DeferredJobRegistry, scored by when the job was deferred.
+    pub(crate) fn deferred(&self, queue: &str) -> String {
+        format!("{}{queue}", self.deferred_prefix)
+    }
+
+    /// `rq:scheduled:<q>`: ZSET ScheduledJobRegistry, scored by the whole epoch second it is
+    /// due.
+    pub(crate) fn scheduled(&self, queue: &str) -> String {
+        format!("{}{queue}", self.scheduled_prefix)
+    }
+
+    /// `rq:canceled:<q>`: ZSET CanceledJobRegistry, scored by when the job was canceled.
+    pub(crate) fn canceled(&self, queue: &str) -> String {
+        format!("{}{queue}", self.canceled_prefix)
+    }
+
+    /// `rq:group:<name>`: SET of the ids of a group's jobs.
+    pub(crate) fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.group_prefix)
+    }
+
+    /// `rq:clean_registries:<q>`: the lock of a queue's registry maintenance, shared with RQ's
+    /// workers so that one process at a time cleans a queue.
+    pub(crate) fn clean_registries(&self, queue: &str) -> String {
+        format!("{}:clean_registries:{queue}", self.prefix)
+    }
+
+    /// `rq:scheduler-lock:<q>`: the name of the one scheduler (rqrs's or Python's) that may
+    /// enqueue the queue's due scheduled jobs.
+    pub(crate) fn scheduler_lock(&self, queue: &str) -> String {
+        format!("{}:scheduler-lock:{queue}", self.prefix)
+    }
+
+    /// `rq:scheduler:<name>`: HASH of a running scheduler (RQ 2.10+).
+    pub(crate) fn scheduler(&self, name: &str) -> String {
+        format!("{}:scheduler:{name}", self.prefix)
+    }
+
+    /// The key of a queue's registry of `kind`.
+    pub(crate) fn registry(&self, kind: RegistryKind, queue: &str) -> String {
+        match kind {
+            RegistryKind::Started => self.started(queue),
+            RegistryKind::Finished => self.finished(queue),
+            RegistryKind::Failed => self.failed(queue),
+            RegistryKind::Deferred => self.deferred(queue),
+            RegistryKind::Scheduled => self.scheduled(queue),
+            RegistryKind::Canceled => self.canceled(queue),
+        }
+    }
+
+    /// The queue name of a queue key, if it is one.
+    pub(crate) fn queue_name<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.queue_prefix.as_str())
+    }
+
+    /// The worker name of a worker key, if it is one.
+    pub(crate) fn worker_name<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.worker_prefix.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -162,58 +318,61 @@ mod tests {
     /// This file, to catch a key function added without a line in [`built`].
     const SOURCE: &str = include_str!("keys.rs");
 
-    /// Every full key and key builder of this file, by name, with placeholders for its parts.
+    /// Every full key and key builder of this file, by name, with placeholders for its parts,
+    /// under the default prefix.
     fn built() -> Vec<(&'static str, String)> {
+        let k = Keys::default();
         vec![
-            ("QUEUES", QUEUES.to_owned()),
-            ("WORKERS", WORKERS.to_owned()),
-            ("queue", queue("<q>")),
-            ("job", job("<id>")),
-            ("job_dependents", job_dependents("<id>")),
-            ("job_dependencies", job_dependencies("<id>")),
-            ("results", results("<id>")),
-            ("execution", execution("<id>", "<eid>")),
-            ("executions", executions("<id>")),
-            ("worker", worker("<name>")),
-            ("workers_by_queue", workers_by_queue("<q>")),
-            ("started", started("<q>")),
-            ("finished", finished("<q>")),
-            ("failed", failed("<q>")),
-            ("clean_registries", clean_registries("<q>")),
-            ("deferred", deferred("<q>")),
-            ("scheduled", scheduled("<q>")),
-            ("canceled", canceled("<q>")),
-            ("SUSPENDED", SUSPENDED.to_owned()),
-            ("worker_channel", worker_channel("<name>")),
-            ("scheduler_lock", scheduler_lock("<q>")),
-            ("scheduler", scheduler("<name>")),
-            ("GROUPS", GROUPS.to_owned()),
-            ("group", group("<name>")),
+            ("queues", k.queues().to_owned()),
+            ("workers", k.workers().to_owned()),
+            ("queue", k.queue("<q>")),
+            ("job", k.job("<id>")),
+            ("job_dependents", k.job_dependents("<id>")),
+            ("job_dependencies", k.job_dependencies("<id>")),
+            ("results", k.results("<id>")),
+            ("execution", k.execution("<id>", "<eid>")),
+            ("executions", k.executions("<id>")),
+            ("worker", k.worker("<name>")),
+            ("worker_executions", k.worker_executions("<name>")),
+            ("workers_by_queue", k.workers_by_queue("<q>")),
+            ("started", k.started("<q>")),
+            ("finished", k.finished("<q>")),
+            ("failed", k.failed("<q>")),
+            ("clean_registries", k.clean_registries("<q>")),
+            ("deferred", k.deferred("<q>")),
+            ("scheduled", k.scheduled("<q>")),
+            ("canceled", k.canceled("<q>")),
+            ("suspended", k.suspended().to_owned()),
+            ("worker_channel", k.worker_channel("<name>")),
+            ("scheduler_lock", k.scheduler_lock("<q>")),
+            ("scheduler", k.scheduler("<name>")),
+            ("groups", k.groups().to_owned()),
+            ("group", k.group("<name>")),
         ]
     }
 
-    /// Functions that read keys instead of building them.
-    const PARSERS: &[&str] = &["queue_name", "worker_name"];
+    /// Functions that read keys, or make the set of keys, instead of building a key.
+    const PARSERS: &[&str] = &["new", "prefix", "registry", "queue_name", "worker_name"];
 
-    /// Constants that are pieces of keys, handed to Lua scripts and parsers.
+    /// Pieces of keys, handed to Lua scripts and parsers (functions and constants).
     const PIECES: &[&str] = &[
-        "QUEUE_PREFIX",
-        "JOB_PREFIX",
-        "RESULTS_PREFIX",
-        "EXECUTION_PREFIX",
-        "EXECUTIONS_PREFIX",
-        "WORKER_PREFIX",
-        "WORKERS_BY_QUEUE_PREFIX",
-        "STARTED_PREFIX",
-        "FINISHED_PREFIX",
-        "FAILED_PREFIX",
+        "DEFAULT_PREFIX",
         "DEPENDENTS_SUFFIX",
-        "DEPENDENCIES_PREFIX",
         "DEPENDENCIES_SUFFIX",
-        "DEFERRED_PREFIX",
-        "SCHEDULED_PREFIX",
-        "CANCELED_PREFIX",
-        "GROUP_PREFIX",
+        "WORKER_EXECUTIONS_SUFFIX",
+        "queue_prefix",
+        "job_prefix",
+        "dependencies_prefix",
+        "results_prefix",
+        "execution_prefix",
+        "executions_prefix",
+        "started_prefix",
+        "finished_prefix",
+        "failed_prefix",
+        "deferred_prefix",
+        "scheduled_prefix",
+        "canceled_prefix",
+        "group_prefix",
     ];
 
     /// The key patterns in the first column of the document's key table (the first table
@@ -288,73 +447,85 @@ mod tests {
     #[test]
     fn every_key_function_and_constant_is_known_to_the_layout_test() {
         let built: Vec<&str> = built().into_iter().map(|(name, _)| name).collect();
-        let functions = declared("fn");
-        let constants = declared("const");
-        let unknown: Vec<&String> =
-            functions
-                .iter()
-                .filter(|name| !built.contains(&name.as_str()) && !PARSERS.contains(&name.as_str()))
-                .chain(constants.iter().filter(|name| {
-                    !built.contains(&name.as_str()) && !PIECES.contains(&name.as_str())
-                }))
-                .collect();
+        let declared: Vec<String> = declared("fn")
+            .into_iter()
+            .chain(declared("const"))
+            .collect();
+        let known =
+            |name: &str| built.contains(&name) || PARSERS.contains(&name) || PIECES.contains(&name);
+        let unknown: Vec<&String> = declared.iter().filter(|name| !known(name)).collect();
         assert!(
             unknown.is_empty(),
             "keys.rs declares {unknown:?}, unknown to its tests: add key builders and full keys \
              to `built()` (and a row to docs/redis-layout.md), parsers to PARSERS, key pieces \
              to PIECES"
         );
-        for name in PARSERS {
+        for name in PARSERS.iter().chain(PIECES) {
             assert!(
-                functions.iter().any(|f| f == name),
-                "PARSERS names {name}, which keys.rs no longer declares"
-            );
-        }
-        for name in PIECES {
-            assert!(
-                constants.iter().any(|c| c == name),
-                "PIECES names {name}, which keys.rs no longer declares"
+                declared.iter().any(|d| d == name),
+                "the layout test names {name}, which keys.rs no longer declares"
             );
         }
     }
 
     #[test]
     fn scripts_compose_the_same_keys_as_the_builders() {
-        // dequeue.lua, heartbeat.lua, empty.lua and enqueue_scheduled.lua build these keys
-        // from the pieces.
-        assert_eq!(format!("{JOB_PREFIX}<id>"), job("<id>"));
-        assert_eq!(
-            format!("{JOB_PREFIX}<id>{DEPENDENTS_SUFFIX}"),
-            job_dependents("<id>")
-        );
-        assert_eq!(
-            format!("{DEPENDENCIES_PREFIX}<id>{DEPENDENCIES_SUFFIX}"),
-            job_dependencies("<id>")
-        );
-        assert_eq!(format!("{STARTED_PREFIX}<q>"), started("<q>"));
-        assert_eq!(format!("{RESULTS_PREFIX}<id>"), results("<id>"));
-        assert_eq!(
-            format!("{EXECUTION_PREFIX}<id>:<eid>"),
-            execution("<id>", "<eid>")
-        );
-        assert_eq!(format!("{EXECUTIONS_PREFIX}<id>"), executions("<id>"));
-        // unlist.lua (cancel, delete) and group_cleanup.lua.
-        assert_eq!(format!("{RESULTS_PREFIX}<id>"), results("<id>"));
-        assert_eq!(format!("{GROUP_PREFIX}<name>"), group("<name>"));
-        for (prefix, builder) in [
-            (QUEUE_PREFIX, queue as fn(&str) -> String),
-            (FINISHED_PREFIX, finished),
-            (FAILED_PREFIX, failed),
-            (DEFERRED_PREFIX, deferred),
-            (SCHEDULED_PREFIX, scheduled),
-            (CANCELED_PREFIX, canceled),
-        ] {
-            assert_eq!(format!("{prefix}<q>"), builder("<q>"));
+        for k in [Keys::default(), Keys::new("{app}").expect("a valid prefix")] {
+            let p = k.prefix();
+            // The scripts build these keys from the pieces.
+            assert_eq!(format!("{}<id>", k.job_prefix()), k.job("<id>"));
+            assert_eq!(
+                format!("{}<id>{DEPENDENTS_SUFFIX}", k.job_prefix()),
+                k.job_dependents("<id>")
+            );
+            assert_eq!(
+                format!("{}<id>{DEPENDENCIES_SUFFIX}", k.dependencies_prefix()),
+                k.job_dependencies("<id>")
+            );
+            assert_eq!(format!("{}<q>", k.started_prefix()), k.started("<q>"));
+            assert_eq!(format!("{}<id>", k.results_prefix()), k.results("<id>"));
+            assert_eq!(
+                format!("{}<id>:<eid>", k.execution_prefix()),
+                k.execution("<id>", "<eid>")
+            );
+            assert_eq!(
+                format!("{}<id>", k.executions_prefix()),
+                k.executions("<id>")
+            );
+            assert_eq!(format!("{}<name>", k.group_prefix()), k.group("<name>"));
+            for (prefix, key) in [
+                (k.queue_prefix(), k.queue("<q>")),
+                (k.finished_prefix(), k.finished("<q>")),
+                (k.failed_prefix(), k.failed("<q>")),
+                (k.deferred_prefix(), k.deferred("<q>")),
+                (k.scheduled_prefix(), k.scheduled("<q>")),
+                (k.canceled_prefix(), k.canceled("<q>")),
+            ] {
+                assert_eq!(format!("{prefix}<q>"), key);
+            }
+            assert!(k.worker_channel("w").starts_with(&format!("{p}:")));
+            // lib.lua's key of a worker's set of executions.
+            assert_eq!(
+                format!("{}{WORKER_EXECUTIONS_SUFFIX}", k.worker("<name>")),
+                k.worker_executions("<name>")
+            );
+            // requeue.lua's member of `rq:queues` and the readers of the sets.
+            assert_eq!(k.queue_name(&k.queue("default")), Some("default"));
+            assert_eq!(k.queue_name(&k.worker("w1")), None);
+            assert_eq!(k.worker_name(&k.worker("w1")), Some("w1"));
+            assert_eq!(k.worker_name(&k.queue("default")), None);
         }
-        // requeue.lua's member of `rq:queues` and the readers of the sets.
-        assert_eq!(queue_name(&queue("default")), Some("default"));
-        assert_eq!(queue_name("rq:worker:w1"), None);
-        assert_eq!(worker_name(&worker("w1")), Some("w1"));
-        assert_eq!(worker_name("rq:queue:default"), None);
+    }
+
+    #[test]
+    fn a_key_prefix_is_checked_and_prefixes_every_key() {
+        let k = Keys::new("{rq}").expect("a hash tag is a valid prefix");
+        assert_eq!(k.queue("default"), "{rq}:queue:default");
+        assert_eq!(k.job_dependencies("a"), "{rq}:job::a:dependencies");
+        assert_eq!(k.worker_channel("w"), "{rq}:pubsub:w");
+        for bad in ["", "rq prefix", "rq/x", "é"] {
+            let error = Keys::new(bad).expect_err(bad);
+            assert!(error.to_string().contains("key prefix"), "{bad:?}: {error}");
+        }
     }
 }

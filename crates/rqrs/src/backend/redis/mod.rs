@@ -29,10 +29,11 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 use super::Backend;
 use super::types::Liveness;
-use crate::backend::redact_url;
+use crate::backend::{ConnectOptions, KEY_PREFIX_ENV, redact_url};
 use crate::defaults::WORKER_TTL_GRACE;
 use crate::error::Result;
 use endpoint::Endpoint;
+use keys::Keys;
 
 /// The `exc_info` RQ's requeue writes: zlib of the empty string.
 const EMPTY_EXC_INFO: &[u8] = &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -44,10 +45,10 @@ pub(crate) struct RedisBackend {
     current: Arc<RwLock<Current>>,
     /// The connection of enqueues that wait for replicas (opened when first needed).
     replicated: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    /// The URL as given and the trusted roots, to connect again from another process (a work
-    /// horse).
-    full_url: String,
-    root_ca: Option<Vec<u8>>,
+    /// The URL as given, the trusted roots and the key prefix, to connect again from another
+    /// process (a work horse).
+    options: ConnectOptions,
+    keys: Keys,
 }
 
 /// The server in use and the shared connection to it.
@@ -73,17 +74,24 @@ fn executions_ttl(liveness: Liveness) -> u64 {
 }
 
 impl RedisBackend {
-    /// Connects; `root_ca` (PEM) replaces the system's trusted roots for `rediss://` URLs.
-    pub(crate) async fn connect(url: &str, root_ca: Option<Vec<u8>>) -> Result<Self> {
-        if Endpoint::is_tls(url) {
+    /// Connects; the options' `root_ca` (PEM) replaces the system's trusted roots for
+    /// `rediss://` URLs.
+    pub(crate) async fn connect(mut options: ConnectOptions) -> Result<Self> {
+        // The prefix set, else RQ 3.0's variable, else RQ's own.
+        let prefix = (options.key_prefix.clone())
+            .or_else(|| std::env::var(KEY_PREFIX_ENV).ok())
+            .unwrap_or_else(|| keys::DEFAULT_PREFIX.to_owned());
+        let keys = Keys::new(&prefix)?;
+        options.key_prefix = Some(prefix);
+        if Endpoint::is_tls(&options.url) {
             install_crypto_provider();
         }
-        let endpoint = Endpoint::parse(url, root_ca.as_deref())?;
-        Self::open(endpoint, url.to_owned(), root_ca).await
+        let endpoint = Endpoint::parse(&options.url, options.root_ca.as_deref())?;
+        Self::open(endpoint, options, keys).await
     }
 
     /// Connects to the server the endpoint names now, and follows its failovers.
-    async fn open(endpoint: Endpoint, full_url: String, root_ca: Option<Vec<u8>>) -> Result<Self> {
+    async fn open(endpoint: Endpoint, options: ConnectOptions, keys: Keys) -> Result<Self> {
         let client = endpoint.resolve().await?;
         let conn = endpoint.shared_connection(&client).await?;
         let current = Arc::new(RwLock::new(Current { client, conn }));
@@ -92,8 +100,8 @@ impl RedisBackend {
             endpoint,
             current,
             replicated: tokio::sync::Mutex::new(None),
-            full_url,
-            root_ca,
+            options,
+            keys,
         })
     }
 
@@ -133,11 +141,11 @@ impl std::fmt::Debug for RedisBackend {
 
 impl Backend for RedisBackend {
     fn url(&self) -> String {
-        redact_url(&self.full_url)
+        redact_url(&self.options.url)
     }
 
-    fn connect_info(&self) -> (&str, Option<&[u8]>) {
-        (&self.full_url, self.root_ca.as_deref())
+    fn connect_options(&self) -> ConnectOptions {
+        self.options.clone()
     }
 
     fn is_shared(&self) -> bool {
@@ -147,8 +155,8 @@ impl Backend for RedisBackend {
     async fn detached(&self) -> Result<Self> {
         Self::open(
             self.endpoint.clone(),
-            self.full_url.clone(),
-            self.root_ca.clone(),
+            self.options.clone(),
+            self.keys.clone(),
         )
         .await
     }

@@ -15,12 +15,12 @@ static EMPTY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scri
 impl QueueStore for RedisBackend {
     async fn queue_names(&self) -> Result<Vec<String>> {
         let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::QUEUES)
+            .arg(self.keys.queues())
             .query_async(&mut self.conn())
             .await?;
         let mut names: Vec<String> = members
             .iter()
-            .filter_map(|key| keys::queue_name(key))
+            .filter_map(|key| self.keys.queue_name(key))
             .map(str::to_owned)
             .collect();
         names.sort();
@@ -29,7 +29,7 @@ impl QueueStore for RedisBackend {
 
     async fn queue_count(&self, queue: &str) -> Result<usize> {
         Ok(redis::cmd("LLEN")
-            .arg(keys::queue(queue))
+            .arg(self.keys.queue(queue))
             .query_async(&mut self.conn())
             .await?)
     }
@@ -44,7 +44,7 @@ impl QueueStore for RedisBackend {
             i64::try_from(offset + limit).unwrap_or(i64::MAX) - 1
         });
         let ids: Vec<String> = redis::cmd("LRANGE")
-            .arg(keys::queue(queue))
+            .arg(self.keys.queue(queue))
             .arg(offset)
             .arg(end)
             .query_async(&mut self.conn())
@@ -54,7 +54,7 @@ impl QueueStore for RedisBackend {
 
     async fn queue_position(&self, queue: &str, id: &JobId) -> Result<Option<usize>> {
         Ok(redis::cmd("LPOS")
-            .arg(keys::queue(queue))
+            .arg(self.keys.queue(queue))
             .arg(id.as_str())
             .query_async(&mut self.conn())
             .await?)
@@ -62,10 +62,10 @@ impl QueueStore for RedisBackend {
 
     async fn empty_queue(&self, queue: &str) -> Result<usize> {
         Ok(EMPTY
-            .key(keys::queue(queue))
-            .arg(keys::JOB_PREFIX)
+            .key(self.keys.queue(queue))
+            .arg(self.keys.job_prefix())
             .arg(keys::DEPENDENTS_SUFFIX)
-            .arg(keys::RESULTS_PREFIX)
+            .arg(self.keys.results_prefix())
             .invoke_async(&mut self.conn())
             .await?)
     }

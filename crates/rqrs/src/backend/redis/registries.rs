@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::runs::By;
-use super::{EMPTY_EXC_INFO, RedisBackend, codec, keys, now};
+use super::{EMPTY_EXC_INFO, RedisBackend, codec, now};
 use crate::backend::RegistryStore;
 use crate::backend::types::{Failed, RunId};
 use crate::error::{Error, Result};
@@ -21,21 +21,10 @@ use crate::ttl::Ttl;
 static REQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/requeue.lua")));
 
-fn registry_key(kind: RegistryKind, queue: &str) -> String {
-    match kind {
-        RegistryKind::Started => keys::started(queue),
-        RegistryKind::Finished => keys::finished(queue),
-        RegistryKind::Failed => keys::failed(queue),
-        RegistryKind::Deferred => keys::deferred(queue),
-        RegistryKind::Scheduled => keys::scheduled(queue),
-        RegistryKind::Canceled => keys::canceled(queue),
-    }
-}
-
 impl RegistryStore for RedisBackend {
     async fn registry_count(&self, kind: RegistryKind, queue: &str) -> Result<usize> {
         Ok(redis::cmd("ZCARD")
-            .arg(registry_key(kind, queue))
+            .arg(self.keys.registry(kind, queue))
             .query_async(&mut self.conn())
             .await?)
     }
@@ -43,7 +32,7 @@ impl RegistryStore for RedisBackend {
     /// Started-registry members are `<id>:<execution id>`; the id part is returned.
     async fn registry_job_ids(&self, kind: RegistryKind, queue: &str) -> Result<Vec<JobId>> {
         let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(registry_key(kind, queue))
+            .arg(self.keys.registry(kind, queue))
             .arg(0)
             .arg(-1)
             .query_async(&mut self.conn())
@@ -65,13 +54,14 @@ impl RegistryStore for RedisBackend {
         delete_job: bool,
     ) -> Result<bool> {
         let mut pipe = redis::pipe();
-        pipe.atomic().zrem(registry_key(kind, queue), id.as_str());
+        pipe.atomic()
+            .zrem(self.keys.registry(kind, queue), id.as_str());
         if delete_job {
             pipe.del(&[
-                keys::job(id.as_str()),
-                keys::job_dependents(id.as_str()),
-                keys::job_dependencies(id.as_str()),
-                keys::results(id.as_str()),
+                self.keys.job(id.as_str()),
+                self.keys.job_dependents(id.as_str()),
+                self.keys.job_dependencies(id.as_str()),
+                self.keys.results(id.as_str()),
             ])
             .ignore();
         }
@@ -84,7 +74,7 @@ impl RegistryStore for RedisBackend {
             return Ok(0);
         }
         Ok(redis::cmd("ZREMRANGEBYSCORE")
-            .arg(registry_key(kind, queue))
+            .arg(self.keys.registry(kind, queue))
             .arg(0)
             .arg(now().timestamp())
             .query_async(&mut self.conn())
@@ -93,7 +83,7 @@ impl RegistryStore for RedisBackend {
 
     /// A member that is not `<id>:<execution id>` names no run: it is dropped.
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>> {
-        let key = keys::started(queue);
+        let key = self.keys.started(queue);
         let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(&key)
             .arg(0)
@@ -122,7 +112,7 @@ impl RegistryStore for RedisBackend {
 
     async fn lock_maintenance(&self, queue: &str, ttl: Duration) -> Result<bool> {
         let taken: Option<String> = redis::cmd("SET")
-            .arg(keys::clean_registries(queue))
+            .arg(self.keys.clean_registries(queue))
             .arg(1)
             .arg("NX")
             .arg("EX")
@@ -134,7 +124,7 @@ impl RegistryStore for RedisBackend {
 
     async fn unlock_maintenance(&self, queue: &str) -> Result<()> {
         let _: () = redis::cmd("DEL")
-            .arg(keys::clean_registries(queue))
+            .arg(self.keys.clean_registries(queue))
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -142,13 +132,13 @@ impl RegistryStore for RedisBackend {
 
     async fn requeue(&self, queue: &str, id: &JobId, at_front: bool) -> Result<bool> {
         let status: i64 = REQUEUE
-            .key(keys::failed(queue))
-            .key(keys::job(id.as_str()))
-            .key(keys::QUEUES)
+            .key(self.keys.failed(queue))
+            .key(self.keys.job(id.as_str()))
+            .key(self.keys.queues())
             .arg(id.as_str())
             .arg(codec::format_time(now()))
             .arg(EMPTY_EXC_INFO)
-            .arg(keys::QUEUE_PREFIX)
+            .arg(self.keys.queue_prefix())
             .arg(queue)
             .arg(if at_front { "1" } else { "" })
             .invoke_async(&mut self.conn())

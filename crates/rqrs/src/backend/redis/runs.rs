@@ -20,6 +20,7 @@ use crate::defaults::{DEFAULT_FAILURE_TTL, MAX_TTL, RESULTS_KEPT};
 use crate::error::Result;
 use crate::job::JobId;
 use crate::ttl::Ttl;
+use keys::Keys;
 
 static DEQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -59,15 +60,17 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 const BLOCK: Duration = Duration::from_secs(5);
 
 /// The key pieces `release_dependents` in lib.lua builds keys from, in its order.
-const RELEASE_PIECES: [&str; 7] = [
-    keys::JOB_PREFIX,
-    keys::DEPENDENTS_SUFFIX,
-    keys::DEPENDENCIES_PREFIX,
-    keys::DEPENDENCIES_SUFFIX,
-    keys::DEFERRED_PREFIX,
-    keys::QUEUE_PREFIX,
-    keys::QUEUES,
-];
+fn release_pieces(keys: &Keys) -> [&str; 7] {
+    [
+        keys.job_prefix(),
+        keys::DEPENDENTS_SUFFIX,
+        keys.dependencies_prefix(),
+        keys::DEPENDENCIES_SUFFIX,
+        keys.deferred_prefix(),
+        keys.queue_prefix(),
+        keys.queues(),
+    ]
+}
 
 /// Who ends a run, as `fail.lua` and `retry.lua` take it.
 #[derive(Debug, Clone, Copy)]
@@ -129,11 +132,12 @@ impl RunStore for RedisBackend {
         let now = now();
         let mut invocation = DEQUEUE.prepare_invoke();
         for queue in queues {
-            invocation.key(keys::queue(queue));
+            invocation.key(self.keys.queue(queue));
         }
         invocation
-            .key(keys::worker(worker))
-            .key(keys::SUSPENDED)
+            .key(self.keys.worker(worker))
+            .key(self.keys.worker_executions(worker))
+            .key(self.keys.suspended())
             .arg(execution_ids.len())
             .arg(worker)
             .arg(codec::format_time(now))
@@ -141,10 +145,10 @@ impl RunStore for RedisBackend {
             .arg(now.timestamp())
             .arg(liveness.execution_ttl.as_secs())
             .arg(executions_ttl(liveness))
-            .arg(keys::JOB_PREFIX)
-            .arg(keys::STARTED_PREFIX)
-            .arg(keys::EXECUTION_PREFIX)
-            .arg(keys::EXECUTIONS_PREFIX);
+            .arg(self.keys.job_prefix())
+            .arg(self.keys.started_prefix())
+            .arg(self.keys.execution_prefix())
+            .arg(self.keys.executions_prefix());
         for queue in queues {
             invocation.arg(queue);
         }
@@ -201,7 +205,7 @@ impl RunStore for RedisBackend {
         let mut reclaimed = 0;
         for queue in queues {
             let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg(keys::started(queue))
+                .arg(self.keys.started(queue))
                 .arg(0)
                 .arg(-1)
                 .query_async(&mut self.conn())
@@ -233,7 +237,8 @@ impl RunStore for RedisBackend {
         liveness: Liveness,
     ) -> Result<HeartbeatReply> {
         let now = now();
-        let mut invocation = HEARTBEAT.key(keys::worker(worker));
+        let mut invocation = HEARTBEAT.key(self.keys.worker(worker));
+        invocation.key(self.keys.worker_executions(worker));
         invocation
             .arg(codec::format_time(now))
             .arg(codec::epoch_float(now))
@@ -241,10 +246,10 @@ impl RunStore for RedisBackend {
             .arg(liveness.execution_ttl.as_secs())
             .arg(liveness.worker_ttl.as_secs())
             .arg(executions_ttl(liveness))
-            .arg(keys::JOB_PREFIX)
-            .arg(keys::STARTED_PREFIX)
-            .arg(keys::EXECUTION_PREFIX)
-            .arg(keys::EXECUTIONS_PREFIX);
+            .arg(self.keys.job_prefix())
+            .arg(self.keys.started_prefix())
+            .arg(self.keys.execution_prefix())
+            .arg(self.keys.executions_prefix());
         for execution in running {
             let run = &execution.run;
             invocation
@@ -284,17 +289,17 @@ impl RunStore for RedisBackend {
             codec::result::encode_return_value(&finished.return_value)
         };
         let recorded: i64 = FINISH
-            .key(keys::job(id))
-            .key(keys::started(&run.queue))
-            .key(keys::execution(id, &run.execution_id))
-            .key(keys::executions(id))
-            .key(keys::worker(worker))
-            .key(keys::finished(&run.queue))
-            .key(keys::results(id))
-            .key(keys::job_dependents(id))
-            .key(keys::job_dependencies(id))
-            .key(keys::queue(&run.queue))
-            .key(keys::scheduled(&run.queue))
+            .key(self.keys.job(id))
+            .key(self.keys.started(&run.queue))
+            .key(self.keys.execution(id, &run.execution_id))
+            .key(self.keys.executions(id))
+            .key(self.keys.worker(worker))
+            .key(self.keys.finished(&run.queue))
+            .key(self.keys.results(id))
+            .key(self.keys.job_dependents(id))
+            .key(self.keys.job_dependencies(id))
+            .key(self.keys.queue(&run.queue))
+            .key(self.keys.scheduled(&run.queue))
             .arg(id)
             .arg(&run.execution_id)
             .arg(worker)
@@ -312,7 +317,7 @@ impl RunStore for RedisBackend {
                     .unwrap_or_default(),
             )
             .arg(RESULTS_KEPT)
-            .arg(&RELEASE_PIECES[..])
+            .arg(&release_pieces(&self.keys)[..])
             .invoke_async(&mut self.conn())
             .await?;
         Ok(Recorded::from_reply(recorded))
@@ -333,18 +338,18 @@ impl RunStore for RedisBackend {
         let by = By::from(ending);
         let id = run.job_id.as_str();
         let ended = now();
-        let (worker, worker_key) = worker_of(by);
+        let (worker, worker_key) = worker_of(&self.keys, by);
         let started = started_of(by);
         let recorded: i64 = RETRY
-            .key(keys::job(id))
-            .key(keys::started(&run.queue))
-            .key(keys::execution(id, &run.execution_id))
-            .key(keys::executions(id))
+            .key(self.keys.job(id))
+            .key(self.keys.started(&run.queue))
+            .key(self.keys.execution(id, &run.execution_id))
+            .key(self.keys.executions(id))
             .key(worker_key)
-            .key(keys::results(id))
-            .key(keys::queue(&run.queue))
-            .key(keys::scheduled(&run.queue))
-            .key(keys::QUEUES)
+            .key(self.keys.results(id))
+            .key(self.keys.queue(&run.queue))
+            .key(self.keys.scheduled(&run.queue))
+            .key(self.keys.queues())
             .arg(id)
             .arg(by.word())
             .arg(&run.execution_id)
@@ -357,7 +362,7 @@ impl RunStore for RedisBackend {
             .arg(started.map_or_else(String::new, |started| working_seconds(started, ended)))
             .arg(retried.delay)
             .arg(if retried.at_front { "1" } else { "" })
-            .arg(keys::queue(&run.queue))
+            .arg(self.keys.queue(&run.queue))
             .arg(RESULTS_KEPT)
             .invoke_async(&mut self.conn())
             .await?;
@@ -367,12 +372,12 @@ impl RunStore for RedisBackend {
     async fn release(&self, run: &RunId, worker: &str) -> Result<bool> {
         let id = run.job_id.as_str();
         let released: i64 = RELEASE
-            .key(keys::job(id))
-            .key(keys::started(&run.queue))
-            .key(keys::execution(id, &run.execution_id))
-            .key(keys::executions(id))
-            .key(keys::queue(&run.queue))
-            .key(keys::worker(worker))
+            .key(self.keys.job(id))
+            .key(self.keys.started(&run.queue))
+            .key(self.keys.execution(id, &run.execution_id))
+            .key(self.keys.executions(id))
+            .key(self.keys.queue(&run.queue))
+            .key(self.keys.worker(worker))
             .arg(id)
             .arg(&run.execution_id)
             .arg(codec::format_time(now()))
@@ -389,7 +394,7 @@ impl RunStore for RedisBackend {
         for queue in queues {
             tasks.spawn(watch_queue(
                 Arc::clone(&self.current),
-                keys::queue(queue),
+                self.keys.queue(queue),
                 watch.waiting.clone(),
                 Arc::clone(&watch.ready),
             ));
@@ -414,19 +419,19 @@ impl RedisBackend {
         // not touched.
         let execution_id = execution_id.unwrap_or_default();
         let ended = now();
-        let (worker, worker_key) = worker_of(by);
+        let (worker, worker_key) = worker_of(&self.keys, by);
         let started = started_of(by);
         let recorded: i64 = FAIL
-            .key(keys::job(id))
-            .key(keys::started(queue))
-            .key(keys::execution(id, execution_id))
-            .key(keys::executions(id))
+            .key(self.keys.job(id))
+            .key(self.keys.started(queue))
+            .key(self.keys.execution(id, execution_id))
+            .key(self.keys.executions(id))
             .key(worker_key)
-            .key(keys::failed(queue))
-            .key(keys::results(id))
-            .key(keys::job_dependents(id))
-            .key(keys::job_dependencies(id))
-            .key(keys::queue(queue))
+            .key(self.keys.failed(queue))
+            .key(self.keys.results(id))
+            .key(self.keys.job_dependents(id))
+            .key(self.keys.job_dependencies(id))
+            .key(self.keys.queue(queue))
             .arg(id)
             .arg(by.word())
             .arg(execution_id)
@@ -446,19 +451,19 @@ impl RedisBackend {
             .arg(started.map_or_else(String::new, |started| working_seconds(started, ended)))
             .arg(if failed.stopped { "stopped" } else { "failed" })
             .arg(RESULTS_KEPT)
-            .arg(&RELEASE_PIECES[..])
+            .arg(&release_pieces(&self.keys)[..])
             .invoke_async(&mut self.conn())
             .await?;
         Ok(Recorded::from_reply(recorded))
     }
 }
 
-/// The worker's name and hash key for a script; no worker ('' and an empty name's key, which
-/// the scripts do not touch) when none ended the run.
-fn worker_of(by: By<'_>) -> (&str, String) {
+/// The worker's name and hash key for a script; when no worker ended the run, no name ('') and
+/// the worker key prefix, under which an abandoned run's scripts find the worker that ran it.
+fn worker_of<'a>(keys: &Keys, by: By<'a>) -> (&'a str, String) {
     match by {
-        By::Worker { name, .. } => (name, keys::worker(name)),
-        By::Abandoned | By::Hand => ("", keys::worker("")),
+        By::Worker { name, .. } => (name, keys.worker(name)),
+        By::Abandoned | By::Hand => ("", keys.worker("")),
     }
 }
 

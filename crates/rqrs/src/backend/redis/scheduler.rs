@@ -42,7 +42,7 @@ impl ScheduleStore for RedisBackend {
         }
         let mut invocation = ACQUIRE_LOCKS.prepare_invoke();
         for queue in queues {
-            invocation.key(keys::scheduler_lock(queue));
+            invocation.key(self.keys.scheduler_lock(queue));
         }
         let outcomes: Vec<i64> = invocation
             .arg(name)
@@ -66,7 +66,7 @@ impl ScheduleStore for RedisBackend {
         }
         let mut invocation = RELEASE_LOCKS.prepare_invoke();
         for queue in queues {
-            invocation.key(keys::scheduler_lock(queue));
+            invocation.key(self.keys.scheduler_lock(queue));
         }
         Ok(invocation.arg(name).invoke_async(&mut self.conn()).await?)
     }
@@ -74,7 +74,7 @@ impl ScheduleStore for RedisBackend {
     /// Writes the scheduler hash with a fresh `last_heartbeat`, expiring after `ttl`. The whole
     /// mapping is written each time, so a hash that expired during a stall comes back whole.
     async fn register_scheduler(&self, record: &SchedulerRecord<'_>, ttl: Duration) -> Result<()> {
-        let key = keys::scheduler(record.name);
+        let key = self.keys.scheduler(record.name);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset_multiple(
@@ -98,7 +98,7 @@ impl ScheduleStore for RedisBackend {
     /// Deletes the scheduler hash.
     async fn unregister_scheduler(&self, name: &str) -> Result<()> {
         let _: () = redis::cmd("DEL")
-            .arg(keys::scheduler(name))
+            .arg(self.keys.scheduler(name))
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -111,17 +111,17 @@ impl ScheduleStore for RedisBackend {
         loop {
             let now = now();
             let (enqueued, taken): (i64, usize) = ENQUEUE_SCHEDULED
-                .key(keys::scheduler_lock(queue))
-                .key(keys::scheduled(queue))
-                .key(keys::queue(queue))
-                .key(keys::QUEUES)
+                .key(self.keys.scheduler_lock(queue))
+                .key(self.keys.scheduled(queue))
+                .key(self.keys.queue(queue))
+                .key(self.keys.queues())
                 .arg(name)
                 .arg(now.timestamp())
                 .arg(codec::format_time(now))
-                .arg(keys::queue(queue))
-                .arg(keys::JOB_PREFIX)
+                .arg(self.keys.queue(queue))
+                .arg(self.keys.job_prefix())
                 .arg(keys::DEPENDENTS_SUFFIX)
-                .arg(keys::DEPENDENCIES_PREFIX)
+                .arg(self.keys.dependencies_prefix())
                 .arg(keys::DEPENDENCIES_SUFFIX)
                 .arg(BATCH)
                 .arg(MAX_TTL.as_secs())

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{RedisBackend, keys};
+use super::RedisBackend;
 use crate::backend::TestHooks;
 use crate::backend::types::RunId;
 use crate::error::Result;
@@ -12,7 +12,7 @@ impl TestHooks for RedisBackend {
     async fn set_run_deadline(&self, run: &RunId, deadline: DateTime<Utc>) -> Result<()> {
         let member = format!("{}:{}", run.job_id, run.execution_id);
         let _: i64 = redis::cmd("ZADD")
-            .arg(keys::started(&run.queue))
+            .arg(self.keys.started(&run.queue))
             .arg("XX")
             .arg(deadline.timestamp())
             .arg(member)
@@ -23,7 +23,7 @@ impl TestHooks for RedisBackend {
 
     async fn expire_job(&self, id: &JobId) -> Result<()> {
         let _: i64 = redis::cmd("DEL")
-            .arg(keys::job(id.as_str()))
+            .arg(self.keys.job(id.as_str()))
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -31,7 +31,7 @@ impl TestHooks for RedisBackend {
 
     async fn expire_worker(&self, name: &str) -> Result<()> {
         let _: i64 = redis::cmd("DEL")
-            .arg(keys::worker(name))
+            .arg(self.keys.worker(name))
             .query_async(&mut self.conn())
             .await?;
         Ok(())

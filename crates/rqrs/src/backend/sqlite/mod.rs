@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Backend;
+use super::{Backend, ConnectOptions};
 use crate::error::{Error, Result};
 use changes::Changes;
 use db::Db;
@@ -149,14 +149,16 @@ impl SqliteBackend {
     }
 
     /// Opens the database a `sqlite:` URL names, creating it (and its tables) when it does not
-    /// exist; `root_ca` must be `None` (no TLS here).
+    /// exist; `root_ca` must be `None` (no TLS here). The key prefix is Redis's and has no use
+    /// here.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a bad URL, TLS, or a database of a newer rqrs or another
     /// program; a database error (a missing directory, a read-only or corrupt file, a lock held
     /// longer than the busy timeout) that says what to do.
-    pub(crate) async fn connect(url: &str, root_ca: Option<Vec<u8>>) -> Result<Self> {
-        if root_ca.is_some() {
+    pub(crate) async fn connect(options: ConnectOptions) -> Result<Self> {
+        let url = options.url.as_str();
+        if options.root_ca.is_some() {
             return Err(Error::invalid(
                 "url",
                 format!("{url}: TLS is for Redis; a SQLite database is a local file"),
@@ -255,8 +257,8 @@ impl Backend for SqliteBackend {
         self.url.clone()
     }
 
-    fn connect_info(&self) -> (&str, Option<&[u8]>) {
-        (&self.url, None)
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions::new(&self.url)
     }
 
     fn is_shared(&self) -> bool {

@@ -48,12 +48,14 @@ fn serve(functions: &Functions) -> std::io::Result<()> {
     }
     let hello: Hello = serde_json::from_str(&line)?;
     let conn = runtime
-        .block_on(async {
-            match &hello.root_ca {
-                None => crate::connect(&hello.url).await,
-                Some(root_ca) => crate::connect_tls(&hello.url, root_ca).await,
+        .block_on(
+            crate::ConnectOptions {
+                url: hello.url.clone(),
+                root_ca: hello.root_ca.clone(),
+                key_prefix: hello.key_prefix.clone(),
             }
-        })
+            .connect(),
+        )
         .map_err(|error| error.to_string());
     loop {
         line.clear();

@@ -52,10 +52,11 @@ pub(super) struct Horses {
 
 impl Horses {
     pub(super) fn new(conn: &Connection, worker_name: &str, max_memory: Option<u64>) -> Self {
-        let (url, root_ca) = conn.backend().connect_info();
+        let options = conn.backend().connect_options();
         let hello = Hello {
-            url: url.to_owned(),
-            root_ca: root_ca.map(<[u8]>::to_vec),
+            url: options.url,
+            root_ca: options.root_ca,
+            key_prefix: options.key_prefix,
             worker_name: worker_name.to_owned(),
         };
         Horses {

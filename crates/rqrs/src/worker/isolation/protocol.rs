@@ -18,6 +18,8 @@ pub(super) struct Hello {
     pub(super) url: String,
     /// The PEM roots of a TLS connection made with `connect_tls`.
     pub(super) root_ca: Option<Vec<u8>>,
+    /// The worker's Redis key prefix.
+    pub(super) key_prefix: Option<String>,
     pub(super) worker_name: String,
 }
 

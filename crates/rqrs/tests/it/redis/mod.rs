@@ -5,6 +5,7 @@
 
 mod connection;
 mod jobs;
+mod prefix;
 mod scheduler;
 mod workers;
 

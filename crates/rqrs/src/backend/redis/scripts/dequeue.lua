@@ -4,7 +4,7 @@
 -- (expired by its ttl, or deleted) are dropped, as RQ's workers drop them. Nothing is taken
 -- while workers are suspended (`rq suspend`). (start.lua is loaded in front of this script.)
 -- KEYS[1..n]: the queue lists (rq:queue:<q>), highest priority first; KEYS[n+1]: the worker
--- hash; KEYS[n+2]: the suspension flag (rq:suspended)
+-- hash; KEYS[n+2]: its set of executions; KEYS[n+3]: the suspension flag (rq:suspended)
 -- ARGV[1]: how many jobs at most; ARGV[2]: worker name
 -- ARGV[3]: now (ISO); ARGV[4]: now (epoch float); ARGV[5]: now (whole epoch seconds)
 -- ARGV[6]: heartbeat ttl in seconds (the started-registry deadline is now + ttl);
@@ -20,8 +20,9 @@ local iso, nowf, now = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local ttl, executions_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local job_prefix, wip_prefix, execution_prefix, executions_prefix = ARGV[8], ARGV[9], ARGV[10],
   ARGV[11]
-local queues = #KEYS - 2
-local worker_key = KEYS[#KEYS - 1]
+local queues = #KEYS - 3
+local worker_key = KEYS[#KEYS - 2]
+local worker_executions = KEYS[#KEYS - 1]
 local out = {}
 local taken = 0
 local last_id = nil
@@ -33,7 +34,7 @@ for q = 1, queues do
     if redis.call('EXISTS', job_key) == 1 then
       taken = taken + 1
       local eid = ARGV[11 + queues + taken]
-      start_run(job_key, id, eid, worker, iso, nowf, now, ttl, executions_ttl,
+      start_run(job_key, id, eid, worker, worker_executions, iso, nowf, now, ttl, executions_ttl,
         wip_prefix .. ARGV[11 + q], execution_prefix, executions_prefix)
       out[#out + 1] = q
       out[#out + 1] = id

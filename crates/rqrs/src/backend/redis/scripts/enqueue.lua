@@ -7,7 +7,7 @@
 -- set of groups, in the same step. (start.lua is loaded in front of this script.)
 -- KEYS[1]: the set of queues; [2]: the queue list; [3]: the deferred registry;
 -- [4]: the scheduled registry; with a group only: [5]: the group's set; [6]: the set of groups;
--- with a starting worker only, last: the started registry
+-- with a starting worker only, last: the started registry, then the worker's set of executions
 -- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (whole seconds);
 -- [4]: job key prefix; [5]: dependents suffix; [6]: dependencies key prefix; [7]: dependencies
 -- suffix; [8]: the group's name, or '' for none; [9]: the worker that starts the jobs placed
@@ -82,8 +82,8 @@ for _, job in ipairs(jobs) do
     redis.call('ZADD', KEYS[4], job.at, job.id)
   elseif status == 'started' then
     redis.call('HSET', key, 'enqueued_at', iso)
-    start_run(key, job.id, job.at, starter, iso, ARGV[10], now, tonumber(ARGV[13]),
-      tonumber(ARGV[14]), KEYS[#KEYS], ARGV[11], ARGV[12])
+    start_run(key, job.id, job.at, starter, KEYS[#KEYS], iso, ARGV[10], now, tonumber(ARGV[13]),
+      tonumber(ARGV[14]), KEYS[#KEYS - 1], ARGV[11], ARGV[12])
   else
     redis.call('HSET', key, 'enqueued_at', iso)
     if job.placement == 'L' then

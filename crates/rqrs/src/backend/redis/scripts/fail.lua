@@ -8,7 +8,8 @@
 -- deadline past now. Abandoned runs get no execution fields in their result, as in RQ.
 -- (lib.lua is loaded in front of this script.)
 -- KEYS[1]: job hash; [2]: started registry; [3]: execution hash; [4]: execution set;
--- [5]: worker hash (touched for 'worker' only); [6]: failed registry; [7]: result stream;
+-- [5]: worker hash for 'worker', else the worker key prefix (for the abandoned run's worker);
+-- [6]: failed registry; [7]: result stream;
 -- [8]: dependents set; [9]: dependencies set; [10]: queue list
 -- ARGV[1]: job id; [2]: who ends it; [3]: execution id ('' by hand); [4]: worker name ('' unless
 -- 'worker'); [5]: now (ISO); [6]: now (whole seconds); [7]: failure_ttl, or '' when the job has
@@ -24,7 +25,7 @@ if by ~= 'hand' then
   local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
   if not deadline then
     if by == 'worker' then
-      forget_current(KEYS[5], id)
+      forget_current(KEYS[5], id, eid)
       if recorded_before(KEYS[7], eid, kept) then return 2 end
     end
     return 0
@@ -32,11 +33,12 @@ if by ~= 'hand' then
   -- An abandoned run's deadline must still be past: a late heartbeat saves it.
   if by == 'abandoned' and tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
   end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)
+  if by == 'abandoned' then forget_abandoned(KEYS[5], KEYS[1], id, eid) end
 else
   redis.call('LREM', KEYS[10], 0, id)
 end
 if by == 'worker' then
-  count_run(KEYS[5], 'failed_job_count', ARGV[12], id)
+  count_run(KEYS[5], 'failed_job_count', ARGV[12], id, eid)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local now = tonumber(ARGV[6])

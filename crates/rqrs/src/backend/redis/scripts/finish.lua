@@ -18,11 +18,11 @@
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 local kept = tonumber(ARGV[12])
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
-  forget_current(KEYS[5], id)
+  forget_current(KEYS[5], id, eid)
   if recorded_before(KEYS[7], eid, kept) then return 2 end
   return 0
 end
-count_run(KEYS[5], 'successful_job_count', ARGV[10], id)
+count_run(KEYS[5], 'successful_job_count', ARGV[10], id, eid)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 release_dependents(id, 'finished', ARGV[4], pieces(13))
 local ttl = tonumber(ARGV[6])

@@ -1,8 +1,9 @@
 -- Refreshes a worker and every execution it runs, so that neither the worker nor its jobs
--- count as dead: the worker hash's heartbeat and TTL, and per execution the started-registry
--- deadline (ZADD XX: an entry already recovered is not brought back), the execution hash and
--- set, and the job's last_heartbeat.
--- KEYS[1]: the worker hash
+-- count as dead: the worker hash's heartbeat and TTL and its set of executions' TTL, and per
+-- execution the started-registry deadline (ZADD XX: an entry already recovered is not brought
+-- back, and leaves the worker's set of executions), the execution hash and set, and the job's
+-- last_heartbeat.
+-- KEYS[1]: the worker hash; [2]: its set of executions
 -- ARGV[1]: now (ISO); [2]: now (epoch float); [3]: now (whole seconds); [4]: heartbeat ttl;
 -- [5]: worker hash ttl; [6]: the ttl of a job's set of executions; [7..10]: key prefixes of
 -- jobs, started registries, executions, execution sets; then (job id, execution id, queue name)
@@ -19,6 +20,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_heartbeat', iso)
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
 local out = {missing}
 for i = 11, #ARGV, 3 do
   local id, eid, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -26,6 +28,7 @@ for i = 11, #ARGV, 3 do
   if redis.call('ZADD', wip, 'XX', 'CH', now + ttl, id .. ':' .. eid) == 0
       and not redis.call('ZSCORE', wip, id .. ':' .. eid) then
     out[#out + 1] = eid
+    redis.call('SREM', KEYS[2], id .. ':' .. eid)
   else
     local execution_key = execution_prefix .. id .. ':' .. eid
     redis.call('HSET', execution_key, 'last_heartbeat', nowf)

@@ -32,21 +32,31 @@ local function decrement(key, field)
   redis.call('HSET', key, field, math.max(math.floor(left) - 1, 0))
 end
 
--- Clears the worker's current_job when it names this job (the run ended, or was taken away
--- by a cancel or a recovery, so its outcome is not recorded).
-local function forget_current(worker, id)
+-- Takes run `eid` of job `id` off its worker: the worker's current_job when it names this job
+-- (RQ 2.12's field), and the member of the worker's set of executions (RQ 3.0's index, the
+-- worker hash's key and `:executions`). The run ended, or was taken away by a cancel or a
+-- recovery, so its outcome is not recorded.
+local function forget_current(worker, id, eid)
   if redis.call('HGET', worker, 'current_job') == id then
     redis.call('HDEL', worker, 'current_job')
   end
+  redis.call('SREM', worker .. ':executions', id .. ':' .. eid)
+end
+
+-- Takes an abandoned run off the worker that ran it (the job's `worker_name`, under the worker
+-- key prefix `worker_prefix`), which is dead or has lost it.
+local function forget_abandoned(worker_prefix, job, id, eid)
+  local ran_by = redis.call('HGET', job, 'worker_name')
+  if ran_by and ran_by ~= '' then forget_current(worker_prefix .. ran_by, id, eid) end
 end
 
 -- Counts a run on the worker that ran it. Only a live worker hash is updated: counters written
 -- into an expired one would leave a hash without `birth`, which Python's readers cannot parse.
-local function count_run(worker, counter, working_time, id)
+local function count_run(worker, counter, working_time, id, eid)
+  forget_current(worker, id, eid)
   if redis.call('EXISTS', worker) == 0 then return end
   redis.call('HINCRBY', worker, counter, 1)
   redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
-  forget_current(worker, id)
 end
 
 -- Adds a result entry to a job's stream (capped at about `kept`, as RQ's): its type, the worker,

@@ -7,7 +7,7 @@
 -- Returns: 1 when released, 0 when the execution was stale (nothing is written).
 local id, eid = ARGV[1], ARGV[2]
 local ended = end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)
-forget_current(KEYS[6], id)
+forget_current(KEYS[6], id, eid)
 if not ended then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[3], 'started_at', '')

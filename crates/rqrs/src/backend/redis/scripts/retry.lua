@@ -21,13 +21,15 @@ local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
 if by == 'abandoned' and deadline and tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   if by == 'worker' then
-    forget_current(KEYS[5], id)
+    forget_current(KEYS[5], id, eid)
     if recorded_before(KEYS[6], eid, kept) then return 2 end
   end
   return 0
 end
 if by == 'worker' then
-  count_run(KEYS[5], 'failed_job_count', ARGV[10], id)
+  count_run(KEYS[5], 'failed_job_count', ARGV[10], id, eid)
+else
+  forget_abandoned(KEYS[5], KEYS[1], id, eid)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 decrement(KEYS[1], 'retries_left')
