@@ -877,3 +877,90 @@ on_every_rq! {
         let _ = python_worker.start_kill();
     }
 }
+
+on_every_rq! {
+    /// A Python cleanup (which any `len()` of a started registry runs, without a lock) and
+    /// rqrs's recovery look at one abandoned run at once, in the worst order: Python reads the
+    /// expired entries, rqrs retries the run, then Python writes its own retry. The job still
+    /// runs once: a second copy of its id on the queue is dropped when taken.
+    async fn a_python_cleanup_racing_rqrs_recovery_runs_the_job_once(rq: Rq) {
+        let (server, conn) = setup().await;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = dir.path().join("lines.txt");
+        let job = Queue::new(&conn, "default")
+            .enqueue(
+                "fixtures.append",
+                (lines.to_str().unwrap(), "ran"),
+            )
+            .retry(rqrs::Retry::new(2))
+            .send()
+            .await
+            .unwrap();
+        // A run whose worker died: started, its deadline long past.
+        let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+        let id = job.id().as_str();
+        let _: () = redis::pipe()
+            .lrem("rq:queue:default", 0, id)
+            .hset(format!("rq:job:{id}"), "status", "started")
+            .zadd("rq:wip:default", format!("{id}:e1"), 1)
+            .zadd(format!("rq:executions:{id}"), "e1", 1)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+
+        let read = dir.path().join("read");
+        let go = dir.path().join("go");
+        let script = r"
+import time
+from rq.registry import StartedJobRegistry
+read_them = StartedJobRegistry.get_expired_job_ids
+def read_then_wait(self, *args, **kwargs):
+    ids = read_them(self, *args, **kwargs)
+    open(sys.argv[1], 'w').write(','.join(ids))
+    until = time.time() + 30
+    while not os.path.exists(sys.argv[2]) and time.time() < until:
+        time.sleep(0.01)
+    return ids
+StartedJobRegistry.get_expired_job_ids = read_then_wait
+queue.started_job_registry.cleanup()
+print(json.dumps({'queued': queue.get_job_ids()}))
+";
+        let python = {
+            let server_url = server.url();
+            let (read, go) = (read.clone(), go.clone());
+            tokio::task::spawn_blocking(move || {
+                let script = format!("{PYTHON_PRELUDE}{script}");
+                rq.run(&server_url, &script, &[read.to_str().unwrap(), go.to_str().unwrap()])
+            })
+        };
+        wait_for("Python to read the expired runs", HANG, || async {
+            std::fs::read_to_string(&read).ok().filter(|text| text.contains(id))
+        })
+        .await;
+        assert_eq!(
+            rqrs::StartedJobRegistry::new(&conn, "default")
+                .cleanup()
+                .await
+                .unwrap(),
+            1
+        );
+        std::fs::write(&go, "").unwrap();
+        let out = python.await.unwrap();
+        // RQ 2.12 retries the run again (a second copy of the id); RQ 3.0 sees that the job is
+        // no longer started and leaves it.
+        let copies = out.matches(id).count();
+        let expected = if rq.version().starts_with("2.") { 2 } else { 1 };
+        assert_eq!(copies, expected, "{out}");
+
+        burst(&server, &["default"]).await;
+        let ran = std::fs::read_to_string(&lines).unwrap();
+        assert_eq!(ran, "ran\n", "the job ran once");
+        let job = Job::fetch(&conn, job.id()).await.unwrap();
+        assert_eq!(job.status(), JobStatus::Finished);
+        assert_eq!(Queue::new(&conn, "default").count().await.unwrap(), 0);
+        assert_eq!(
+            FailedJobRegistry::new(&conn, "default").count().await.unwrap(),
+            0
+        );
+    }
+}

@@ -147,6 +147,10 @@ impl RegistryStore for AnyBackend {
         dispatch!(self, backend => backend.abandoned_runs(queue).await)
     }
 
+    async fn recover_stranded(&self, queue: &str) -> Result<usize> {
+        dispatch!(self, backend => backend.recover_stranded(queue).await)
+    }
+
     async fn lock_maintenance(&self, queue: &str, ttl: Duration) -> Result<bool> {
         dispatch!(self, backend => backend.lock_maintenance(queue, ttl).await)
     }

@@ -156,6 +156,10 @@ pub(crate) trait RegistryStore {
     async fn expire_entries(&self, kind: RegistryKind, queue: &str) -> Result<usize>;
     /// The runs of the queue whose deadline has passed without a heartbeat.
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>>;
+    /// Puts back on the queue the jobs another kind of worker took off it and left nowhere
+    /// (Python RQ's intermediate list, after a grace), and drops that list's stale entries;
+    /// returns how many jobs went back. Nothing else takes jobs off a SQLite queue.
+    async fn recover_stranded(&self, queue: &str) -> Result<usize>;
     /// Takes the queue's maintenance lock for `ttl` (RQ's `rq:clean_registries:<q>`); whether
     /// it was free.
     async fn lock_maintenance(&self, queue: &str, ttl: Duration) -> Result<bool>;

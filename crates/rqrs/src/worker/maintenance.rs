@@ -73,8 +73,9 @@ async fn clean_queue(conn: &Connection, queue: &str) -> Result<Option<usize>> {
     outcome.map(|()| Some(cleaned))
 }
 
-/// Recovers the runs of `queue` whose deadline passed without a heartbeat; returns how many
-/// were recorded. A run whose heartbeat lands meanwhile is left alone (the store checks the
+/// Recovers the runs of `queue` whose deadline passed without a heartbeat, then the jobs a
+/// Python worker took off the queue and died before starting; returns how many were recorded
+/// or put back. A run whose heartbeat lands meanwhile is left alone (the store checks the
 /// deadline again in the same step).
 pub(crate) async fn recover_abandoned(conn: &Connection, queue: &str) -> Result<usize> {
     let backend = conn.backend();
@@ -94,5 +95,13 @@ pub(crate) async fn recover_abandoned(conn: &Connection, queue: &str) -> Result<
             recovered += 1;
         }
     }
-    Ok(recovered)
+    let put_back = backend.recover_stranded(queue).await?;
+    if put_back > 0 {
+        tracing::warn!(
+            %queue,
+            put_back,
+            "jobs a worker took off the queue and never started are back on it"
+        );
+    }
+    Ok(recovered + put_back)
 }

@@ -16,6 +16,8 @@ pub(crate) const DEFAULT_PREFIX: &str = "rq";
 pub(crate) const DEPENDENTS_SUFFIX: &str = ":dependents";
 /// What follows a worker hash's key in the key of its set of executions (`lib.lua` spells it).
 pub(crate) const WORKER_EXECUTIONS_SUFFIX: &str = ":executions";
+/// What follows a queue's key in the key of its intermediate list (`lib.lua` spells it).
+pub(crate) const INTERMEDIATE_SUFFIX: &str = ":intermediate";
 /// What follows `<id>` in the key of a job's dependencies.
 pub(crate) const DEPENDENCIES_SUFFIX: &str = ":dependencies";
 
@@ -178,6 +180,19 @@ impl Keys {
         format!("{}{name}", self.queue_prefix)
     }
 
+    /// `rq:queue:<q>:intermediate`: LIST of the ids a Python worker took off the queue (its
+    /// BLMOVE) and has not started yet.
+    pub(crate) fn intermediate(&self, name: &str) -> String {
+        format!("{}{name}{INTERMEDIATE_SUFFIX}", self.queue_prefix)
+    }
+
+    /// `rq:queue:<q>:intermediate:first_seen:<id>`: when a cleanup first saw `<id>` on the
+    /// intermediate list without a run (epoch float), shared with Python's cleanup.
+    /// `stranded.lua` gets it without the id, and adds the id.
+    pub(crate) fn intermediate_first_seen(&self, name: &str, id: &str) -> String {
+        format!("{}:first_seen:{id}", self.intermediate(name))
+    }
+
     /// `rq:pubsub:<name>`: the worker's control channel (JSON commands: shutdown, kill-horse,
     /// stop-job, stop-execution), as RQ's `send_*_command` publish them.
     pub(crate) fn worker_channel(&self, name: &str) -> String {
@@ -326,6 +341,11 @@ mod tests {
             ("queues", k.queues().to_owned()),
             ("workers", k.workers().to_owned()),
             ("queue", k.queue("<q>")),
+            ("intermediate", k.intermediate("<q>")),
+            (
+                "intermediate_first_seen",
+                k.intermediate_first_seen("<q>", "<id>"),
+            ),
             ("job", k.job("<id>")),
             ("job_dependents", k.job_dependents("<id>")),
             ("job_dependencies", k.job_dependencies("<id>")),
@@ -360,6 +380,7 @@ mod tests {
         "DEPENDENTS_SUFFIX",
         "DEPENDENCIES_SUFFIX",
         "WORKER_EXECUTIONS_SUFFIX",
+        "INTERMEDIATE_SUFFIX",
         "queue_prefix",
         "job_prefix",
         "dependencies_prefix",
@@ -504,6 +525,11 @@ mod tests {
                 assert_eq!(format!("{prefix}<q>"), key);
             }
             assert!(k.worker_channel("w").starts_with(&format!("{p}:")));
+            // lib.lua's key of a queue's intermediate list.
+            assert_eq!(
+                format!("{}{INTERMEDIATE_SUFFIX}", k.queue("<q>")),
+                k.intermediate("<q>")
+            );
             // lib.lua's key of a worker's set of executions.
             assert_eq!(
                 format!("{}{WORKER_EXECUTIONS_SUFFIX}", k.worker("<name>")),
@@ -514,6 +540,17 @@ mod tests {
             assert_eq!(k.queue_name(&k.worker("w1")), None);
             assert_eq!(k.worker_name(&k.worker("w1")), Some("w1"));
             assert_eq!(k.worker_name(&k.queue("default")), None);
+        }
+    }
+
+    #[test]
+    fn lib_lua_spells_the_suffixes_of_keys_rs() {
+        let lib = include_str!("scripts/lib.lua");
+        for suffix in [INTERMEDIATE_SUFFIX, WORKER_EXECUTIONS_SUFFIX] {
+            assert!(
+                lib.contains(&format!("'{suffix}'")),
+                "lib.lua lacks {suffix:?}"
+            );
         }
     }
 

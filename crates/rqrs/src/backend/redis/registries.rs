@@ -20,6 +20,14 @@ use crate::ttl::Ttl;
 
 static REQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/requeue.lua")));
+static STRANDED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/stranded.lua")));
+
+/// How long a job may sit on a queue's intermediate list, taken by a Python worker that has not
+/// started it, before it goes back on the queue: RQ's own cleanup waits a minute too.
+const STRANDED_GRACE: Duration = Duration::from_secs(60);
+/// The life of RQ's `first_seen` keys, as RQ sets them.
+const FIRST_SEEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl RegistryStore for RedisBackend {
     async fn registry_count(&self, kind: RegistryKind, queue: &str) -> Result<usize> {
@@ -82,6 +90,26 @@ impl RegistryStore for RedisBackend {
     }
 
     /// A member that is not `<id>:<execution id>` names no run: it is dropped.
+    /// `stranded.lua`, with RQ's grace of a minute.
+    async fn recover_stranded(&self, queue: &str) -> Result<usize> {
+        let (removed, put_back): (usize, usize) = STRANDED
+            .key(self.keys.intermediate(queue))
+            .key(self.keys.queue(queue))
+            .key(self.keys.started(queue))
+            .arg(self.keys.job_prefix())
+            .arg(self.keys.executions_prefix())
+            .arg(codec::epoch_float(now()))
+            .arg(STRANDED_GRACE.as_secs())
+            .arg(FIRST_SEEN_TTL.as_secs())
+            .arg(self.keys.intermediate_first_seen(queue, ""))
+            .invoke_async(&mut self.conn())
+            .await?;
+        if removed > 0 {
+            tracing::debug!(%queue, removed, "stale ids dropped from the intermediate list");
+        }
+        Ok(put_back)
+    }
+
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>> {
         let key = self.keys.started(queue);
         let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")

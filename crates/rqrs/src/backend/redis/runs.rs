@@ -148,7 +148,10 @@ impl RunStore for RedisBackend {
             .arg(self.keys.job_prefix())
             .arg(self.keys.started_prefix())
             .arg(self.keys.execution_prefix())
-            .arg(self.keys.executions_prefix());
+            .arg(self.keys.executions_prefix())
+            .arg(self.keys.finished_prefix())
+            .arg(self.keys.failed_prefix())
+            .arg(self.keys.canceled_prefix());
         for queue in queues {
             invocation.arg(queue);
         }

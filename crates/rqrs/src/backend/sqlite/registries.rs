@@ -132,6 +132,11 @@ impl RegistryStore for SqliteBackend {
             .await
     }
 
+    /// Only rqrs's workers take jobs off a SQLite queue, in the step that starts them.
+    async fn recover_stranded(&self, _queue: &str) -> Result<usize> {
+        Ok(0)
+    }
+
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>> {
         let queue = queue.to_owned();
         self.db()

@@ -485,10 +485,15 @@ async fn an_abandoned_runs_result_has_no_execution_fields() {
         .send()
         .await
         .unwrap();
-    // As RQ's own workers leave a run: only its started-registry entry.
+    // As RQ's own workers leave a run: only its started-registry entry, and the status.
     let _: i64 = raw(
         &server,
         &["LREM", "rq:queue:default", "0", job.id().as_str()],
+    )
+    .await;
+    let _: i64 = raw(
+        &server,
+        &["HSET", &format!("rq:job:{}", job.id()), "status", "started"],
     )
     .await;
     let _: i64 = raw(

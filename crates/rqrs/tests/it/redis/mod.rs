@@ -6,6 +6,7 @@
 mod connection;
 mod jobs;
 mod prefix;
+mod python_runs;
 mod scheduler;
 mod workers;
 

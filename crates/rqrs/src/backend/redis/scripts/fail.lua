@@ -31,9 +31,14 @@ if by ~= 'hand' then
     return 0
   end
   -- An abandoned run's deadline must still be past: a late heartbeat saves it.
-  if by == 'abandoned' and tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
-  end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)
-  if by == 'abandoned' then forget_abandoned(KEYS[5], KEYS[1], id, eid) end
+  if by == 'abandoned' then
+    if tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
+    if not end_abandoned(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[10], id, eid) then
+      return 0
+    end
+  else
+    end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid)
+  end
 else
   redis.call('LREM', KEYS[10], 0, id)
 end

@@ -50,6 +50,30 @@ local function forget_abandoned(worker_prefix, job, id, eid)
   if ran_by and ran_by ~= '' then forget_current(worker_prefix .. ran_by, id, eid) end
 end
 
+-- Ends an abandoned run (its deadline passed without a heartbeat) of job `id` (hash `job`),
+-- taken from the queue whose list is `queue`: its entries go as in `end_execution`, it leaves the
+-- worker that ran it, and the id leaves the queue's intermediate list (`<queue>:intermediate`),
+-- where a Python worker that died right after taking the job leaves it (a Python worker's
+-- cleanup would otherwise fail the job a minute later, or run it again). True when the job was
+-- running (status `started`, or a hash that is gone): the caller records the failure or retry.
+-- Otherwise nothing is recorded (RQ 3.0's rule: only a started job is abandoned); a job still
+-- `queued` (taken by a Python worker that died before it started the job) goes back to the head
+-- of its queue, unless the queue or the intermediate list holds it already.
+local function end_abandoned(job, wip, execution, executions, worker_prefix, queue, id, eid)
+  local status = redis.call('HGET', job, 'status')
+  end_execution(wip, execution, executions, id, eid)
+  forget_abandoned(worker_prefix, job, id, eid)
+  local intermediate = queue .. ':intermediate'
+  if status == 'queued' then
+    if not redis.call('LPOS', queue, id) and not redis.call('LPOS', intermediate, id) then
+      redis.call('LPUSH', queue, id)
+    end
+    return false
+  end
+  redis.call('LREM', intermediate, 0, id)
+  return status == false or status == 'started'
+end
+
 -- Counts a run on the worker that ran it. Only a live worker hash is updated: counters written
 -- into an expired one would leave a hash without `birth`, which Python's readers cannot parse.
 local function count_run(worker, counter, working_time, id, eid)

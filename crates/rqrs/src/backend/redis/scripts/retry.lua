@@ -18,18 +18,18 @@ local id, by, eid, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local kept = tonumber(ARGV[14])
 -- An abandoned run is retried only if its deadline is still past: a late heartbeat saves it.
 local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
-if by == 'abandoned' and deadline and tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
-if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
-  if by == 'worker' then
+if by == 'abandoned' then
+  if not deadline or tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
+  if not end_abandoned(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], id, eid) then
+    return 0
+  end
+else
+  if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
     forget_current(KEYS[5], id, eid)
     if recorded_before(KEYS[6], eid, kept) then return 2 end
+    return 0
   end
-  return 0
-end
-if by == 'worker' then
   count_run(KEYS[5], 'failed_job_count', ARGV[10], id, eid)
-else
-  forget_abandoned(KEYS[5], KEYS[1], id, eid)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 decrement(KEYS[1], 'retries_left')
