@@ -52,8 +52,9 @@ pub(crate) struct WorkerArgs {
     /// failing the job (needs --isolation process).
     #[arg(long, value_name = "BYTES")]
     max_memory_per_job: Option<u64>,
-    /// Seconds between heartbeats (default 10); a run counts as abandoned six intervals after
-    /// its last one, so a short interval recovers the jobs of a dead worker sooner.
+    /// Seconds between heartbeats (default 2); a run counts as abandoned five intervals after
+    /// its last one (10 s by default), so a short interval recovers the jobs of a dead worker
+    /// sooner.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_interval: Option<u64>,
     /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (RUST_LOG overrides it).

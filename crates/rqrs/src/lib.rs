@@ -59,6 +59,7 @@ mod functions;
 mod group;
 mod job;
 mod queue;
+mod rate_limit;
 mod registry;
 mod results;
 mod retry;
@@ -87,6 +88,7 @@ pub use job::{
     Callback, Dependency, Enqueue, EnqueueOptions, Job, JobId, JobStatus, Webhook, WebhookStatus,
 };
 pub use queue::Queue;
+pub use rate_limit::RateLimit;
 pub use registry::{
     CanceledJobRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, RegistryKind,
     ScheduledJobRegistry, StartedJobRegistry,

@@ -1,6 +1,6 @@
 //! Scenario a: worker processes are SIGKILLed while they run jobs, and others are started in
 //! their place. The runs a killed worker held stay in the started registry until their
-//! deadline passes (six heartbeats); maintenance then recovers them. Nothing may be lost or
+//! deadline passes (five heartbeats, 10 s at the defaults); maintenance then recovers them. Nothing may be lost or
 //! stuck; a job may run twice only if its run was cut by a kill. The same with cold stops
 //! (SIGTERM twice), which put the runs back on the queue at once.
 
@@ -92,7 +92,8 @@ async fn killed_workers_lose_no_job(store: Store) {
         recovery: secs(recovery),
         elapsed,
         notes: format!(
-            "recovery = kill until every cut job finished again (deadline 6 s + maintenance); \
+            "recovery = kill until every cut job finished again (default deadline 10 s + \
+             maintenance every 2 s); \
              duplicates all from cut runs: {}; abandoned runs failed instead of retried \
              (requeued by the suite): {}; other failures: {}; seed {seed}",
             unexpected.is_empty(),

@@ -335,7 +335,7 @@ impl WorkerProcess {
 }
 
 /// The start of a scenario whose jobs append their line to a file, with worker processes of
-/// `--concurrency 8 --heartbeat-interval 1` (a 6 s deadline).
+/// `--concurrency 8` and the default heartbeats (every 2 s, a 10 s deadline).
 struct Appends {
     _dir: tempfile::TempDir,
     /// The file the runs append to.
@@ -361,7 +361,7 @@ impl Appends {
         let options = WorkerOptions {
             url,
             concurrency: 8,
-            heartbeat: Some(1),
+            heartbeat: None,
             burst: false,
         };
         Appends {

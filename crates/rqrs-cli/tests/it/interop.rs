@@ -964,3 +964,102 @@ print(json.dumps({'queued': queue.get_job_ids()}))
         );
     }
 }
+
+/// The most jobs whose runs overlap, from their `started_at` and `ended_at`.
+async fn most_at_once(conn: &rqrs::Connection, ids: &[JobId]) -> usize {
+    let mut edges = Vec::new();
+    for id in ids {
+        let job = Job::fetch(conn, id).await.unwrap();
+        assert_eq!(job.status(), JobStatus::Finished, "{id}");
+        edges.push((job.started_at().unwrap(), 1_i32));
+        edges.push((job.ended_at().unwrap(), -1));
+    }
+    // Ends before starts at the same instant: touching runs do not overlap.
+    edges.sort();
+    let (mut now, mut most) = (0_i32, 0_i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap()
+}
+
+/// RQ 3.0's rate limits, both ways: an rqrs worker runs the jobs a Python 3.0 producer limited
+/// (giving each slot back, so that none stays `rate_limited`), and a Python 3.0 worker the jobs
+/// rqrs limited; never more at once than the limit, measured from the jobs' times.
+#[tokio::test]
+async fn rq_3_0_rate_limits_hold_on_rqrs_workers_and_rqrs_limits_on_rq_3_0_workers() {
+    let (server, conn) = setup().await;
+    let out = python_of(
+        Rq::V3_0,
+        &server,
+        r"
+from rq import RateLimit
+ids = [queue.enqueue('fixtures.sleep', 0.1, rate_limit=RateLimit('py-api', concurrency=2)).id
+       for _ in range(12)]
+print(json.dumps({'ids': ids, 'statuses': [Job.fetch(i, connection=redis).get_status().value
+                                           for i in ids]}))
+",
+        &[],
+    )
+    .await;
+    let statuses: Vec<&str> = out["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|status| status.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "queued").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "rate_limited").count(),
+        10,
+        "{out}"
+    );
+    let ids: Vec<JobId> = out["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().parse().unwrap())
+        .collect();
+    burst(&server, &["default"]).await;
+    let most = most_at_once(&conn, &ids).await;
+    assert!(
+        (1..=2).contains(&most),
+        "{most} at once over Python's limit of 2"
+    );
+
+    // rqrs limits, a Python 3.0 worker runs them and gives the slots back as it goes.
+    let modules = tempfile::tempdir().unwrap();
+    std::fs::write(modules.path().join("fixtures.py"), PYTHON_FIXTURES).unwrap();
+    let queue = Queue::new(&conn, "default");
+    let mut ours = Vec::new();
+    for _ in 0..4 {
+        let job = queue
+            .enqueue("fixtures.add", (1, 2))
+            .rate_limit(rqrs::RateLimit::new("rqrs-api", 1))
+            .send()
+            .await
+            .unwrap();
+        ours.push(job.id().clone());
+    }
+    assert_eq!(queue.count().await.unwrap(), 1);
+    let worker = python_of(
+        Rq::V3_0,
+        &server,
+        r"
+sys.path.insert(0, sys.argv[1])
+from rq import SimpleWorker
+SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+print(json.dumps({'allowed': redis.zcard('rq:rl:rqrs-api:allowed'),
+                  'waiting': redis.zcard('rq:rl:rqrs-api:rate_limited')}))
+",
+        &[modules.path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(worker, json!({"allowed": 0, "waiting": 0}));
+    assert_eq!(most_at_once(&conn, &ours).await, 1);
+}

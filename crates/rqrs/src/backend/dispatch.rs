@@ -147,6 +147,10 @@ impl RegistryStore for AnyBackend {
         dispatch!(self, backend => backend.abandoned_runs(queue).await)
     }
 
+    async fn clean_rate_limits(&self) -> Result<usize> {
+        dispatch!(self, backend => backend.clean_rate_limits().await)
+    }
+
     async fn recover_stranded(&self, queue: &str) -> Result<usize> {
         dispatch!(self, backend => backend.recover_stranded(queue).await)
     }
@@ -155,8 +159,8 @@ impl RegistryStore for AnyBackend {
         dispatch!(self, backend => backend.lock_maintenance(queue, ttl).await)
     }
 
-    async fn unlock_maintenance(&self, queue: &str) -> Result<()> {
-        dispatch!(self, backend => backend.unlock_maintenance(queue).await)
+    async fn unlock_maintenance(&self, queue: &str, hold: Duration) -> Result<()> {
+        dispatch!(self, backend => backend.unlock_maintenance(queue, hold).await)
     }
 
     async fn requeue(&self, queue: &str, id: &JobId, at_front: bool) -> Result<bool> {

@@ -156,15 +156,19 @@ pub(crate) trait RegistryStore {
     async fn expire_entries(&self, kind: RegistryKind, queue: &str) -> Result<usize>;
     /// The runs of the queue whose deadline has passed without a heartbeat.
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>>;
-    /// Puts back on the queue the jobs another kind of worker took off it and left nowhere
-    /// (Python RQ's intermediate list, after a grace), and drops that list's stale entries;
-    /// returns how many jobs went back. Nothing else takes jobs off a SQLite queue.
+    /// Gives back the rate-limit slots that jobs no longer need and fills the free ones, for
+    /// every limit (RQ 3.0's `RateLimitRegistry.cleanup`); returns how many slots went back.
+    async fn clean_rate_limits(&self) -> Result<usize>;
+    /// Puts back on the queue the jobs other kinds of workers left between two of their steps
+    /// (Python RQ's intermediate list, after a grace; RQ 3.0's ready registry), and drops stale
+    /// entries; returns how many jobs went back. Nothing else writes a SQLite queue.
     async fn recover_stranded(&self, queue: &str) -> Result<usize>;
     /// Takes the queue's maintenance lock for `ttl` (RQ's `rq:clean_registries:<q>`); whether
     /// it was free.
     async fn lock_maintenance(&self, queue: &str, ttl: Duration) -> Result<bool>;
-    /// Drops the queue's maintenance lock.
-    async fn unlock_maintenance(&self, queue: &str) -> Result<()>;
+    /// Ends the queue's maintenance: its lock stays taken `hold` longer (none when zero), so
+    /// that the queue is cleaned once per `hold` whatever the number of workers.
+    async fn unlock_maintenance(&self, queue: &str, hold: Duration) -> Result<()>;
     /// Moves a job from the failed registry back onto its queue. `Ok(false)`: it was not there;
     /// [`Error::NoSuchJob`](crate::Error::NoSuchJob): its entry was, not the job.
     async fn requeue(&self, queue: &str, id: &JobId, at_front: bool) -> Result<bool>;

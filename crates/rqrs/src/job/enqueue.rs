@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Call, Callback, Dependency, EnqueueOptions, Job, JobId, Webhook};
-use crate::Queue;
 use crate::error::{Error, Result};
 use crate::retry::{Repeat, Retry};
 use crate::ttl::{Timeout, Ttl};
+use crate::{Queue, RateLimit};
 
 /// An enqueue being built: set options, then [`send`](Enqueue::send) it.
 ///
@@ -194,6 +194,14 @@ impl<'q> Enqueue<'q> {
     /// Send an HTTP request when the job finishes or fails.
     pub fn webhook(mut self, webhook: Webhook) -> Self {
         self.options.webhooks.push(webhook);
+        self
+    }
+
+    /// Share a concurrency limit with the other jobs of its key (RQ 3.0's `rate_limit`): the
+    /// job waits, status `rate_limited`, while the limit's jobs fill every slot. Redis only for
+    /// now; the SQLite backend refuses it.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.options.rate_limit = Some(limit);
         self
     }
 

@@ -27,6 +27,7 @@ use crate::Connection;
 use crate::backend::types::JobRecord;
 use crate::backend::{JobStore, QueueStore};
 use crate::error::{Error, Result};
+use crate::rate_limit::RateLimit;
 use crate::results::{JobResult, ResultType};
 use crate::retry::Retry;
 use crate::ttl::{Timeout, Ttl};
@@ -219,6 +220,8 @@ pub(crate) struct Lifecycle {
     /// `enqueue_at_front`).
     pub(crate) enqueue_at_front: bool,
     pub(crate) webhooks: Vec<Webhook>,
+    /// RQ 3.0's `rate_limit_key` and `rate_limit_concurrency`.
+    pub(crate) rate_limit: Option<RateLimit>,
 }
 
 impl Lifecycle {
@@ -248,6 +251,7 @@ impl Lifecycle {
             enqueue_at_front: dependency.is_some_and(|dependency| dependency.enqueue_at_front)
                 || (options.scheduled_at.is_some() && options.at_front),
             webhooks: options.webhooks.clone(),
+            rate_limit: options.rate_limit.clone(),
         }
     }
 }
@@ -423,6 +427,12 @@ impl Job {
     /// The jobs this one waits for.
     pub fn dependency_ids(&self) -> &[JobId] {
         &self.record.lifecycle.dependency_ids
+    }
+
+    /// The concurrency limit the job shares with the other jobs of its key (RQ 3.0's
+    /// `rate_limit`).
+    pub fn rate_limit(&self) -> Option<&RateLimit> {
+        self.record.lifecycle.rate_limit.as_ref()
     }
 
     /// The name of the group the job was enqueued in (see [`Group`](crate::Group)).

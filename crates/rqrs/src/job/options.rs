@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Callback, Dependency, JobId, Webhook};
+use crate::RateLimit;
 use crate::defaults::MAX_TTL;
 use crate::error::{Error, Result};
 use crate::retry::{Repeat, Retry};
@@ -49,12 +50,17 @@ pub struct EnqueueOptions {
     pub on_stopped: Option<Callback>,
     /// HTTP requests sent when the job finishes or fails (RQ 2.10's `webhooks`).
     pub webhooks: Vec<Webhook>,
+    /// A concurrency limit shared with the other jobs of its key (RQ 3.0's `rate_limit`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl EnqueueOptions {
     /// Checks the values as RQ does: a `ttl` and a `timeout` are more than nothing; TTLs fit
     /// the store's range.
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(limit) = &self.rate_limit {
+            limit.validate()?;
+        }
         if self.ttl.is_some_and(|ttl| ttl.is_zero()) {
             return Err(Error::invalid(
                 "ttl",

@@ -18,10 +18,13 @@ use crate::error::{Error, Result};
 use crate::functions::Functions;
 use crate::ttl::{Timeout, Ttl};
 
-/// How many heartbeat intervals after its last heartbeat a run counts as abandoned.
-const DEADLINE_HEARTBEATS: u32 = 6;
-/// How often a worker heartbeats when not told.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How many heartbeat intervals after its last heartbeat a run counts as abandoned: four
+/// heartbeats may be lost in a row before a live run looks abandoned.
+const DEADLINE_HEARTBEATS: u32 = 5;
+/// How often a worker heartbeats when not told: with five intervals to the deadline and
+/// maintenance every two seconds, a dead worker's runs are back on their queue within about
+/// 12 s of its death (RQ: heartbeats every 30 s, deadline 90 s, maintenance every 600 s).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Builds a [`Worker`].
 #[derive(Debug)]
@@ -101,8 +104,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often the worker and its running jobs are marked alive (default 10 s). A run counts
-    /// as abandoned six intervals after its last heartbeat.
+    /// How often the worker and its running jobs are marked alive (default 2 s). A run counts
+    /// as abandoned five intervals after its last heartbeat (10 s by default), and is
+    /// recovered by the next maintenance of a live worker on its queue.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self

@@ -15,10 +15,10 @@ use crate::Connection;
 use crate::backend::types::Execution;
 use crate::backend::{RunStore, WorkerStore};
 
-/// How often a worker cleans its queues' registries (RQ: every 600 s). Runs abandoned by dead
-/// workers are found here, within this interval of their deadline; RQ's lock
-/// (`rq:clean_registries:<q>`) lets one process do it at a time.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a worker tries to clean its queues' registries: as often as the fleet cleans a
+/// queue ([`maintenance::INTERVAL`]), so that a queue is cleaned that often however many of its
+/// workers have died.
+const MAINTENANCE_INTERVAL: Duration = maintenance::INTERVAL;
 
 /// The liveness thread of a worker.
 #[derive(Debug)]

@@ -16,10 +16,15 @@ use crate::error::{Error, Result};
 use crate::registry::{self, RegistryKind};
 
 /// How long a queue's maintenance lock is held at most. RQ holds it for up to 899 s; rqrs's
-/// cleanup takes well under a second, so a minute is plenty, and a worker that dies holding it
-/// blocks the queue's maintenance for a minute, not a quarter of an hour. It is dropped as soon
-/// as the work is done.
-const LOCK_TTL: Duration = Duration::from_secs(60);
+/// cleanup takes well under a second, so ten seconds is plenty, and a worker that dies holding
+/// it delays the recovery of the queue's abandoned runs by ten seconds at most. A cleanup that
+/// outlasts it is safe: a second one may start, and every step checks again what it changes.
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How often each queue is cleaned, by whichever worker takes its lock first: once done, the
+/// lock is held this long more, so that the fleet cleans a queue every two seconds, not each
+/// of its workers (RQ: every 600 s per worker). Runs abandoned by dead workers are found within
+/// this interval of their deadline.
+pub(super) const INTERVAL: Duration = Duration::from_secs(2);
 
 /// Cleans the registries of `queues`, then (if it cleaned any queue) the groups. Errors are
 /// logged; the next round tries again.
@@ -37,12 +42,18 @@ pub(super) async fn maintain(conn: &Connection, queues: &[String]) {
             Err(error) => tracing::warn!(%queue, %error, "registry maintenance failed"),
         }
     }
-    // As RQ: the groups are pruned once per maintenance, after the queues.
+    // As RQ: the groups and the rate limits are looked after once per maintenance, after the
+    // queues.
     if maintained {
         match conn.backend().clean_groups().await {
             Ok(cleaned) if cleaned > 0 => tracing::info!(cleaned, "groups cleaned"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "group maintenance failed"),
+        }
+        match conn.backend().clean_rate_limits().await {
+            Ok(freed) if freed > 0 => tracing::info!(freed, "leaked rate-limit slots given back"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "rate-limit maintenance failed"),
         }
     }
 }
@@ -69,7 +80,7 @@ async fn clean_queue(conn: &Connection, queue: &str) -> Result<Option<usize>> {
             }
         }
     }
-    backend.unlock_maintenance(queue).await?;
+    backend.unlock_maintenance(queue, INTERVAL).await?;
     outcome.map(|()| Some(cleaned))
 }
 

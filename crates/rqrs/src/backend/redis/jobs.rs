@@ -20,6 +20,7 @@ use keys::Keys;
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/start.lua"),
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/enqueue.lua")
     ))
 });
@@ -28,12 +29,14 @@ static SAVE_META: LazyLock<Script> =
 // unlist.lua goes in front of both scripts: a Redis script cannot call another.
 static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/unlist.lua"),
         include_str!("scripts/cancel.lua")
     ))
 });
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/unlist.lua"),
         include_str!("scripts/delete.lua")
     ))
@@ -116,13 +119,14 @@ impl JobStore for RedisBackend {
             .arg(group.unwrap_or_default());
         match starter {
             None => {
-                invocation.arg("");
+                invocation.arg("").arg(self.keys.root());
             }
             Some((worker, liveness)) => {
                 invocation
                     .key(self.keys.started(queue))
                     .key(self.keys.worker_executions(worker))
                     .arg(worker)
+                    .arg(self.keys.root())
                     .arg(codec::epoch_float(at))
                     .arg(self.keys.execution_prefix())
                     .arg(self.keys.executions_prefix())
@@ -280,7 +284,9 @@ impl JobStore for RedisBackend {
             .arg(id.as_str())
             .arg(now().timestamp())
             .arg(origin)
-            .arg(&job_pieces(&self.keys)[..]);
+            .arg(&job_pieces(&self.keys)[..])
+            .arg(self.keys.root())
+            .arg(codec::format_time(now()));
         let outcome: i64 = invocation.invoke_async(&mut self.conn()).await?;
         match outcome {
             1 => Ok(()),
@@ -295,7 +301,9 @@ impl JobStore for RedisBackend {
             .arg(id.as_str())
             .arg(if dependents { "1" } else { "" })
             .arg(origin)
-            .arg(&job_pieces(&self.keys)[..]);
+            .arg(&job_pieces(&self.keys)[..])
+            .arg(self.keys.root())
+            .arg(codec::format_time(now()));
         Ok(invocation.invoke_async(&mut self.conn()).await?)
     }
 }

@@ -26,6 +26,8 @@ pub(crate) const DEPENDENCIES_SUFFIX: &str = ":dependencies";
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
+    root: String,
+    rate_limits: String,
     queues: String,
     suspended: String,
     workers: String,
@@ -73,6 +75,8 @@ impl Keys {
         let piece = |name: &str| format!("{prefix}:{name}");
         Keys {
             prefix: prefix.to_owned(),
+            root: piece(""),
+            rate_limits: piece("rl-keys"),
             queues: piece("queues"),
             suspended: piece("suspended"),
             workers: piece("workers"),
@@ -99,6 +103,36 @@ impl Keys {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The key prefix and its colon (`rq:`), from which the rate limiter's scripts build their
+    /// keys (`limit.lua`), as RQ 3.0's do.
+    pub(crate) fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `rq:rl-keys`: SET of the keys of the rate limits in use (RQ 3.0).
+    pub(crate) fn rate_limits(&self) -> &str {
+        &self.rate_limits
+    }
+
+    /// `rq:rl:<key>`: HASH of a rate limit's settings (`concurrency`), RQ 3.0's.
+    pub(crate) fn rate_limit(&self, key: &str) -> String {
+        format!("{}rl:{key}", self.root)
+    }
+
+    /// `rq:rl:<key>:allowed`: ZSET of the jobs that hold a slot of the limit (queued or
+    /// running), scored by when they got it.
+    #[cfg_attr(not(test), expect(dead_code, reason = "limit.lua builds it"))]
+    pub(crate) fn rate_limit_allowed(&self, key: &str) -> String {
+        format!("{}:allowed", self.rate_limit(key))
+    }
+
+    /// `rq:rl:<key>:rate_limited`: ZSET of the jobs waiting for a slot, scored by when they
+    /// came.
+    #[cfg_attr(not(test), expect(dead_code, reason = "limit.lua builds it"))]
+    pub(crate) fn rate_limit_waiting(&self, key: &str) -> String {
+        format!("{}:rate_limited", self.rate_limit(key))
     }
 
     /// SET of queue keys (`rq:queue:<q>`), as `Queue.all()` reads it.
@@ -277,6 +311,12 @@ impl Keys {
         format!("{}{queue}", self.canceled_prefix)
     }
 
+    /// `rq:ready:<q>`: ZSET ReadyJobRegistry (RQ 3.0): dependents released and not yet on
+    /// their queue, scored by when they were released.
+    pub(crate) fn ready(&self, queue: &str) -> String {
+        format!("{}ready:{queue}", self.root)
+    }
+
     /// `rq:group:<name>`: SET of the ids of a group's jobs.
     pub(crate) fn group(&self, name: &str) -> String {
         format!("{}{name}", self.group_prefix)
@@ -362,11 +402,16 @@ mod tests {
             ("deferred", k.deferred("<q>")),
             ("scheduled", k.scheduled("<q>")),
             ("canceled", k.canceled("<q>")),
+            ("ready", k.ready("<q>")),
             ("suspended", k.suspended().to_owned()),
             ("worker_channel", k.worker_channel("<name>")),
             ("scheduler_lock", k.scheduler_lock("<q>")),
             ("scheduler", k.scheduler("<name>")),
             ("groups", k.groups().to_owned()),
+            ("rate_limits", k.rate_limits().to_owned()),
+            ("rate_limit", k.rate_limit("<key>")),
+            ("rate_limit_allowed", k.rate_limit_allowed("<key>")),
+            ("rate_limit_waiting", k.rate_limit_waiting("<key>")),
             ("group", k.group("<name>")),
         ]
     }
@@ -377,6 +422,7 @@ mod tests {
     /// Pieces of keys, handed to Lua scripts and parsers (functions and constants).
     const PIECES: &[&str] = &[
         "DEFAULT_PREFIX",
+        "root",
         "DEPENDENTS_SUFFIX",
         "DEPENDENCIES_SUFFIX",
         "WORKER_EXECUTIONS_SUFFIX",
@@ -525,6 +571,22 @@ mod tests {
                 assert_eq!(format!("{prefix}<q>"), key);
             }
             assert!(k.worker_channel("w").starts_with(&format!("{p}:")));
+            // limit.lua's and limits_cleanup.lua's keys, from the root.
+            let root = k.root();
+            assert_eq!(format!("{root}rl:<key>"), k.rate_limit("<key>"));
+            assert_eq!(
+                format!("{root}rl:<key>:allowed"),
+                k.rate_limit_allowed("<key>")
+            );
+            assert_eq!(
+                format!("{root}rl:<key>:rate_limited"),
+                k.rate_limit_waiting("<key>")
+            );
+            assert_eq!(format!("{root}rl-keys"), k.rate_limits());
+            assert_eq!(format!("{root}job:<id>"), k.job("<id>"));
+            assert_eq!(format!("{root}queue:<q>"), k.queue("<q>"));
+            assert_eq!(format!("{root}queues"), k.queues());
+            assert_eq!(format!("{root}executions:<id>"), k.executions("<id>"));
             // lib.lua's key of a queue's intermediate list.
             assert_eq!(
                 format!("{}{INTERMEDIATE_SUFFIX}", k.queue("<q>")),

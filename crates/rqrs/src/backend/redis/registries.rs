@@ -18,8 +18,24 @@ use crate::job::JobId;
 use crate::registry::RegistryKind;
 use crate::ttl::Ttl;
 
-static REQUEUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/requeue.lua")));
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limit.lua"),
+        include_str!("scripts/requeue.lua")
+    ))
+});
+static READY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limit.lua"),
+        include_str!("scripts/ready.lua")
+    ))
+});
+static LIMITS_CLEANUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limit.lua"),
+        include_str!("scripts/limits_cleanup.lua")
+    ))
+});
 static STRANDED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/stranded.lua")));
 
@@ -90,7 +106,8 @@ impl RegistryStore for RedisBackend {
     }
 
     /// A member that is not `<id>:<execution id>` names no run: it is dropped.
-    /// `stranded.lua`, with RQ's grace of a minute.
+    /// `stranded.lua` (Python's intermediate list, with RQ's grace of a minute), then
+    /// `ready.lua` (RQ 3.0's ready registry).
     async fn recover_stranded(&self, queue: &str) -> Result<usize> {
         let (removed, put_back): (usize, usize) = STRANDED
             .key(self.keys.intermediate(queue))
@@ -107,7 +124,28 @@ impl RegistryStore for RedisBackend {
         if removed > 0 {
             tracing::debug!(%queue, removed, "stale ids dropped from the intermediate list");
         }
-        Ok(put_back)
+        let ready: usize = READY
+            .key(self.keys.ready(queue))
+            .key(self.keys.queue(queue))
+            .key(self.keys.queues())
+            .arg(self.keys.root())
+            .arg(codec::format_time(now()))
+            .arg(self.keys.queue(queue))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(put_back + ready)
+    }
+
+    /// `limits_cleanup.lua`.
+    async fn clean_rate_limits(&self) -> Result<usize> {
+        let now = now();
+        Ok(LIMITS_CLEANUP
+            .key(self.keys.rate_limits())
+            .arg(self.keys.root())
+            .arg(codec::format_time(now))
+            .arg(codec::epoch_float(now))
+            .invoke_async(&mut self.conn())
+            .await?)
     }
 
     async fn abandoned_runs(&self, queue: &str) -> Result<Vec<RunId>> {
@@ -150,11 +188,23 @@ impl RegistryStore for RedisBackend {
         Ok(taken.is_some())
     }
 
-    async fn unlock_maintenance(&self, queue: &str) -> Result<()> {
-        let _: () = redis::cmd("DEL")
-            .arg(self.keys.clean_registries(queue))
-            .query_async(&mut self.conn())
-            .await?;
+    async fn unlock_maintenance(&self, queue: &str, hold: Duration) -> Result<()> {
+        let key = self.keys.clean_registries(queue);
+        let mut command = if hold.is_zero() {
+            redis::cmd("DEL")
+        } else {
+            redis::cmd("SET")
+        };
+        command.arg(&key);
+        if !hold.is_zero() {
+            // XX: a lock that expired meanwhile is not made again.
+            command
+                .arg(1)
+                .arg("XX")
+                .arg("PX")
+                .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX));
+        }
+        let _: () = command.query_async(&mut self.conn()).await?;
         Ok(())
     }
 
@@ -169,6 +219,7 @@ impl RegistryStore for RedisBackend {
             .arg(self.keys.queue_prefix())
             .arg(queue)
             .arg(if at_front { "1" } else { "" })
+            .arg(self.keys.root())
             .invoke_async(&mut self.conn())
             .await?;
         match status {

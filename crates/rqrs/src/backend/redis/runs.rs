@@ -33,24 +33,28 @@ static HEARTBEAT: LazyLock<Script> =
 // lib.lua goes in front of the scripts that end a run: a Redis script cannot call another.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/lib.lua"),
         include_str!("scripts/finish.lua")
     ))
 });
 static FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/lib.lua"),
         include_str!("scripts/fail.lua")
     ))
 });
 static RETRY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/lib.lua"),
         include_str!("scripts/retry.lua")
     ))
 });
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
         include_str!("scripts/lib.lua"),
         include_str!("scripts/release.lua")
     ))
@@ -59,8 +63,9 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// How long one blocking wait for work lasts before it is issued again.
 const BLOCK: Duration = Duration::from_secs(5);
 
-/// The key pieces `release_dependents` in lib.lua builds keys from, in its order.
-fn release_pieces(keys: &Keys) -> [&str; 7] {
+/// The key pieces `release_dependents` in lib.lua builds keys from, in its order (the key
+/// prefix last, for the rate limiter).
+fn release_pieces(keys: &Keys) -> [&str; 8] {
     [
         keys.job_prefix(),
         keys::DEPENDENTS_SUFFIX,
@@ -69,6 +74,7 @@ fn release_pieces(keys: &Keys) -> [&str; 7] {
         keys.deferred_prefix(),
         keys.queue_prefix(),
         keys.queues(),
+        keys.root(),
     ]
 }
 
@@ -367,6 +373,7 @@ impl RunStore for RedisBackend {
             .arg(if retried.at_front { "1" } else { "" })
             .arg(self.keys.queue(&run.queue))
             .arg(RESULTS_KEPT)
+            .arg(self.keys.root())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(Recorded::from_reply(recorded))

@@ -17,8 +17,12 @@ static ACQUIRE_LOCKS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/acquire_locks.lua")));
 static RELEASE_LOCKS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/release_locks.lua")));
-static ENQUEUE_SCHEDULED: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/enqueue_scheduled.lua")));
+static ENQUEUE_SCHEDULED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limit.lua"),
+        include_str!("scripts/enqueue_scheduled.lua")
+    ))
+});
 
 /// How many due ids one script call takes (RQ's chunk size), so that a large backlog never
 /// blocks Redis for long; the caller calls again while batches come back full.
@@ -125,6 +129,7 @@ impl ScheduleStore for RedisBackend {
                 .arg(keys::DEPENDENCIES_SUFFIX)
                 .arg(BATCH)
                 .arg(MAX_TTL.as_secs())
+                .arg(self.keys.root())
                 .invoke_async(&mut self.conn())
                 .await?;
             let Ok(enqueued) = usize::try_from(enqueued) else {

@@ -238,6 +238,8 @@ fn apply(job: &mut JobRecord, spec: Spec, retries_left: i64, repeats_left: i64) 
         allow_dependency_failures: spec.allow_dependency_failures,
         enqueue_at_front: spec.enqueue_at_front,
         webhooks: spec.webhooks,
+        // Refused at enqueue (Redis only for now).
+        rate_limit: None,
     };
 }
 

@@ -77,6 +77,19 @@ impl JobStore for SqliteBackend {
                  loss too)",
             ));
         }
+        if let Some(limit) = jobs
+            .iter()
+            .find_map(|job| job.record.lifecycle.rate_limit.as_ref())
+        {
+            return Err(Error::invalid(
+                "rate_limit",
+                format!(
+                    "key {:?}: rate limits are on the Redis backend only for now; enqueue \
+                     without one here, or use a redis:// URL",
+                    limit.key()
+                ),
+            ));
+        }
         let rows = jobs.iter().map(NewRow::of).collect::<Result<Vec<_>>>()?;
         let queue = queue.to_owned();
         let group = group.map(str::to_owned);

@@ -132,6 +132,13 @@ impl RegistryStore for SqliteBackend {
             .await
     }
 
+    /// Rate limits are on Redis only for now ([`Enqueue::rate_limit`] refuses them here).
+    ///
+    /// [`Enqueue::rate_limit`]: crate::Enqueue::rate_limit
+    async fn clean_rate_limits(&self) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Only rqrs's workers take jobs off a SQLite queue, in the step that starts them.
     async fn recover_stranded(&self, _queue: &str) -> Result<usize> {
         Ok(0)
@@ -175,12 +182,13 @@ impl RegistryStore for SqliteBackend {
             .await
     }
 
-    async fn unlock_maintenance(&self, queue: &str) -> Result<()> {
+    async fn unlock_maintenance(&self, queue: &str, hold: Duration) -> Result<()> {
         let name = maintenance_lock(queue);
+        let hold = i64::try_from(hold.as_micros()).unwrap_or(i64::MAX);
         self.db()
             .write(move |tx| {
-                tx.prepare_cached("DELETE FROM flags WHERE name = ?1")?
-                    .execute(params![name])?;
+                tx.prepare_cached("UPDATE flags SET expires_at = ?2 WHERE name = ?1")?
+                    .execute(params![name, codec::now().saturating_add(hold)])?;
                 Ok(())
             })
             .await

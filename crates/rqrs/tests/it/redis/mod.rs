@@ -7,6 +7,7 @@ mod connection;
 mod jobs;
 mod prefix;
 mod python_runs;
+mod rate_limit;
 mod scheduler;
 mod workers;
 

@@ -125,7 +125,10 @@ async fn a_job_a_python_worker_took_and_never_started_goes_back_on_its_queue() {
     assert_eq!(started.cleanup().await.unwrap(), 1);
     assert!(intermediate(&server).await.is_empty());
     let queue = Queue::new(&conn, "default");
-    assert_eq!(queue.job_ids().await.unwrap(), std::slice::from_ref(&stranded));
+    assert_eq!(
+        queue.job_ids().await.unwrap(),
+        std::slice::from_ref(&stranded)
+    );
     work(&conn, &["default"], 2, rqrs::Functions::new()).await;
 
     // Died after it started the run, before the job was marked started: the run is dropped and
@@ -190,4 +193,56 @@ async fn a_second_copy_of_a_job_on_its_queue_does_not_run_it_again() {
     assert_eq!(job.status(), JobStatus::Finished);
     assert_eq!(job.results().await.unwrap().len(), 1, "it ran once");
     assert_eq!(queue.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn dependents_a_python_3_process_left_ready_are_enqueued_once() {
+    let (server, conn) = setup().await;
+    let queue = Queue::new(&conn, "default");
+    // RQ 3.0 marks a released dependent ready_to_enqueue in its queue's ready registry, then
+    // enqueues it in a second step; it died in between. A stale entry (its job went on) too.
+    let ready = queue.enqueue("fixtures.add", (1, 2)).send().await.unwrap();
+    let stale = queue.enqueue("fixtures.add", (3, 4)).send().await.unwrap();
+    let _: i64 = raw(
+        &server,
+        &["LREM", "rq:queue:default", "0", ready.id().as_str()],
+    )
+    .await;
+    let _: i64 = raw(
+        &server,
+        &[
+            "HSET",
+            &format!("rq:job:{}", ready.id()),
+            "status",
+            "ready_to_enqueue",
+        ],
+    )
+    .await;
+    for id in [ready.id(), stale.id()] {
+        let _: i64 = raw(&server, &["ZADD", "rq:ready:default", "1", id.as_str()]).await;
+    }
+    assert_eq!(
+        Job::fetch(&conn, ready.id()).await.unwrap().status(),
+        JobStatus::ReadyToEnqueue
+    );
+    assert_eq!(
+        StartedJobRegistry::new(&conn, "default")
+            .cleanup()
+            .await
+            .unwrap(),
+        1
+    );
+    let left: i64 = raw(&server, &["ZCARD", "rq:ready:default"]).await;
+    assert_eq!(left, 0);
+    let mut waiting = queue.job_ids().await.unwrap();
+    waiting.sort();
+    let mut expected = vec![ready.id().clone(), stale.id().clone()];
+    expected.sort();
+    assert_eq!(waiting, expected, "each once on the queue");
+    work(&conn, &["default"], 2, rqrs::Functions::new()).await;
+    for id in &expected {
+        let job = Job::fetch(&conn, id).await.unwrap();
+        assert_eq!(job.status(), JobStatus::Finished);
+        assert_eq!(job.results().await.unwrap().len(), 1);
+    }
 }

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{RawHash, compress, decompress, integer, parse_json, seconds_list, text, time};
+use crate::RateLimit;
 use crate::backend::types::JobRecord;
 use crate::error::{Error, Result};
 use crate::job::{Call, Callback, JobId, JobStatus, Lifecycle};
@@ -211,6 +212,13 @@ pub(crate) fn fields(job: &JobRecord, created_at: &str) -> Result<Vec<(&'static 
     if !lifecycle.webhooks.is_empty() {
         fields.push(("webhooks", serde_json::to_vec(&lifecycle.webhooks)?));
     }
+    if let Some(limit) = &lifecycle.rate_limit {
+        fields.push(("rate_limit_key", text(limit.key())));
+        fields.push((
+            "rate_limit_concurrency",
+            text(&limit.concurrency().to_string()),
+        ));
+    }
     Ok(fields)
 }
 
@@ -294,6 +302,16 @@ fn decode_lifecycle(hash: &RawHash) -> Lifecycle {
             .collect(),
         allow_dependency_failures: flag("allow_dependency_failures"),
         enqueue_at_front: flag("enqueue_at_front"),
+        // RQ 3.0's: a limit needs both fields, and a concurrency of at least 1.
+        rate_limit: text(hash, "rate_limit_key")
+            .filter(|key| !key.is_empty())
+            .zip(integer(hash, "rate_limit_concurrency"))
+            .and_then(|(key, concurrency)| {
+                u32::try_from(concurrency)
+                    .ok()
+                    .filter(|concurrency| *concurrency >= 1)
+                    .map(|concurrency| RateLimit::new(key, concurrency))
+            }),
         // Python's `Webhook.to_dict()` list; one that cannot be read is skipped.
         webhooks: text(hash, "webhooks")
             .and_then(|text| serde_json::from_str::<Vec<Value>>(&text).ok())

@@ -7,9 +7,12 @@
 -- (RQ 2.12 goes one level down only); without, they stay deferred, as in RQ.
 -- KEYS[1]: job hash
 -- ARGV[1]: job id; [2]: '1' to delete the dependents too; [3]: the queue name to use when the
--- hash is gone or has no origin; [4..19]: key pieces (see job_pieces in unlist.lua)
+-- hash is gone or has no origin; [4..19]: key pieces (see job_pieces in unlist.lua); [20]: the
+-- key prefix; [21]: now (ISO). A deleted job of a rate limit gives its slot back (limit.lua is
+-- loaded in front of this script).
 -- Returns: the number of job hashes deleted.
 local p = job_pieces(4)
+local L = limits(ARGV[20])
 local with_dependents = ARGV[2] == '1'
 local pending = {ARGV[1]}
 local seen = {[ARGV[1]] = true}
@@ -45,7 +48,9 @@ while #pending > 0 do
       end
     end
   end
+  local limit = limit_of(key)
   deleted = deleted + redis.call('DEL', key)
+  if limit then release_slot(L, limit, id, ARGV[21]) end
   redis.call('DEL', dependents, dependencies, executions, p.results .. id)
 end
 return deleted

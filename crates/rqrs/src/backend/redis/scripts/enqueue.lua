@@ -4,16 +4,18 @@
 -- have ended (RQ's rule: every dependency that still exists is finished, or failed when
 -- failures are allowed). A unique job whose id is taken refuses the whole batch before anything
 -- is written. Jobs of a group (RQ's Group.enqueue_many) join the group's set, and the group the
--- set of groups, in the same step. (start.lua is loaded in front of this script.)
+-- set of groups, in the same step. A job of a rate limit (its `rate_limit_key` and
+-- `rate_limit_concurrency` fields) that would be queued waits for a slot instead (status
+-- `rate_limited`, limit.lua). (start.lua and limit.lua are loaded in front of this script.)
 -- KEYS[1]: the set of queues; [2]: the queue list; [3]: the deferred registry;
 -- [4]: the scheduled registry; with a group only: [5]: the group's set; [6]: the set of groups;
 -- with a starting worker only, last: the started registry, then the worker's set of executions
 -- ARGV[1]: the queue key (member of KEYS[1]); [2]: now (ISO); [3]: now (whole seconds);
 -- [4]: job key prefix; [5]: dependents suffix; [6]: dependencies key prefix; [7]: dependencies
 -- suffix; [8]: the group's name, or '' for none; [9]: the worker that starts the jobs placed
--- 'X' (test mode), or ''; with such a worker only: [10]: now (epoch float); [11]: execution key
--- prefix; [12]: execution set prefix; [13]: its heartbeat ttl; [14]: the ttl of a job's set of
--- executions
+-- 'X' (test mode), or ''; [10]: the key prefix; with such a worker only: [11]: now (epoch
+-- float); [12]: execution key prefix; [13]: execution set prefix; [14]: its heartbeat ttl;
+-- [15]: the ttl of a job's set of executions
 -- Then per job: id; placement ('R' tail, 'L' head, 'S' scheduled, 'X' started); for 'S' the due
 -- time (whole seconds), for 'X' the execution id, else ''; unique ('1' or ''); ttl (seconds, or
 -- ''); failures allowed ('1' or ''); the number of dependencies, then their ids; the number of
@@ -26,8 +28,9 @@ local group = ARGV[8]
 local starter = ARGV[9]
 local jobs = {}
 -- The starting worker's arguments are there only when it is (they cost every call otherwise).
-local i = 10
-if starter ~= '' then i = 15 end
+local L = limits(ARGV[10])
+local i = 11
+if starter ~= '' then i = 16 end
 while i <= #ARGV do
   -- One constructor with every field: a table that grows rehashes.
   local job = {id = ARGV[i], placement = ARGV[i + 1], at = ARGV[i + 2], unique = ARGV[i + 3],
@@ -82,14 +85,20 @@ for _, job in ipairs(jobs) do
     redis.call('ZADD', KEYS[4], job.at, job.id)
   elseif status == 'started' then
     redis.call('HSET', key, 'enqueued_at', iso)
-    start_run(key, job.id, job.at, starter, KEYS[#KEYS], iso, ARGV[10], now, tonumber(ARGV[13]),
-      tonumber(ARGV[14]), KEYS[#KEYS - 1], ARGV[11], ARGV[12])
+    start_run(key, job.id, job.at, starter, KEYS[#KEYS], iso, ARGV[11], now, tonumber(ARGV[14]),
+      tonumber(ARGV[15]), KEYS[#KEYS - 1], ARGV[12], ARGV[13])
   else
-    redis.call('HSET', key, 'enqueued_at', iso)
-    if job.placement == 'L' then
-      redis.call('LPUSH', KEYS[2], job.id)
+    local limit, concurrency = limit_of(key)
+    if limit then
+      status = wait_for_slot(L, key, job.id, limit, concurrency,
+        job.placement == 'L' and '1' or '', iso)
     else
-      redis.call('RPUSH', KEYS[2], job.id)
+      redis.call('HSET', key, 'enqueued_at', iso)
+      if job.placement == 'L' then
+        redis.call('LPUSH', KEYS[2], job.id)
+      else
+        redis.call('RPUSH', KEYS[2], job.id)
+      end
     end
   end
   if group ~= '' then

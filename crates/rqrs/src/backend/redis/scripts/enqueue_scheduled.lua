@@ -8,13 +8,16 @@
 -- [4]: the set of queues
 -- ARGV[1]: the scheduler's name; [2]: now (whole seconds); [3]: now (ISO); [4]: the queue key
 -- (member of KEYS[4]); [5]: job key prefix; [6]: dependents suffix; [7]: dependencies key prefix;
--- [8]: dependencies suffix; [9]: the most ids to take; [10]: the longest ttl to set
+-- [8]: dependencies suffix; [9]: the most ids to take; [10]: the longest ttl to set; [11]: the
+-- key prefix. A job of a rate limit waits for a slot instead of going onto the queue (limit.lua
+-- is loaded in front of this script).
 -- Returns: {-1, 0} when another scheduler (or none) holds the lock; otherwise {jobs enqueued,
 -- ids taken off the registry}.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1, 0}
 end
 local job_prefix = ARGV[5]
+local L = limits(ARGV[11])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], 0, ARGV[2], 'LIMIT', 0, ARGV[9])
 local enqueued = 0
 for _, id in ipairs(ids) do
@@ -24,7 +27,11 @@ for _, id in ipairs(ids) do
       'ended_at', 'ttl')
     redis.call('HSET', key, 'status', 'queued', 'enqueued_at', ARGV[3])
     local has_run = job[3] and job[3] ~= ''
-    if job[1] == '1' or (job[2] == '1' and has_run) then
+    local at_front = job[1] == '1' or (job[2] == '1' and has_run)
+    local limit, concurrency = limit_of(key)
+    if limit then
+      wait_for_slot(L, key, id, limit, concurrency, at_front and '1' or '', ARGV[3])
+    elseif at_front then
       redis.call('LPUSH', KEYS[3], id)
     else
       redis.call('RPUSH', KEYS[3], id)

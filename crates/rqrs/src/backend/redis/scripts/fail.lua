@@ -16,17 +16,20 @@
 -- none; [8]: the default failure ttl; [9]: error text, base64 of zlib; [10]: execution start
 -- (epoch float, 'worker' only); [11]: end (epoch float); [12]: working time in seconds;
 -- [13]: status to set ('failed' or 'stopped'); [14]: how many results a job keeps;
--- [15..21]: key pieces for release_dependents (see lib.lua)
+-- [15..22]: key pieces for release_dependents (see lib.lua)
+-- A job of a rate limit gives its slot back (limit.lua, loaded in front of lib.lua).
 -- Returns: 1 when recorded, 2 when an earlier call recorded this run (its reply was lost), 0
 -- when the execution was stale, -1 when the job does not exist.
 local id, by, eid, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local kept = tonumber(ARGV[14])
+local p = pieces(15)
 if by ~= 'hand' then
   local deadline = redis.call('ZSCORE', KEYS[2], id .. ':' .. eid)
   if not deadline then
     if by == 'worker' then
       forget_current(KEYS[5], id, eid)
       if recorded_before(KEYS[7], eid, kept) then return 2 end
+      release_if_idle(p.limits, KEYS[1], id, ARGV[5])
     end
     return 0
   end
@@ -46,6 +49,7 @@ if by == 'worker' then
   count_run(KEYS[5], 'failed_job_count', ARGV[12], id, eid)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local limit = limit_of(KEYS[1])
 local now = tonumber(ARGV[6])
 -- RQ: the job and the registry entry default to one year; the result stream expires only when
 -- failure_ttl was given explicitly; a negative failure_ttl is stored as the raw score, which
@@ -56,7 +60,7 @@ if explicit then ttl = tonumber(ARGV[7]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[13], 'ended_at', ARGV[5])
 -- A stopped job's dependents stay deferred (RQ 2.8+); a failed one's go on if they allow it.
 if ARGV[13] == 'failed' then
-  release_dependents(id, 'failed', ARGV[5], pieces(15))
+  release_dependents(id, 'failed', ARGV[5], p)
 end
 local started = ''
 if by == 'worker' then started = ARGV[10] end
@@ -82,4 +86,5 @@ if explicit then
     redis.call('PERSIST', KEYS[7])
   end
 end
+if limit then release_slot(p.limits, limit, id, ARGV[5]) end
 return 1

@@ -10,26 +10,32 @@
 -- seconds); [6]: result_ttl (0 = do not keep, -1 = forever); [7]: return value, base64 JSON
 -- ('' when the function returned nothing); [8]: execution start (epoch float); [9]: end
 -- (epoch float); [10]: working time in seconds; [11]: seconds until the job repeats, or '';
--- [12]: how many results a job keeps; [13..19]: key pieces for release_dependents (job prefix,
+-- [12]: how many results a job keeps; [13..20]: key pieces for release_dependents (job prefix,
 -- dependents suffix, dependencies prefix and suffix, deferred prefix, queue prefix, set of
--- queues)
+-- queues, key prefix)
+-- A job of a rate limit gives its slot back (limit.lua, loaded in front of lib.lua), unless it
+-- repeats at once (it stays queued, in its slot).
 -- Returns: 1 when recorded, 2 when an earlier call recorded this execution (its reply was
 -- lost), 0 when the execution was stale.
 local id, eid, worker = ARGV[1], ARGV[2], ARGV[3]
 local kept = tonumber(ARGV[12])
+local p = pieces(13)
 if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   forget_current(KEYS[5], id, eid)
   if recorded_before(KEYS[7], eid, kept) then return 2 end
+  release_if_idle(p.limits, KEYS[1], id, ARGV[4])
   return 0
 end
 count_run(KEYS[5], 'successful_job_count', ARGV[10], id, eid)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-release_dependents(id, 'finished', ARGV[4], pieces(13))
+release_dependents(id, 'finished', ARGV[4], p)
+local limit = limit_of(KEYS[1])
 local ttl = tonumber(ARGV[6])
 local repeating = ARGV[11] ~= ''
 if ttl == 0 and not repeating then
   -- RQ deletes the job at once and records no result.
   redis.call('DEL', KEYS[1], KEYS[8], KEYS[9])
+  if limit then release_slot(p.limits, limit, id, ARGV[4]) end
   return 1
 end
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[4], 'last_heartbeat', ARGV[4])
@@ -59,6 +65,8 @@ if repeating then
     redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[4])
     redis.call('RPUSH', KEYS[10], id)
     redis.call('SADD', ARGV[19], KEYS[10])
+    return 1
   end
 end
+if limit then release_slot(p.limits, limit, id, ARGV[4]) end
 return 1

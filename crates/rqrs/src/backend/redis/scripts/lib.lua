@@ -106,8 +106,9 @@ end
 -- Enqueues the deferred dependents of job `id`, which ended with `status`, whose other
 -- dependencies are done too (RQ's rule: each one that still exists is finished, or failed when
 -- the dependent allows failures). A failed parent releases only dependents that allow failures.
+-- A dependent of a rate limit waits for a slot instead of going onto its queue.
 -- `p` holds the key pieces: job, dependents_suffix, dependencies_prefix, dependencies_suffix,
--- deferred, queue, queues.
+-- deferred, queue, queues, limits.
 local function release_dependents(id, status, now_iso, p)
   local dependents_key = p.job .. id .. p.dependents_suffix
   for _, dependent in ipairs(redis.call('SMEMBERS', dependents_key)) do
@@ -130,23 +131,30 @@ local function release_dependents(id, status, now_iso, p)
       if ready then
         local queue = p.queue .. fields[2]
         redis.call('ZREM', p.deferred .. fields[2], dependent)
-        redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
-        if fields[4] == '1' then
-          redis.call('LPUSH', queue, dependent)
+        local limit, concurrency = limit_of(key)
+        if limit then
+          wait_for_slot(p.limits, key, dependent, limit, concurrency, '', now_iso)
         else
-          redis.call('RPUSH', queue, dependent)
+          redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
+          if fields[4] == '1' then
+            redis.call('LPUSH', queue, dependent)
+          else
+            redis.call('RPUSH', queue, dependent)
+          end
+          redis.call('SADD', p.queues, queue)
         end
-        redis.call('SADD', p.queues, queue)
         redis.call('SREM', dependents_key, dependent)
       end
     end
   end
 end
 
--- The key pieces of release_dependents, from ARGV[first..first+6].
+-- The key pieces of release_dependents, from ARGV[first..first+7] (the last is the key prefix,
+-- for the limiter's keys).
 local function pieces(first)
   return {job = ARGV[first], dependents_suffix = ARGV[first + 1],
     dependencies_prefix = ARGV[first + 2], dependencies_suffix = ARGV[first + 3],
-    deferred = ARGV[first + 4], queue = ARGV[first + 5], queues = ARGV[first + 6]}
+    deferred = ARGV[first + 4], queue = ARGV[first + 5], queues = ARGV[first + 6],
+    limits = limits(ARGV[first + 7])}
 end
 

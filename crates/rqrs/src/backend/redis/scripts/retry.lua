@@ -11,7 +11,10 @@
 -- [5]: now (ISO); [6]: now (whole seconds); [7]: error text, base64 of zlib; [8]: execution
 -- start (epoch float, 'worker' only); [9]: end (epoch float); [10]: working time in seconds;
 -- [11]: seconds until the retry; [12]: '1' to retry at the head of the queue; [13]: the queue
--- key (member of KEYS[9]); [14]: how many results a job keeps
+-- key (member of KEYS[9]); [14]: how many results a job keeps; [15]: the key prefix
+-- A job of a rate limit keeps its slot when it goes back on its queue, and gives it back when it
+-- waits for a later retry (limit.lua, loaded in front of lib.lua); the scheduler puts it in
+-- line again when it is due.
 -- Returns: 1 when recorded, 2 when an earlier call recorded this run (its reply was lost), 0
 -- when the execution was stale, -1 when the job does not exist.
 local id, by, eid, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -41,6 +44,7 @@ local wait = tonumber(ARGV[11])
 if wait > 0 then
   redis.call('HSET', KEYS[1], 'status', 'scheduled')
   redis.call('ZADD', KEYS[8], tonumber(ARGV[6]) + wait, id)
+  release_slot_of(limits(ARGV[15]), KEYS[1], id, ARGV[5])
 else
   redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[5])
   if ARGV[12] == '1' then

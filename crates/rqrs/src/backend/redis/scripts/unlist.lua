@@ -12,6 +12,15 @@ local function job_pieces(first)
     group = ARGV[first + 14], groups = ARGV[first + 15]}
 end
 
+-- Whether job `id` has a run in the started registry of queue `origin`.
+local function running(id, origin, p)
+  local wip = p.started .. origin
+  for _, eid in ipairs(redis.call('ZRANGE', p.executions .. id, 0, -1)) do
+    if redis.call('ZSCORE', wip, id .. ':' .. eid) then return true end
+  end
+  return false
+end
+
 -- Takes job `id` off the list of queue `origin` and out of every registry of that queue. RQ
 -- looks only in the registry its status names; every one is cleared here, so that no stale
 -- entry survives a status that disagrees with it. Started-registry members are
