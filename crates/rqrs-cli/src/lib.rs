@@ -30,7 +30,8 @@ use rqrs::{Connection, FailedJobRegistry, Functions, Queue};
 #[derive(Debug, Args)]
 struct Backend {
     /// Backend URL: redis://[user:password@]host:port[/db], rediss:// for TLS,
-    /// redis+sentinel://host:26379[,host:26379...]/master-name[/db] for Sentinels, or a SQLite
+    /// redis+sentinel://host:26379[,host:26379...]/master-name[/db] for Sentinels,
+    /// redis+cluster://host:port[,host:port...] for a Redis Cluster (with --key-prefix {rq}), or a SQLite
     /// database file: sqlite:///absolute/path.db or sqlite://relative/path.db (made if missing;
     /// ?synchronous=full to survive a power loss, ?busy_timeout=<ms>).
     #[arg(

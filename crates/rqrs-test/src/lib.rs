@@ -3,6 +3,7 @@
 //! fixture job functions that the `worker` example registers, and a virtualenv with Python RQ
 //! for the interop tests.
 
+mod cluster;
 pub mod fixtures;
 mod proxy;
 pub mod python;
@@ -11,6 +12,7 @@ mod sentinel;
 mod store;
 mod tls;
 
+pub use cluster::{CLUSTER_PREFIX, RedisCluster};
 pub use proxy::Proxy;
 pub use redis_server::RedisServer;
 pub use sentinel::{MASTER_NAME, SentinelGroup};

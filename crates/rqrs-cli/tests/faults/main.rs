@@ -1,5 +1,6 @@
 //! The fault suite: jobs must survive killed workers, a restarted Redis, a Sentinel failover,
-//! several workers at once, malformed job hashes and bad rows of a SQLite database. The
+//! several workers at once, a mixed fleet of Python RQ 2.12, RQ 3.0 and rqrs workers, malformed
+//! job hashes and bad rows of a SQLite database. The
 //! scenarios that are not about Redis run on both backends (`name::redis`, `name::sqlite`).
 //! Each scenario prints one summary line (lost, duplicated and stuck jobs, time to recover) and
 //! asserts that nothing is lost or stuck; a job runs twice only when its run was cut by the
@@ -20,6 +21,7 @@
 //! | `RQRS_FAULT_DUP_JOBS` | jobs of the several-workers scenario | 2000 |
 //! | `RQRS_FAULT_DUP_WORKERS` | its worker processes | 4 |
 //! | `RQRS_FAULT_FUZZ_CASES` | fuzzed job hashes | 256 |
+//! | `RQRS_FAULT_MIXED_JOBS` | jobs of the mixed fleet (rq 2.12, rq 3.0 and rqrs workers) | 240 |
 //! | `RQRS_FAULT_SEED` | seed of the random choices and of proptest | random (fixed for proptest), printed |
 //! | `RQRS_FAULT_TIMEOUT` | seconds that bound a hang of one scenario | 300 |
 //! | `RQRS_FAULT_REPORT` | a file to append one tab-separated line per scenario to | none |
@@ -40,6 +42,7 @@ mod example_programs;
 mod failover;
 mod fuzz;
 mod kills;
+mod mixed_fleet;
 mod redis_restart;
 
 use std::collections::{BTreeSet, HashMap};

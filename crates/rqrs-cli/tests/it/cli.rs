@@ -294,3 +294,68 @@ print(json.dumps({
         json!({"counts": [0, 0, 0], "exists": [false, false, false, false]})
     );
 }
+
+/// The command line and the worker example on a Redis Cluster (three masters), with the
+/// hash-tagged key prefix from `--key-prefix` or `RQ_KEY_PREFIX`.
+#[tokio::test]
+async fn the_cli_and_a_worker_run_on_a_redis_cluster() {
+    let cluster = rqrs_test::RedisCluster::start();
+    let url = cluster.url();
+    let rqrs_cli = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rqrs"));
+        command
+            .args(["--url", &url])
+            .args(args)
+            .env("RQ_KEY_PREFIX", rqrs_test::CLUSTER_PREFIX);
+        command
+    };
+    let enqueued = crate::success(
+        &crate::output(
+            rqrs_cli(&["enqueue", "fixtures.add", ":20", ":22"]),
+            "rqrs enqueue",
+        )
+        .await,
+        "rqrs enqueue",
+    );
+    let id = enqueued.trim().to_owned();
+    let mut worker = tokio::process::Command::new(crate::worker_example());
+    worker.args([
+        "--url",
+        &url,
+        "--key-prefix",
+        rqrs_test::CLUSTER_PREFIX,
+        "--burst",
+        "default",
+    ]);
+    crate::success(
+        &crate::output(worker, "the burst worker").await,
+        "the burst worker",
+    );
+    let shown = crate::success(
+        &crate::output(rqrs_cli(&["job", "show", &id]), "rqrs job show").await,
+        "rqrs job show",
+    );
+    assert!(
+        shown.contains("finished") && shown.contains("42"),
+        "{shown}"
+    );
+    let info: serde_json::Value = serde_json::from_str(&crate::success(
+        &crate::output(rqrs_cli(&["info", "--json"]), "rqrs info").await,
+        "rqrs info",
+    ))
+    .unwrap();
+    assert_eq!(info["queues"][0]["name"], "default", "{info}");
+
+    // Without a hash tag, one line says what to set.
+    let mut plain = tokio::process::Command::new(env!("CARGO_BIN_EXE_rqrs"));
+    plain
+        .args(["--url", &url, "info"])
+        .env_remove("RQ_KEY_PREFIX");
+    let refused = crate::output(plain, "rqrs info without a prefix").await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("hash tag") && stderr.contains("--key-prefix"),
+        "{stderr}"
+    );
+}

@@ -391,9 +391,11 @@ pub fn redact_url(url: &str) -> String {
 /// (TLS), `unix:///path/to/redis.sock`, the master that Sentinels name:
 /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`
 /// (`rediss+sentinel://` for TLS to the Sentinels and the servers;
-/// `?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login), or a
+/// `?sentinel_username=...&sentinel_password=...` for Sentinels that ask for a login), a Redis
+/// Cluster: `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` for TLS; the key
+/// prefix must be a hash tag such as `{rq}`, see [`ConnectOptions::key_prefix`]), or a
 /// SQLite file: `sqlite:///absolute/path.db`, `sqlite://relative/path.db`, `sqlite::memory:`.
-/// A Sentinel connection follows the master through failovers. [`ConnectOptions`] sets the key
+/// A Sentinel or Cluster connection follows the master through failovers. [`ConnectOptions`] sets the key
 /// prefix and trusted roots.
 ///
 /// The connection reconnects by itself after the server goes away.

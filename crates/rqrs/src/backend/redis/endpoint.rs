@@ -28,6 +28,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{AsyncConnectionConfig, ConnectionAddr, TlsCertificates, TlsMode};
 
 use super::Current;
+use super::cluster::ClusterConfig;
 use crate::backend::redact_url as redact;
 use crate::error::{Error, Result};
 
@@ -36,7 +37,7 @@ const SENTINEL_PORT: u16 = 26379;
 /// How often the Sentinels are asked which server is the master.
 const POLL: Duration = Duration::from_secs(1);
 /// Bounds one round of questions to the Sentinels and one connection to a server.
-const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reply may take on the shared connection: scripts over many jobs (enqueue_many,
 /// empty) can outlast the client's default of 500 ms.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +51,8 @@ pub(super) enum Endpoint {
     Fixed(redis::Client),
     /// The master that Sentinels name.
     Sentinel(SentinelConfig),
+    /// The master of a Redis Cluster that serves the slot of every key.
+    Cluster(ClusterConfig),
 }
 
 /// What a Sentinel URL says.
@@ -68,10 +71,14 @@ pub(super) struct SentinelConfig {
 }
 
 impl Endpoint {
-    /// Reads a URL; `root_ca` (PEM) replaces the system's trusted roots for TLS.
-    pub(super) fn parse(url: &str, root_ca: Option<&[u8]>) -> Result<Self> {
+    /// Reads a URL; `root_ca` (PEM) replaces the system's trusted roots for TLS. `prefix` is
+    /// the key prefix, whose slot a Cluster URL routes to.
+    pub(super) fn parse(url: &str, root_ca: Option<&[u8]>, prefix: &str) -> Result<Self> {
         if let Some(config) = SentinelConfig::parse(url, root_ca)? {
             return Ok(Endpoint::Sentinel(config));
+        }
+        if let Some(config) = ClusterConfig::parse(url, root_ca, prefix)? {
+            return Ok(Endpoint::Cluster(config));
         }
         let invalid = |e: redis::RedisError| Error::invalid("url", format!("{}: {e}", redact(url)));
         let client = match root_ca {
@@ -89,7 +96,9 @@ impl Endpoint {
 
     /// Whether the URL is TLS (the process needs a crypto provider).
     pub(super) fn is_tls(url: &str) -> bool {
-        url.starts_with("rediss://") || url.starts_with("rediss+sentinel://")
+        ["rediss://", "rediss+sentinel://", "rediss+cluster://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
     }
 
     /// A client for the server to use now: the fixed one, or the master the Sentinels name
@@ -101,6 +110,7 @@ impl Endpoint {
                 let mut sentinels = config.client()?;
                 config.master(&mut sentinels).await
             }
+            Endpoint::Cluster(config) => config.master().await,
         }
     }
 
@@ -109,14 +119,31 @@ impl Endpoint {
         &self,
         client: &redis::Client,
     ) -> Result<ConnectionManager> {
-        shared_connection(client, matches!(self, Endpoint::Sentinel(_))).await
+        shared_connection(client, !matches!(self, Endpoint::Fixed(_))).await
     }
 
     /// Follows failovers for the shared connection in `current` while it exists (a task that
     /// ends after the backend is dropped); nothing to do for a fixed address.
     pub(super) fn follow(&self, current: &Arc<RwLock<Current>>) {
-        if let Endpoint::Sentinel(config) = self {
-            tokio::spawn(follow_failovers(config.clone(), Arc::downgrade(current)));
+        match self {
+            Endpoint::Fixed(_) => {}
+            Endpoint::Sentinel(config) => match config.client() {
+                Ok(client) => {
+                    let sentinels = Sentinels {
+                        config: config.clone(),
+                        client,
+                        watch: None,
+                    };
+                    tokio::spawn(follow_failovers(sentinels, Arc::downgrade(current)));
+                }
+                Err(error) => tracing::error!(%error, "cannot follow Sentinel failovers"),
+            },
+            Endpoint::Cluster(config) => {
+                tokio::spawn(follow_failovers(
+                    config.discovery(),
+                    Arc::downgrade(current),
+                ));
+            }
         }
     }
 }
@@ -159,7 +186,10 @@ impl SentinelConfig {
         }
         let sentinels = hosts
             .split(',')
-            .map(|host| parse_host(host).ok_or_else(|| invalid(format!("bad Sentinel {host:?}"))))
+            .map(|host| {
+                parse_host(host, SENTINEL_PORT)
+                    .ok_or_else(|| invalid(format!("bad Sentinel {host:?}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let (username, password) = match userinfo {
             None => (None, None),
@@ -288,22 +318,22 @@ impl SentinelConfig {
     }
 }
 
-/// The shared connection to `client`'s server. A master that Sentinels
-/// watch is replaced rather than restarted when it goes away, so calls fail after one quick
-/// reconnection attempt (instead of retrying for seconds), and the caller's next try goes to
-/// the master the Sentinels name.
-async fn shared_connection(client: &redis::Client, sentinel: bool) -> Result<ConnectionManager> {
+/// The shared connection to `client`'s server. A master that is `followed` (Sentinels or a
+/// Cluster name it) is replaced rather than restarted when it goes away, so calls fail after one
+/// quick reconnection attempt (instead of retrying for seconds), and the caller's next try goes
+/// to the master named then.
+async fn shared_connection(client: &redis::Client, followed: bool) -> Result<ConnectionManager> {
     let mut config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
-    if sentinel {
+    if followed {
         config = config.set_number_of_retries(1);
     }
     Ok(client.get_connection_manager_with_config(config).await?)
 }
 
-/// `host`, `host:port` or `[v6]:port`.
-fn parse_host(text: &str) -> Option<(String, u16)> {
+/// `host`, `host:port` or `[v6]:port`, with `default_port` when none is given.
+pub(super) fn parse_host(text: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         match after {
@@ -318,12 +348,12 @@ fn parse_host(text: &str) -> Option<(String, u16)> {
     };
     let port = match port {
         Some(port) => port.parse().ok()?,
-        None => SENTINEL_PORT,
+        None => default_port,
     };
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
-fn decode(text: &str) -> Result<String> {
+pub(super) fn decode(text: &str) -> Result<String> {
     percent_decode_str(text)
         .decode_utf8()
         .map(|text| text.into_owned())
@@ -340,17 +370,22 @@ fn host_port(client: &redis::Client) -> Option<(String, u16)> {
     }
 }
 
-/// Asks the Sentinels once a second which server is the master and moves the shared connection
+/// Who names the master: the Sentinels, or a Cluster's slot map.
+pub(super) trait Discovery: Send + 'static {
+    /// The master's address as named now (`None`: none is named).
+    fn named(&mut self) -> impl Future<Output = Result<Option<(String, u16)>>> + Send;
+    /// A client of the master named now, checked.
+    fn master(&mut self) -> impl Future<Output = Result<redis::Client>> + Send;
+    /// What is followed, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Asks `discovery` once a second which server is the master and moves the shared connection
 /// when it changed; ends when `current` is gone.
-async fn follow_failovers(config: SentinelConfig, current: Weak<RwLock<Current>>) {
-    let mut sentinels = match config.client() {
-        Ok(sentinels) => sentinels,
-        Err(error) => {
-            tracing::error!(%error, "cannot follow Sentinel failovers");
-            return;
-        }
-    };
-    let mut watch = None;
+pub(super) async fn follow_failovers(
+    mut discovery: impl Discovery,
+    current: Weak<RwLock<Current>>,
+) {
     loop {
         tokio::time::sleep(POLL).await;
         let Some(shared) = current.upgrade() else {
@@ -358,11 +393,10 @@ async fn follow_failovers(config: SentinelConfig, current: Weak<RwLock<Current>>
         };
         let in_use = host_port(&super::read(&shared).client);
         drop(shared);
-        let named = match master_address(&mut sentinels, &mut watch, &config.master_name).await {
+        let named = match discovery.named().await {
             Ok(named) => named,
             Err(error) => {
-                tracing::debug!(%error, "asking the Sentinels for the master failed");
-                watch = None;
+                tracing::debug!(%error, "asking which server is the master failed");
                 continue;
             }
         };
@@ -370,7 +404,7 @@ async fn follow_failovers(config: SentinelConfig, current: Weak<RwLock<Current>>
             continue;
         }
         let switched = async {
-            let client = config.master(&mut sentinels).await?;
+            let client = discovery.master().await?;
             let conn = tokio::time::timeout(ASK_TIMEOUT, shared_connection(&client, true))
                 .await
                 .map_err(|_| Error::invalid("url", "the new master did not answer in time"))??;
@@ -387,15 +421,41 @@ async fn follow_failovers(config: SentinelConfig, current: Weak<RwLock<Current>>
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
                 tracing::warn!(
-                    master = %config.master_name,
+                    followed = %discovery.describe(),
                     %address,
-                    "the Sentinels named a new master; connected to it"
+                    "a new master was named; connected to it"
                 );
             }
             Err(error) => {
-                tracing::warn!(%error, "the Sentinels named a new master that cannot be used yet");
+                tracing::warn!(%error, "a new master was named that cannot be used yet");
             }
         }
+    }
+}
+
+/// The Sentinels of a [`SentinelConfig`], with a kept connection to the first that answers.
+struct Sentinels {
+    config: SentinelConfig,
+    client: SentinelClient,
+    watch: Option<MultiplexedConnection>,
+}
+
+impl Discovery for Sentinels {
+    async fn named(&mut self) -> Result<Option<(String, u16)>> {
+        let named =
+            master_address(&mut self.client, &mut self.watch, &self.config.master_name).await;
+        if named.is_err() {
+            self.watch = None;
+        }
+        named
+    }
+
+    async fn master(&mut self) -> Result<redis::Client> {
+        self.config.master(&mut self.client).await
+    }
+
+    fn describe(&self) -> String {
+        format!("the Sentinels' master {:?}", self.config.master_name)
     }
 }
 
@@ -412,12 +472,9 @@ async fn master_address(
             let client = tokio::time::timeout(ASK_TIMEOUT, sentinels.async_get_sentinel_client())
                 .await
                 .map_err(|_| Error::invalid("url", "no Sentinel answered in time"))??;
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(ASK_TIMEOUT))
-                .set_response_timeout(Some(ASK_TIMEOUT));
             watch.insert(
                 client
-                    .get_multiplexed_async_connection_with_config(&config)
+                    .get_multiplexed_async_connection_with_config(&ask_config())
                     .await?,
             )
         }
@@ -428,6 +485,13 @@ async fn master_address(
         .query_async(connection)
         .await?;
     Ok(reply.and_then(|(host, port)| Some((host, port.parse().ok()?))))
+}
+
+/// A connection's settings for a question to a Sentinel or a Cluster node.
+pub(super) fn ask_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(ASK_TIMEOUT))
+        .set_response_timeout(Some(ASK_TIMEOUT))
 }
 
 #[cfg(test)]

@@ -100,7 +100,6 @@ impl Keys {
     }
 
     /// The key prefix, without its colon.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -7,6 +7,7 @@
 //! would stall the shared one. Multi-key state changes are the Lua scripts in `scripts/`,
 //! loaded once and called by SHA; single-purpose writes are MULTI pipelines.
 
+mod cluster;
 mod codec;
 mod endpoint;
 mod error;
@@ -86,7 +87,7 @@ impl RedisBackend {
         if Endpoint::is_tls(&options.url) {
             install_crypto_provider();
         }
-        let endpoint = Endpoint::parse(&options.url, options.root_ca.as_deref())?;
+        let endpoint = Endpoint::parse(&options.url, options.root_ca.as_deref(), keys.prefix())?;
         Self::open(endpoint, options, keys).await
     }
 

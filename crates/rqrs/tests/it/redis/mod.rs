@@ -3,6 +3,7 @@
 //! Sentinel, replicas, replies lost with a connection). Each test runs a private
 //! `redis-server`.
 
+mod cluster;
 mod connection;
 mod jobs;
 mod prefix;
