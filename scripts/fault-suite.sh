@@ -20,6 +20,7 @@ export RQRS_FAULT_FAILOVERS="${RQRS_FAULT_FAILOVERS:-4}"
 export RQRS_FAULT_DUP_JOBS="${RQRS_FAULT_DUP_JOBS:-80000}"
 export RQRS_FAULT_DUP_WORKERS="${RQRS_FAULT_DUP_WORKERS:-4}"
 export RQRS_FAULT_FUZZ_CASES="${RQRS_FAULT_FUZZ_CASES:-5000}"
+export RQRS_FAULT_MIXED_JOBS="${RQRS_FAULT_MIXED_JOBS:-3000}"
 export RQRS_FAULT_TIMEOUT="${RQRS_FAULT_TIMEOUT:-900}"
 # A fresh seed every run (the fuzzing explores new inputs); printed in each summary to replay.
 export RQRS_FAULT_SEED="${RQRS_FAULT_SEED:-$(( (RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM ))}"
