@@ -18,10 +18,30 @@ use crate::{
 /// A kill and what it cut.
 struct Kill {
     at: Instant,
+    /// The killed worker.
+    name: String,
     /// The jobs whose runs the killed worker held.
     orphans: Vec<JobId>,
+    /// When none of its runs was left in the started registry (all recovered: back on the
+    /// queue, or failed).
+    back: Option<Duration>,
     /// When all of them had finished again.
     recovered: Option<Duration>,
+}
+
+/// Times the recoveries of the kills so far: when no run of the killed worker is left in the
+/// started registry, and when all its cut jobs have finished again.
+async fn observe(conn: &rqrs::Connection, records: &mut [Kill]) {
+    for kill in records.iter_mut().filter(|kill| kill.back.is_none()) {
+        if runs_of(conn, &kill.name).await.is_empty() {
+            kill.back = Some(kill.at.elapsed());
+        }
+    }
+    for kill in records.iter_mut().filter(|kill| kill.recovered.is_none()) {
+        if all_done(conn, &kill.orphans).await {
+            kill.recovered = Some(kill.at.elapsed());
+        }
+    }
 }
 
 on_every_backend! {
@@ -36,7 +56,9 @@ async fn killed_workers_lose_no_job(store: Store) {
     let mut pool = appends.start_workers(workers, |i| format!("kills-{i}-0"));
     let mut records: Vec<Kill> = Vec::new();
     for k in 1..=kills {
-        appends.progress_to(k, kills, "kill").await;
+        appends
+            .progress_to_observing(k, kills, "kill", async || observe(&conn, &mut records).await)
+            .await;
         let victim = rng.below(pool.len());
         pool[victim].kill().await;
         let at = Instant::now();
@@ -44,7 +66,9 @@ async fn killed_workers_lose_no_job(store: Store) {
         let orphans = runs_of(&conn, &name).await;
         records.push(Kill {
             at,
+            name: name.clone(),
             orphans,
+            back: None,
             recovered: None,
         });
         pool[victim] = WorkerProcess::start(
@@ -54,14 +78,7 @@ async fn killed_workers_lose_no_job(store: Store) {
         );
     }
 
-    let settled = settle(&conn, &appends.ids, async || {
-        for kill in records.iter_mut().filter(|kill| kill.recovered.is_none()) {
-            if all_done(&conn, &kill.orphans).await {
-                kill.recovered = Some(kill.at.elapsed());
-            }
-        }
-    })
-    .await;
+    let settled = settle(&conn, &appends.ids, async || observe(&conn, &mut records).await).await;
     let elapsed = appends.started.elapsed();
     for worker in pool {
         worker.stop().await;
@@ -72,12 +89,12 @@ async fn killed_workers_lose_no_job(store: Store) {
     let (never, twice) = duplicates(&runs, &appends.ids);
     let cut: BTreeSet<&JobId> = records.iter().flat_map(|kill| &kill.orphans).collect();
     let unexpected: Vec<&JobId> = twice.iter().filter(|id| !cut.contains(id)).collect();
-    let recovery = records
-        .iter()
-        .filter(|kill| !kill.orphans.is_empty())
+    let cutting = || records.iter().filter(|kill| !kill.orphans.is_empty());
+    let recovery = cutting()
         .filter_map(|kill| kill.recovered)
         .max()
         .unwrap_or_default();
+    let back = cutting().filter_map(|kill| kill.back).max().unwrap_or_default();
     let lost = census.lost.len() + never.len();
     Summary {
         scenario: format!("worker kills on {}", store.backend()),
@@ -93,9 +110,11 @@ async fn killed_workers_lose_no_job(store: Store) {
         elapsed,
         notes: format!(
             "recovery = kill until every cut job finished again (default deadline 10 s + \
-             maintenance every 2 s); \
+             maintenance every 2 s + the wait on the queue); kill until the last cut run was \
+             back (out of the started registry): {}; \
              duplicates all from cut runs: {}; abandoned runs failed instead of retried \
              (requeued by the suite): {}; other failures: {}; seed {seed}",
+            secs(back),
             unexpected.is_empty(),
             settled.requeued_abandoned.len(),
             settled.failed_otherwise.len()

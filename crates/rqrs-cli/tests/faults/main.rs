@@ -387,13 +387,28 @@ impl Appends {
     /// Waits until the runs reach fault `n`'s share of the work: the faults of a scenario are
     /// spread over the work by progress, whatever the speed of the machine.
     async fn progress_to(&self, n: usize, faults: usize, what: &str) {
+        self.progress_to_observing(n, faults, what, async || {})
+            .await;
+    }
+
+    /// As [`progress_to`](Self::progress_to), running `each` every 100 ms or so (to time the
+    /// recoveries of earlier faults while the work goes on), as [`settle`] does.
+    async fn progress_to_observing<F>(&self, n: usize, faults: usize, what: &str, mut each: F)
+    where
+        F: AsyncFnMut(),
+    {
         let target = self.ids.len() * n / (faults + 1);
         let deadline = Instant::now() + hang();
+        let mut looked = Instant::now();
         while lines(&self.path) < target {
             assert!(
                 Instant::now() < deadline,
                 "no progress to {target} runs before {what} {n}"
             );
+            if looked.elapsed() >= Duration::from_millis(100) {
+                each().await;
+                looked = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

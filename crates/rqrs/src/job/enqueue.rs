@@ -198,8 +198,8 @@ impl<'q> Enqueue<'q> {
     }
 
     /// Share a concurrency limit with the other jobs of its key (RQ 3.0's `rate_limit`): the
-    /// job waits, status `rate_limited`, while the limit's jobs fill every slot. Redis only for
-    /// now; the SQLite backend refuses it.
+    /// job waits, status `rate_limited`, while the limit's jobs fill every slot (on Redis in RQ
+    /// 3.0's keys, shared with its workers; on SQLite in the job rows).
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.options.rate_limit = Some(limit);
         self

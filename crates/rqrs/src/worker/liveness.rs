@@ -80,8 +80,11 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
     let tick = interval.min(MAINTENANCE_INTERVAL);
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_beat = tokio::time::Instant::now();
-    let mut last_maintenance = tokio::time::Instant::now();
+    // Measured from the ticks' own instants, not from when their work ended: a heartbeat that
+    // took a few milliseconds must not push the next one a whole tick later. The first tick is
+    // now (registration was the first heartbeat).
+    let mut last_beat = ticks.tick().await;
+    let mut last_maintenance = last_beat;
     // After an outage longer than the deadline every run in the started registry looks
     // abandoned, the live ones too. So maintenance waits one deadline after the first heartbeat
     // that lands again: every live worker refreshes its runs meanwhile, and only the runs of
@@ -91,11 +94,11 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
     let mut hold_maintenance_until = None;
     maintenance::maintain(&conn, &shared.queues).await;
     loop {
-        ticks.tick().await;
+        let now = ticks.tick().await;
         // The heartbeat first: this worker's own live runs are refreshed before its maintenance
         // could take them for abandoned.
-        if last_beat.elapsed() >= interval {
-            last_beat = tokio::time::Instant::now();
+        if now.duration_since(last_beat) >= interval {
+            last_beat = now;
             let landed = heartbeat(shared, &conn, info).await;
             if landed && in_outage {
                 tracing::info!(hold = ?deadline, "heartbeats land again; maintenance waits one deadline");
@@ -104,8 +107,8 @@ async fn beat(shared: &Shared, interval: Duration, info: &WorkerInfo) {
             in_outage = !landed;
         }
         let held = hold_maintenance_until.is_some_and(|until| tokio::time::Instant::now() < until);
-        if !in_outage && !held && last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
-            last_maintenance = tokio::time::Instant::now();
+        if !in_outage && !held && now.duration_since(last_maintenance) >= MAINTENANCE_INTERVAL {
+            last_maintenance = now;
             maintenance::maintain(&conn, &shared.queues).await;
         }
     }

@@ -6,6 +6,7 @@ use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::RateLimit;
 use crate::backend::types::JobRecord;
 use crate::error::{Error, Result};
 use crate::job::{Call, Callback, JobId, JobStatus, Lifecycle, Webhook};
@@ -77,6 +78,10 @@ struct Spec {
     enqueue_at_front: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     webhooks: Vec<Webhook>,
+    /// Key and concurrency (the row's `limit_key` and `limit_concurrency` too, for the
+    /// limiter's triggers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<(String, u32)>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -124,6 +129,10 @@ pub(super) fn spec(job: &JobRecord) -> Result<String> {
         allow_dependency_failures: lifecycle.allow_dependency_failures,
         enqueue_at_front: lifecycle.enqueue_at_front,
         webhooks: lifecycle.webhooks.clone(),
+        rate_limit: lifecycle
+            .rate_limit
+            .as_ref()
+            .map(|limit| (limit.key().to_owned(), limit.concurrency())),
     };
     Ok(serde_json::to_string(&spec)?)
 }
@@ -238,8 +247,9 @@ fn apply(job: &mut JobRecord, spec: Spec, retries_left: i64, repeats_left: i64) 
         allow_dependency_failures: spec.allow_dependency_failures,
         enqueue_at_front: spec.enqueue_at_front,
         webhooks: spec.webhooks,
-        // Refused at enqueue (Redis only for now).
-        rate_limit: None,
+        rate_limit: spec
+            .rate_limit
+            .map(|(key, concurrency)| RateLimit::new(key, concurrency)),
     };
 }
 

@@ -292,6 +292,16 @@ fn run_batch(conn: &Connection, batch: Vec<Write>) -> bool {
         }
         true
     };
+    if commit {
+        match conn
+            .prepare_cached(super::schema::TAKE_WAKES)
+            .and_then(|mut statement| statement.execute([]))
+        {
+            Ok(0) => {}
+            Ok(_) => tx.wake_waiters(),
+            Err(error) => tracing::warn!(%error, "cannot read the limiter's wake-ups"),
+        }
+    }
     let failure = if commit {
         run(conn, "COMMIT").err().map(|error| {
             // A COMMIT that fails can leave the transaction open.

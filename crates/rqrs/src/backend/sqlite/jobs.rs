@@ -28,6 +28,8 @@ struct NewRow {
     dependencies: Vec<String>,
     allow_dependency_failures: bool,
     group_id: Option<String>,
+    /// The rate limit's key and concurrency, for the limiter's triggers (`schema.rs`).
+    limit: Option<(String, u32)>,
 }
 
 impl NewRow {
@@ -57,6 +59,10 @@ impl NewRow {
                 .collect(),
             allow_dependency_failures: lifecycle.allow_dependency_failures,
             group_id: record.group_id.clone(),
+            limit: lifecycle
+                .rate_limit
+                .as_ref()
+                .map(|limit| (limit.key().to_owned(), limit.concurrency())),
         })
     }
 }
@@ -75,19 +81,6 @@ impl JobStore for SqliteBackend {
                 "waiting for replicas is Redis's (WAIT): a SQLite database has none; a commit \
                  is on disk when the enqueue returns (with synchronous=full, safe from a power \
                  loss too)",
-            ));
-        }
-        if let Some(limit) = jobs
-            .iter()
-            .find_map(|job| job.record.lifecycle.rate_limit.as_ref())
-        {
-            return Err(Error::invalid(
-                "rate_limit",
-                format!(
-                    "key {:?}: rate limits are on the Redis backend only for now; enqueue \
-                     without one here, or use a redis:// URL",
-                    limit.key()
-                ),
             ));
         }
         let rows = jobs.iter().map(NewRow::of).collect::<Result<Vec<_>>>()?;
@@ -279,15 +272,17 @@ fn insert(
     // (its results stay, as RQ's stream does).
     tx.prepare_cached(
         "INSERT INTO jobs (id, origin, status, place, score, expires_at, spec, created_at, \
-         enqueued_at, retries_left, repeats_left, meta, group_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         enqueued_at, retries_left, repeats_left, meta, group_id, limit_key, \
+         limit_concurrency) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
          ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, status = excluded.status, \
          place = excluded.place, score = excluded.score, expires_at = excluded.expires_at, \
          spec = excluded.spec, created_at = excluded.created_at, \
          enqueued_at = excluded.enqueued_at, started_at = NULL, ended_at = NULL, \
          last_heartbeat = NULL, worker_name = NULL, execution_id = NULL, \
          retries_left = excluded.retries_left, repeats_left = excluded.repeats_left, \
-         meta = excluded.meta, group_id = excluded.group_id",
+         meta = excluded.meta, group_id = excluded.group_id, \
+         limit_key = excluded.limit_key, limit_concurrency = excluded.limit_concurrency",
     )?
     .execute(params![
         row.id,
@@ -302,11 +297,20 @@ fn insert(
         row.retries_left,
         row.repeats_left,
         row.meta,
-        row.group_id
+        row.group_id,
+        row.limit.as_ref().map(|(key, _)| key),
+        row.limit.as_ref().map(|(_, concurrency)| concurrency)
     ])?;
     if queued.is_some() {
         tx.wake_waiters();
     }
+    // The limiter's trigger may have put a queued job in line for a slot instead.
+    let status = match (status, &row.limit) {
+        (JobStatus::Queued, Some(_)) => rows::status(tx, &row.id, now)?
+            .and_then(|status| status.parse().ok())
+            .unwrap_or(status),
+        _ => status,
+    };
     match (&row.placement, status) {
         (_, JobStatus::Deferred) => {
             for parent in &row.dependencies {

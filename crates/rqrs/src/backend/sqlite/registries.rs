@@ -132,9 +132,8 @@ impl RegistryStore for SqliteBackend {
             .await
     }
 
-    /// Rate limits are on Redis only for now ([`Enqueue::rate_limit`] refuses them here).
-    ///
-    /// [`Enqueue::rate_limit`]: crate::Enqueue::rate_limit
+    /// A slot here is a job row in the place `queued` or `started`, kept right by triggers in
+    /// the transaction of every step (`schema.rs`): no process can leak one.
     async fn clean_rate_limits(&self) -> Result<usize> {
         Ok(0)
     }

@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The version of the tables below. Each change adds a step to [`MIGRATIONS`].
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of rqrs's databases ("rqrs").
 const APPLICATION_ID: i64 = 0x7271_7273;
@@ -115,9 +115,94 @@ CREATE TABLE commands (
 );
 ";
 
+/// Now in microseconds since the epoch, as SQL (for the triggers).
+macro_rules! now_micros {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    };
+}
+
+/// Moves the oldest job in line for a slot of `OLD`'s limit onto its queue (its head when it
+/// asks to be), when the limit has a free slot, and notes that waiting workers may have work
+/// (see [`TAKE_WAKES`]).
+macro_rules! promote {
+    () => {
+        concat!(
+            "UPDATE jobs SET place = 'queued', status = 'queued', enqueued_at = ",
+            now_micros!(),
+            ", score = CASE WHEN json_extract(spec, '$.enqueue_at_front') \
+               THEN (SELECT coalesce(min(q.score), 1.0) - 1.0 FROM jobs q \
+                     WHERE q.place = 'queued' AND q.origin = jobs.origin) \
+               ELSE (SELECT coalesce(max(q.score), -1.0) + 1.0 FROM jobs q \
+                     WHERE q.place = 'queued' AND q.origin = jobs.origin) END \
+             WHERE seq = (SELECT w.seq FROM jobs w WHERE w.place = 'rate_limited' \
+                          AND w.limit_key = OLD.limit_key ORDER BY w.score, w.seq LIMIT 1) \
+               AND (SELECT count(*) FROM jobs h WHERE h.limit_key = OLD.limit_key \
+                    AND h.place IN ('queued', 'started')) < OLD.limit_concurrency; \
+             INSERT INTO limit_wakes VALUES (1);"
+        )
+    };
+}
+
+/// Puts `NEW`, just put on its queue, in line for a slot of its limit instead when the limit's
+/// slots are all held (it is counted among them).
+macro_rules! wait_for_slot {
+    () => {
+        concat!(
+            "UPDATE jobs SET place = 'rate_limited', status = 'rate_limited', \
+             enqueued_at = NULL, score = ",
+            now_micros!(),
+            " WHERE seq = NEW.seq AND (SELECT count(*) FROM jobs h \
+               WHERE h.limit_key = NEW.limit_key AND h.place IN ('queued', 'started')) \
+               > NEW.limit_concurrency;"
+        )
+    };
+}
+
+/// Version 2: rate limits (RQ 3.0's `RateLimit`). A job of a limit carries its key and
+/// concurrency in `limit_key` and `limit_concurrency`; it holds a slot while it is queued or
+/// running, and waits in the place `rate_limited` (scored by when it came) while every slot is
+/// held. Triggers keep that true for every statement that moves a job, so every step (enqueue,
+/// requeue, the scheduler, released dependents; finish, failure, a retry that waits, cancel,
+/// delete) goes through the limiter in its own transaction: a job that comes onto its queue
+/// without a free slot waits in line instead, and a job that leaves its queue or its run, or
+/// is deleted, makes way for the oldest in line.
+const LIMITS: &str = concat!(
+    "ALTER TABLE jobs ADD COLUMN limit_key TEXT;
+    CREATE TABLE limit_wakes (n INTEGER);
+    ALTER TABLE jobs ADD COLUMN limit_concurrency INTEGER;
+    CREATE INDEX jobs_by_limit ON jobs (limit_key, place, score) WHERE limit_key IS NOT NULL;
+    CREATE TRIGGER limit_wait_on_insert AFTER INSERT ON jobs
+    WHEN NEW.limit_key IS NOT NULL AND NEW.place = 'queued'
+    BEGIN ",
+    wait_for_slot!(),
+    " END;
+    CREATE TRIGGER limit_wait_on_move AFTER UPDATE OF place ON jobs
+    WHEN NEW.limit_key IS NOT NULL AND NEW.place = 'queued'
+      AND OLD.place IS NOT 'queued' AND OLD.place IS NOT 'started'
+    BEGIN ",
+    wait_for_slot!(),
+    " END;
+    CREATE TRIGGER limit_release_on_move AFTER UPDATE OF place ON jobs
+    WHEN OLD.limit_key IS NOT NULL AND OLD.place IN ('queued', 'started')
+      AND (NEW.place IS NULL OR NEW.place NOT IN ('queued', 'started'))
+    BEGIN ",
+    promote!(),
+    " END;
+    CREATE TRIGGER limit_release_on_delete AFTER DELETE ON jobs
+    WHEN OLD.limit_key IS NOT NULL AND OLD.place IN ('queued', 'started')
+    BEGIN ",
+    promote!(),
+    " END;"
+);
+
+/// Run before each commit: rows in `limit_wakes` mean a trigger put a job on a queue, so the
+/// commit wakes waiting workers as a Rust step that queues a job does.
+pub(super) const TAKE_WAKES: &str = "DELETE FROM limit_wakes";
+
 /// The steps from each version to the next: `MIGRATIONS[n]` goes from version `n + 1` to
-/// `n + 2`. None yet.
-const MIGRATIONS: &[&str] = &[];
+/// `n + 2`. A new database gets [`TABLES`] (version 1), then every step.
+const MIGRATIONS: &[&str] = &[LIMITS];
 
 /// Creates the tables of a new database, migrates an older one, and refuses one that a newer
 /// rqrs made or that is not rqrs's. `what` names the database in errors.
@@ -159,13 +244,12 @@ pub(super) fn prepare(conn: &Connection, what: &str) -> Result<()> {
         }
         if version == 0 {
             conn.execute_batch(TABLES)?;
-        } else {
-            for step in MIGRATIONS
-                .iter()
-                .skip(usize::try_from(version - 1).unwrap_or(0))
-            {
-                conn.execute_batch(step)?;
-            }
+        }
+        for step in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(version - 1).unwrap_or(0))
+        {
+            conn.execute_batch(step)?;
         }
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -180,5 +264,64 @@ pub(super) fn prepare(conn: &Connection, what: &str) -> Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("user_version reads")
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_a_new_one_made_at_the_latest() {
+        // As the first release made it.
+        let old = Connection::open_in_memory().unwrap();
+        old.execute_batch(TABLES).unwrap();
+        old.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO jobs (id, origin, status, place, score, spec) \
+             VALUES ('old', 'default', 'queued', 'queued', 0, '{}')",
+            [],
+        )
+        .unwrap();
+        prepare(&old, "the old database").unwrap();
+        assert_eq!(version(&old), VERSION);
+        let kept: String = old
+            .query_row("SELECT status FROM jobs WHERE id = 'old'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, "queued");
+        let limited: Option<String> = old
+            .query_row("SELECT limit_key FROM jobs WHERE id = 'old'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(limited, None);
+
+        let new = Connection::open_in_memory().unwrap();
+        prepare(&new, "a new database").unwrap();
+        assert_eq!(version(&new), VERSION);
+        let triggers: i64 = new
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 4);
+        // Opened again, nothing changes.
+        prepare(&new, "a new database").unwrap();
+
+        new.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        let error = prepare(&new, "a newer database").expect_err("refused");
+        assert!(error.to_string().contains("newer"), "{error}");
     }
 }

@@ -326,34 +326,3 @@ on_every_backend! {
         );
     }
 }
-
-on_every_backend! {
-    /// A rate-limited job waits for a slot on Redis (RQ 3.0's limiter); the SQLite backend has
-    /// no limiter yet and refuses the job, saying so, rather than run it unlimited.
-    async fn a_rate_limited_job_waits_for_a_slot_or_is_refused(store: &Store) {
-        let conn = store.connect().await;
-        let queue = Queue::new(&conn, "default");
-        let enqueue = |_: usize| {
-            queue
-                .enqueue("fixtures.noop", ())
-                .rate_limit(rqrs::RateLimit::new("api", 1))
-                .send()
-        };
-        match store.backend() {
-            "sqlite" => {
-                let error = enqueue(0).await.expect_err("refused");
-                assert!(
-                    matches!(&error, Error::Invalid { .. }) && error.to_string().contains("Redis"),
-                    "{error}"
-                );
-                assert_eq!(queue.count().await.unwrap(), 0);
-            }
-            _ => {
-                assert_eq!(enqueue(0).await.unwrap().status(), JobStatus::Queued);
-                assert_eq!(enqueue(1).await.unwrap().status(), JobStatus::RateLimited);
-                work(&conn, &["default"], 4, rqrs::Functions::new()).await;
-                assert_eq!(queue.count().await.unwrap(), 0);
-            }
-        }
-    }
-}

@@ -41,6 +41,7 @@ mod enqueue;
 mod isolation;
 mod job_ops;
 mod lifecycle;
+mod rate_limit;
 mod registry;
 mod scheduler;
 mod worker;
