@@ -76,6 +76,7 @@ for q = 1, queues do
     end
   end
 end
+if last_id then expire_worker_executions(worker_executions, executions_ttl) end
 if last_id and redis.call('EXISTS', worker_key) == 1 then
   redis.call('HSET', worker_key, 'state', 'busy', 'current_job', last_id,
     'current_job_working_time', '0', 'last_heartbeat', iso)

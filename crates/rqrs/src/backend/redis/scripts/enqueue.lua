@@ -109,4 +109,5 @@ end
 if group ~= '' then
   redis.call('SADD', KEYS[6], group)
 end
+if starter ~= '' then expire_worker_executions(KEYS[#KEYS], tonumber(ARGV[15])) end
 return out

@@ -27,9 +27,12 @@ if not end_execution(KEYS[2], KEYS[3], KEYS[4], id, eid) then
   return 0
 end
 count_run(KEYS[5], 'successful_job_count', ARGV[10], id, eid)
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+-- One read for the job's existence and its rate limit (a job hash always has a status).
+local found = redis.call('HMGET', KEYS[1], 'status', 'rate_limit_key', 'rate_limit_concurrency')
+if not found[1] and redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+local limit = nil
+if found[2] and found[2] ~= '' and (tonumber(found[3]) or 0) >= 1 then limit = found[2] end
 release_dependents(id, 'finished', ARGV[4], p)
-local limit = limit_of(KEYS[1])
 local ttl = tonumber(ARGV[6])
 local repeating = ARGV[11] ~= ''
 if ttl == 0 and not repeating then
