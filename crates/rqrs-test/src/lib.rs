@@ -90,3 +90,32 @@ pub async fn http_sink(count: usize) -> (String, tokio::task::JoinHandle<Vec<Str
     });
     (url, task)
 }
+
+/// The most jobs of `ids` whose runs overlapped, from their `started_at` and `ended_at` (the
+/// last run of each; a job without both is left out): how many ran at once, whichever workers
+/// ran them.
+///
+/// # Panics
+/// When the jobs cannot be read.
+pub async fn most_at_once(conn: &rqrs::Connection, ids: &[rqrs::JobId]) -> usize {
+    let mut edges = Vec::new();
+    for chunk in ids.chunks(500) {
+        let jobs = rqrs::Job::fetch_many(conn, chunk)
+            .await
+            .expect("the jobs are read");
+        for job in jobs.into_iter().flatten() {
+            if let (Some(start), Some(end)) = (job.started_at(), job.ended_at()) {
+                edges.push((start, 1_i32));
+                edges.push((end, -1));
+            }
+        }
+    }
+    // An end before a start at the same instant: runs that touch do not overlap.
+    edges.sort();
+    let (mut now, mut most) = (0_i32, 0_i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or_default()
+}

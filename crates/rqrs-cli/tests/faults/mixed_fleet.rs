@@ -87,32 +87,6 @@ impl Member {
     }
 }
 
-/// The most jobs of `ids` whose (last) runs overlapped, from their `started_at` and `ended_at`.
-async fn most_at_once(conn: &rqrs::Connection, ids: &[JobId]) -> usize {
-    let mut edges = Vec::new();
-    for chunk in ids.chunks(500) {
-        for job in rqrs::Job::fetch_many(conn, chunk)
-            .await
-            .unwrap()
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(start), Some(end)) = (job.started_at(), job.ended_at()) {
-                edges.push((start, 1_i32));
-                edges.push((end, -1));
-            }
-        }
-    }
-    // An end before a start at the same instant: runs that touch do not overlap.
-    edges.sort();
-    let (mut now, mut most) = (0_i32, 0_i32);
-    for (_, step) in edges {
-        now += step;
-        most = most.max(now);
-    }
-    usize::try_from(most).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_fleet_loses_no_job_and_keeps_the_rate_limit() {
     let jobs = knob("RQRS_FAULT_MIXED_JOBS", 240);
@@ -183,7 +157,7 @@ async fn a_mixed_fleet_loses_no_job_and_keeps_the_rate_limit() {
     let runs = runs(&path, jobs);
     let (never, twice) = duplicates(&runs, &ids);
     let unexpected: Vec<&JobId> = twice.iter().filter(|id| !cut.contains(id)).collect();
-    let most = most_at_once(&conn, &limited).await;
+    let most = rqrs_test::most_at_once(&conn, &limited).await;
     Summary {
         scenario: "mixed fleet (rq 2.12 + rq 3.0 + rqrs) on redis".to_owned(),
         jobs,

@@ -965,23 +965,16 @@ print(json.dumps({'queued': queue.get_job_ids()}))
     }
 }
 
-/// The most jobs whose runs overlap, from their `started_at` and `ended_at`.
+/// The most jobs of `ids` that ran at once, each of which must have finished.
 async fn most_at_once(conn: &rqrs::Connection, ids: &[JobId]) -> usize {
-    let mut edges = Vec::new();
     for id in ids {
-        let job = Job::fetch(conn, id).await.unwrap();
-        assert_eq!(job.status(), JobStatus::Finished, "{id}");
-        edges.push((job.started_at().unwrap(), 1_i32));
-        edges.push((job.ended_at().unwrap(), -1));
+        assert_eq!(
+            Job::fetch(conn, id).await.unwrap().status(),
+            JobStatus::Finished,
+            "{id}"
+        );
     }
-    // Ends before starts at the same instant: touching runs do not overlap.
-    edges.sort();
-    let (mut now, mut most) = (0_i32, 0_i32);
-    for (_, step) in edges {
-        now += step;
-        most = most.max(now);
-    }
-    usize::try_from(most).unwrap()
+    rqrs_test::most_at_once(conn, ids).await
 }
 
 /// RQ 3.0's rate limits, both ways: an rqrs worker runs the jobs a Python 3.0 producer limited

@@ -719,3 +719,47 @@ on_every_backend! {
         drop(pending);
     }
 }
+
+on_every_backend! {
+    /// RQ 3.0's `stop-execution` stops the run it names, and only that one: a command naming
+    /// another run of the job is ignored.
+    async fn a_stop_execution_command_stops_the_run_it_names(store: &Store) {
+        let conn = store.connect().await;
+        let functions = Functions::new().register("runs.tell", |ctx: JobContext, (): ()| async move {
+            ctx.set_meta("execution", ctx.execution_id().to_owned());
+            ctx.save_meta().await?;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, rqrs::JobError>(())
+        });
+        let worker = Worker::builder(&conn)
+            .queues(["default"])
+            .functions(rqrs_test::fixtures::functions().merge(functions))
+            .build()
+            .unwrap();
+        let stop = worker.shutdown_handle();
+        let task = tokio::spawn(worker.work());
+        let job = Queue::new(&conn, "default")
+            .enqueue("runs.tell", ())
+            .send()
+            .await
+            .unwrap();
+        let execution = rqrs_test::wait_for("the run to tell its execution", HANG, || async {
+            let job = Job::fetch(&conn, job.id()).await.ok()?;
+            job.meta().get("execution")?.as_str().map(str::to_owned)
+        })
+        .await;
+        // Heard (the control channel is up) but for another run: the job runs on.
+        rqrs_test::wait_for("the stop-execution command to be heard", HANG, || async {
+            rqrs::send_stop_execution_command(&conn, job.id(), "another-run")
+                .await
+                .unwrap()
+                .then_some(())
+        })
+        .await;
+        assert!(rqrs::send_stop_execution_command(&conn, job.id(), &execution).await.unwrap());
+        let stopped = wait_status(&conn, job.id(), JobStatus::Stopped).await;
+        assert_eq!(stopped.results().await.unwrap().len(), 1, "one run, stopped once");
+        stop.warm();
+        task.await.unwrap().unwrap();
+    }
+}

@@ -30,8 +30,7 @@ count_run(KEYS[5], 'successful_job_count', ARGV[10], id, eid)
 -- One read for the job's existence and its rate limit (a job hash always has a status).
 local found = redis.call('HMGET', KEYS[1], 'status', 'rate_limit_key', 'rate_limit_concurrency')
 if not found[1] and redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-local limit = nil
-if found[2] and found[2] ~= '' and (tonumber(found[3]) or 0) >= 1 then limit = found[2] end
+local limit = limit_in(found[2], found[3])
 release_dependents(id, 'finished', ARGV[4], p)
 local ttl = tonumber(ARGV[6])
 local repeating = ARGV[11] ~= ''

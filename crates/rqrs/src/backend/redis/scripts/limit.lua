@@ -18,14 +18,18 @@ local function limit_time()
   return tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
 
+-- The limit that a job's `rate_limit_key` and `rate_limit_concurrency` fields name: its key
+-- and concurrency, or nil when they name none.
+local function limit_in(key, concurrency)
+  concurrency = tonumber(concurrency)
+  if key and key ~= '' and concurrency and concurrency >= 1 then return key, concurrency end
+  return nil
+end
+
 -- The limit of job hash `job`: its key and concurrency, or nil when it has none.
 local function limit_of(job)
   local fields = redis.call('HMGET', job, 'rate_limit_key', 'rate_limit_concurrency')
-  local concurrency = tonumber(fields[2])
-  if fields[1] and fields[1] ~= '' and concurrency and concurrency >= 1 then
-    return fields[1], concurrency
-  end
-  return nil
+  return limit_in(fields[1], fields[2])
 end
 
 -- Fills the free slots of limit `key` with its waiting jobs, oldest first: each takes a slot
