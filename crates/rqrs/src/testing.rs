@@ -32,15 +32,16 @@ pub async fn abandon_next_run(
         execution_ttl: std::time::Duration::from_secs(60),
         worker_ttl: DEFAULT_WORKER_TTL,
     };
-    let Dequeued::Jobs(mut started) = backend
-        .dequeue(
+    let worked = backend
+        .work(
             DEAD_WORKER,
+            &[],
             &[queue.to_owned()],
             &new_execution_ids(1),
             liveness,
         )
-        .await?
-    else {
+        .await?;
+    let Dequeued::Jobs(mut started) = worked.dequeued else {
         return Err(Error::invalid("abandon_next_run", "workers are suspended"));
     };
     let started = started

@@ -123,11 +123,11 @@ impl FuzzJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum KnownBug {
     /// `retries_left`/`repeats_left` such as ` 1 `, `+1`, `01`: the worker reads a positive
-    /// count, then `retry.lua`'s (or `finish.lua`'s) `HINCRBY ... -1` fails with "hash value is
+    /// count, then `retry.lua`'s (or `work.lua`'s) `HINCRBY ... -1` fails with "hash value is
     /// not an integer" after `end_execution`: a retried job stays `started` in no registry (a
     /// repeated one is finished but never repeats).
     NonCanonicalCount,
-    /// `result_ttl` past EXPIRE's range (about 9.2e15 s): `finish.lua`'s `EXPIRE` fails after
+    /// `result_ttl` past EXPIRE's range (about 9.2e15 s): `work.lua`'s `EXPIRE` fails after
     /// the status and result are written but before the finished registry entry: a finished
     /// job in no registry, without a TTL.
     HugeResultTtl,

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::types::{
-    Commands, Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness,
-    Lock, NewJob, Recorded, Replicas, Retried, RunId, SchedulerRecord, Watch,
+    Commands, Ending, Execution, Failed, Finishing, HeartbeatReply, JobRecord, Liveness, Lock,
+    NewJob, Recorded, Replicas, Retried, RunId, SchedulerRecord, Watch, Worked,
 };
 use super::{
     AnyBackend, Backend, ConnectOptions, GroupStore, JobStore, QueueStore, RegistryStore, RunStore,
@@ -201,14 +201,15 @@ impl GroupStore for AnyBackend {
 }
 
 impl RunStore for AnyBackend {
-    async fn dequeue(
+    async fn work(
         &self,
         worker: &str,
+        finishing: &[&Finishing],
         queues: &[String],
         execution_ids: &[String],
         liveness: Liveness,
-    ) -> Result<Dequeued> {
-        dispatch!(self, backend => backend.dequeue(worker, queues, execution_ids, liveness).await)
+    ) -> Result<Worked> {
+        dispatch!(self, backend => backend.work(worker, finishing, queues, execution_ids, liveness).await)
     }
 
     async fn reclaim(
@@ -227,15 +228,6 @@ impl RunStore for AnyBackend {
         liveness: Liveness,
     ) -> Result<HeartbeatReply> {
         dispatch!(self, backend => backend.heartbeat(worker, running, liveness).await)
-    }
-
-    async fn finish(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        finished: &Finished,
-    ) -> Result<Recorded> {
-        dispatch!(self, backend => backend.finish(execution, worker, finished).await)
     }
 
     async fn fail(&self, run: &RunId, ending: Ending<'_>, failed: &Failed) -> Result<Recorded> {

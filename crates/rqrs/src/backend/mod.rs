@@ -37,8 +37,8 @@ use crate::results::JobResult;
 use crate::ttl::Ttl;
 use crate::worker::{WorkerInfo, WorkerState};
 use types::{
-    Commands, Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness,
-    Lock, NewJob, Recorded, Replicas, Retried, RunId, SchedulerRecord, Watch,
+    Commands, Ending, Execution, Failed, Finishing, HeartbeatReply, JobRecord, Liveness, Lock,
+    NewJob, Recorded, Replicas, Retried, RunId, SchedulerRecord, Watch, Worked,
 };
 
 /// Every backend, chosen by URL scheme.
@@ -199,15 +199,19 @@ pub(crate) trait GroupStore {
 
 /// Runs: taking jobs, keeping them alive, recording how they ended.
 pub(crate) trait RunStore {
-    /// Takes up to one job per execution id from `queues` (highest priority first) and starts
-    /// each: off its queue, into the started registry with its execution and a deadline.
-    async fn dequeue(
+    /// A worker's round trip, one atomic step: records the successes in `finishing` (each: its
+    /// result, the release of its dependents, its repeat), then takes up to one job per
+    /// execution id from `queues` (highest priority first) and starts each: off its queue,
+    /// into the started registry with its execution and a deadline. The successes are
+    /// recorded while workers are suspended too; with no execution ids, nothing is taken.
+    async fn work(
         &self,
         worker: &str,
+        finishing: &[&Finishing],
         queues: &[String],
         execution_ids: &[String],
         liveness: Liveness,
-    ) -> Result<Dequeued>;
+    ) -> Result<Worked>;
 
     /// Puts back at the head of their queues the runs that a dequeue with these execution ids
     /// started, if it ran (its reply was lost, so no one holds them); returns how many. A run
@@ -226,14 +230,6 @@ pub(crate) trait RunStore {
         running: &[Execution],
         liveness: Liveness,
     ) -> Result<HeartbeatReply>;
-
-    /// Records a success: its result, the release of its dependents, its repeat.
-    async fn finish(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        finished: &Finished,
-    ) -> Result<Recorded>;
 
     /// Records a failure (or a stop) that does not run again.
     async fn fail(&self, run: &RunId, ending: Ending<'_>, failed: &Failed) -> Result<Recorded>;

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::command::Command;
 use crate::job::{Call, JobId, JobStatus, Lifecycle};
+use crate::rate_limit::RateLimit;
 use crate::ttl::{Timeout, Ttl};
 
 /// A job as stored.
@@ -180,6 +181,26 @@ pub(crate) struct Finished {
     pub(crate) result_ttl: Ttl,
     /// Seconds until the job runs again, when it repeats.
     pub(crate) repeat_in: Option<u64>,
+}
+
+/// A success to record: the run, what it returned, and what the worker read of its job at the
+/// start that the record needs.
+#[derive(Debug)]
+pub(crate) struct Finishing {
+    pub(crate) execution: Execution,
+    pub(crate) finished: Finished,
+    /// The job's rate limit, whose slot the end of the run gives back.
+    pub(crate) rate_limit: Option<RateLimit>,
+    /// Whether the job was enqueued with dependencies (their set expires with it).
+    pub(crate) has_dependencies: bool,
+}
+
+/// What a worker's round trip ([`RunStore::work`](super::RunStore::work)) did: how each
+/// success was recorded, in order, and what the dequeue got.
+#[derive(Debug)]
+pub(crate) struct Worked {
+    pub(crate) recorded: Vec<Recorded>,
+    pub(crate) dequeued: Dequeued,
 }
 
 /// A run that failed and will not run again (or was stopped).

@@ -272,6 +272,7 @@ impl WorkerBuilder {
             finished: Notify::new(),
             ended: AtomicU64::new(0),
             webhooks: TaskTracker::new(),
+            inbox: Mutex::new(None),
         }
     }
 }

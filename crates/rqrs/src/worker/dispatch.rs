@@ -1,24 +1,86 @@
-//! The dequeue loop: with free slots, take jobs and start their runs; with none to take, wait
-//! (or end a burst); while suspended, look again every second; after a failed dequeue, back
-//! off. Each of these is one step below, and [`Worker::dispatch`] repeats them until the worker
-//! is asked to stop or reaches a limit.
+//! The dequeue loop: with free slots or successes to record, make one round trip that records
+//! the successes and takes jobs for the free slots, and start their runs; with none to take,
+//! wait (or end a burst); while suspended, look again every second; after a failed round trip,
+//! back off. Each of these is one step below, and [`Worker::dispatch`] repeats them until the
+//! worker is asked to stop or reaches a limit.
+//!
+//! A run that succeeds sends its success here with its slot ([`Shared::record_success`]), and
+//! waits for the answer. Every success that came while a round trip was under way goes in the
+//! next one, so the round trips grow with the load and none waits to fill a batch: at
+//! concurrency 1 a job costs one round trip, and at high concurrency one round trip records and
+//! starts many.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::waiter::Waiter;
-use super::{Running, Stop, Worker, WorkerState, backoff, run};
-use crate::backend::types::{Dequeued, Started, new_execution_ids};
+use super::{Running, Shared, Stop, Worker, WorkerState, backoff, run};
+use crate::backend::types::{Dequeued, Finishing, Recorded, Started, Worked, new_execution_ids};
 use crate::backend::{RunStore, WorkerStore};
 use crate::error::{Error, Result};
 
 /// How often a suspended worker looks whether it was resumed (RQ: every second).
 const SUSPENDED_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most successes recorded, and the most jobs taken, in one round trip: a bound on a
+/// script's arguments and on how long it holds the store.
+const MOST_PER_ROUND_TRIP: usize = 256;
+
+/// A success on its way to the dequeue loop.
+pub(super) struct Success {
+    finishing: Arc<Finishing>,
+    /// The run's slot, which the loop fills again in the same round trip.
+    permit: Option<OwnedSemaphorePermit>,
+    /// How it was recorded; dropped unanswered when the round trip failed, and then the run
+    /// records it itself.
+    answer: oneshot::Sender<Recorded>,
+}
+
+impl Shared {
+    /// Records a success: in the dequeue loop's next round trip while it runs (the run's
+    /// `permit` goes with it, for the loop to fill again), else by a call of its own.
+    pub(super) async fn record_success(
+        &self,
+        finishing: &Arc<Finishing>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Recorded> {
+        let inbox = self
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(inbox) = inbox {
+            let (answer, answered) = oneshot::channel();
+            let success = Success {
+                finishing: Arc::clone(finishing),
+                permit,
+                answer,
+            };
+            // Unanswered (the loop ended first, or its round trip failed), the success is
+            // recorded here.
+            if inbox.send(success).is_ok()
+                && let Ok(recorded) = answered.await
+            {
+                return Ok(recorded);
+            }
+        }
+        let worked = self
+            .conn
+            .backend()
+            .work(&self.name, &[finishing.as_ref()], &[], &[], self.liveness)
+            .await?;
+        Ok(worked
+            .recorded
+            .first()
+            .copied()
+            .unwrap_or(Recorded::Refused))
+    }
+}
 
 /// What one step decided: go on, or stop the loop with how the worker stops (`Running` for the
 /// end of a burst or a limit reached).
@@ -56,11 +118,32 @@ struct Dispatch<'w> {
     order: Vec<String>,
     /// Jobs taken so far.
     taken: u64,
+    /// The successes the runs send, and those received for the next round trip.
+    inbox: mpsc::UnboundedReceiver<Success>,
+    successes: Vec<Success>,
+}
+
+impl Drop for Dispatch<'_> {
+    /// The runs that end from now on record their successes themselves; those not yet recorded
+    /// are dropped with the loop, and their runs record them too.
+    fn drop(&mut self) {
+        *self
+            .worker
+            .shared
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
 }
 
 impl<'w> Dispatch<'w> {
     fn new(worker: &'w Worker) -> Self {
         let shared = &worker.shared;
+        let (sender, inbox) = mpsc::unbounded_channel();
+        *shared
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sender);
         Dispatch {
             worker,
             slots: Arc::new(Semaphore::new(worker.concurrency)),
@@ -73,6 +156,8 @@ impl<'w> Dispatch<'w> {
             unclaimed: Vec::new(),
             order: shared.queues.clone(),
             taken: 0,
+            inbox,
+            successes: Vec::new(),
         }
     }
 
@@ -87,60 +172,93 @@ impl<'w> Dispatch<'w> {
             tracing::info!(jobs = self.taken, "max jobs reached: stopping");
             return Step::Break(Stop::Running);
         }
-        let Some(permits) = self.free_slots().await else {
+        let Some(permits) = self.ready().await else {
             return Step::Break(self.stopping());
         };
         let ended_before = self.worker.shared.ended.load(Ordering::SeqCst);
-        match self.take(permits.len()).await {
-            Ok(Dequeued::Jobs(started)) => {
+        let successes = std::mem::take(&mut self.successes);
+        let worked = self.round_trip(&successes, permits.len()).await;
+        let looked = !permits.is_empty();
+        match worked {
+            Ok(Worked { recorded, dequeued }) => {
+                for (i, success) in successes.into_iter().enumerate() {
+                    let recorded = recorded.get(i).copied().unwrap_or(Recorded::Refused);
+                    let _ = success.answer.send(recorded);
+                }
                 self.failures = 0;
-                self.suspended = false;
-                while jobs.try_join_next().is_some() {}
-                if started.is_empty() {
-                    drop(permits);
-                    self.when_empty(ended_before).await
-                } else {
-                    self.start(jobs, started, permits);
-                    Step::Continue(())
+                match dequeued {
+                    Dequeued::Jobs(started) => {
+                        self.suspended = false;
+                        while jobs.try_join_next().is_some() {}
+                        if !started.is_empty() {
+                            self.start(jobs, started, permits);
+                            Step::Continue(())
+                        } else if looked {
+                            drop(permits);
+                            self.when_empty(ended_before).await
+                        } else {
+                            Step::Continue(())
+                        }
+                    }
+                    Dequeued::Suspended => {
+                        drop(permits);
+                        self.while_suspended().await
+                    }
                 }
             }
-            Ok(Dequeued::Suspended) => {
-                self.failures = 0;
-                drop(permits);
-                self.while_suspended().await
-            }
             Err(error) => {
+                // Dropped unanswered, the successes are recorded by their runs, which wait and
+                // try again on errors of their own.
+                drop(successes);
                 drop(permits);
                 self.after_failure(&error).await
             }
         }
     }
 
-    /// Waits for a free slot, then takes every other free one, up to what `max_jobs` leaves;
-    /// `None` when the worker is asked to stop first.
-    async fn free_slots(&mut self) -> Option<Vec<OwnedSemaphorePermit>> {
-        let permit = tokio::select! {
-            biased;
-            _ = self.stop.wait_for(|stop| *stop != Stop::Running) => return None,
-            permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let mut permits = vec![permit];
+    /// Waits for a free slot or a success to record, then takes every other free slot (up to
+    /// what `max_jobs` leaves) and every success waiting, each up to
+    /// [`MOST_PER_ROUND_TRIP`]; `None` when the worker is asked to stop first.
+    async fn ready(&mut self) -> Option<Vec<OwnedSemaphorePermit>> {
+        let mut permits = Vec::new();
+        if self.successes.is_empty() {
+            tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|stop| *stop != Stop::Running) => return None,
+                Some(success) = self.inbox.recv() => self.successes.push(success),
+                permit = Arc::clone(&self.slots).acquire_owned() => {
+                    permits.push(permit.expect("the semaphore is never closed"));
+                }
+            }
+        }
+        while self.successes.len() < MOST_PER_ROUND_TRIP
+            && let Ok(success) = self.inbox.try_recv()
+        {
+            self.successes.push(success);
+        }
+        permits.extend(
+            self.successes
+                .iter_mut()
+                .filter_map(|success| success.permit.take()),
+        );
         let room = self.worker.limits.max_jobs.map_or(usize::MAX, |max| {
             usize::try_from(max - self.taken).unwrap_or(usize::MAX)
         });
+        let room = room.min(MOST_PER_ROUND_TRIP);
         while permits.len() < room
             && let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned()
         {
             permits.push(permit);
         }
+        permits.truncate(room);
         Some(permits)
     }
 
-    /// Dequeues up to `count` jobs from the queues in order. A dequeue whose reply was lost
-    /// may have started runs that no one holds: their execution ids are kept, and those runs
-    /// are put back on their queues before the next dequeue, rather than left to abandoned-run
-    /// recovery.
-    async fn take(&mut self, count: usize) -> Result<Dequeued> {
+    /// Records `successes` and dequeues up to `count` jobs from the queues in order, in one
+    /// call. A round trip whose reply was lost may have started runs that no one holds: their
+    /// execution ids are kept, and those runs are put back on their queues before the next
+    /// one, rather than left to abandoned-run recovery.
+    async fn round_trip(&mut self, successes: &[Success], count: usize) -> Result<Worked> {
         let shared = &self.worker.shared;
         let backend = shared.conn.backend();
         if !self.unclaimed.is_empty() {
@@ -156,8 +274,18 @@ impl<'w> Dispatch<'w> {
             self.unclaimed.clear();
         }
         let execution_ids = new_execution_ids(count);
+        let finishing: Vec<&Finishing> = successes
+            .iter()
+            .map(|success| success.finishing.as_ref())
+            .collect();
         backend
-            .dequeue(&shared.name, &self.order, &execution_ids, shared.liveness)
+            .work(
+                &shared.name,
+                &finishing,
+                &self.order,
+                &execution_ids,
+                shared.liveness,
+            )
             .await
             .inspect_err(|_| self.unclaimed.extend(execution_ids.iter().cloned()))
     }
@@ -192,8 +320,7 @@ impl<'w> Dispatch<'w> {
             );
             let shared = Arc::clone(shared);
             jobs.spawn(async move {
-                run::run(&shared, started, interrupted).await;
-                drop(permit);
+                run::run(&shared, started, interrupted, Some(permit)).await;
                 shared.finished.notify_waiters();
             });
         }
@@ -234,17 +361,24 @@ impl<'w> Dispatch<'w> {
                     return Step::Break(Stop::Running);
                 }
             }
-            // Burst: wait for a running job to end, then look again (it may have enqueued more
-            // work).
+            // Burst: wait for a running job to end (or to send its success), then look again
+            // (it may have enqueued more work).
             None => {
                 let ended = shared.finished.notified();
                 if shared.running().len() == running {
-                    ended.await;
+                    tokio::select! {
+                        () = ended => {}
+                        Some(success) = self.inbox.recv() => self.successes.push(success),
+                    }
                 }
             }
             Some(waiter) => {
                 let stopped = tokio::select! {
                     _ = self.stop.wait_for(|stop| *stop != Stop::Running) => true,
+                    Some(success) = self.inbox.recv() => {
+                        self.successes.push(success);
+                        false
+                    }
                     () = waiter.wait() => false,
                     () = shared.finished.notified(), if !self.idle => false,
                     () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() => false,

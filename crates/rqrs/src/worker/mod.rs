@@ -7,8 +7,10 @@
 //!    moves from its queue into the started registry with an execution and a deadline). When
 //!    the queues are empty it waits on them without taking anything (see [`waiter`]), or, in
 //!    burst mode, returns once running jobs are done and the queues are still empty.
-//! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step. The
-//!    function itself runs in the worker's process, or in a work horse under process isolation
+//! 3. Each job runs in its own task ([`run`]); its outcome is recorded in one atomic step. A
+//!    success goes to the dequeue loop, which records every success that came since its last
+//!    call and takes the next jobs for the slots they free in one round trip. The function
+//!    itself runs in the worker's process, or in a work horse under process isolation
 //!    ([`isolation`]).
 //! 4. A heartbeat task refreshes the worker and every running execution.
 //! 5. With [`WorkerBuilder::with_scheduler`], a [`Scheduler`] for the worker's queues runs
@@ -200,6 +202,9 @@ struct Shared {
     ended: AtomicU64,
     /// Webhooks being sent; a stop waits for them.
     webhooks: TaskTracker,
+    /// Where runs send their successes while the dequeue loop runs: it records them in its next
+    /// round trip, together with its next dequeue (see [`dispatch`]).
+    inbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<dispatch::Success>>>,
 }
 
 impl Shared {
@@ -426,6 +431,7 @@ impl Inline {
             &self.shared,
             Started { job, execution },
             watch::channel(None).1,
+            None,
         )
         .await;
         self.shared.webhooks.close();

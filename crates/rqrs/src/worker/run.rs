@@ -3,26 +3,32 @@
 //! record that in one step. Whatever the job's data holds, the outcome is a success or a
 //! failure with a reason; the worker itself never fails because of a job.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::outcome::{self, Outcome, STOPPED};
 use super::{Interrupt, Shared, webhook};
 use crate::backend::RunStore;
-use crate::backend::types::{Ending, Execution, JobRecord, Recorded, Started};
+use crate::backend::types::{
+    Ending, Execution, Failed, Finishing, JobRecord, Recorded, Retried, Started,
+};
 use crate::context::{ContextParts, JobContext};
 use crate::error::JobError;
 use crate::functions::Handler;
 use crate::job::{Callback, WebhookStatus};
 use crate::ttl::Timeout;
 
-/// Runs a started job to its recorded outcome.
+/// Runs a started job to its recorded outcome. The run holds its worker's slot, `permit`,
+/// until then (a success hands it to the dequeue loop, which fills it again at once).
 pub(super) async fn run(
     shared: &Shared,
     started: Started,
     mut interrupted: watch::Receiver<Option<Interrupt>>,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     let Started { mut job, execution } = started;
     // The arguments and meta move out of the job, which the rest of the run (the outcome, the
@@ -95,7 +101,7 @@ pub(super) async fn run(
     } else {
         after_callbacks(shared, &job, &ctx, result).await
     };
-    record(shared, &job, &execution, &outcome).await;
+    record(shared, &job, &execution, outcome, permit).await;
     shared
         .ended
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -138,35 +144,51 @@ async fn after_callbacks(
 }
 
 /// Records the run's outcome, trying again through short outages, then sends its webhooks.
-async fn record(shared: &Shared, job: &JobRecord, execution: &Execution, outcome: &Outcome) {
+async fn record(
+    shared: &Shared,
+    job: &JobRecord,
+    execution: &Execution,
+    outcome: Outcome,
+    mut permit: Option<OwnedSemaphorePermit>,
+) {
     let backend = shared.conn.backend();
     let ending = Ending::Worker {
         name: &shared.name,
         started_at: execution.started_at,
     };
+    let outcome = match outcome {
+        Outcome::Finish(finished) => Ended::Finish(Arc::new(Finishing {
+            execution: execution.clone(),
+            finished,
+            rate_limit: job.lifecycle.rate_limit.clone(),
+            has_dependencies: !job.lifecycle.dependency_ids.is_empty(),
+        })),
+        Outcome::Retry(retried) => Ended::Retry(retried),
+        Outcome::Fail(failed) => Ended::Fail(failed),
+    };
     let mut attempt = 0u32;
     loop {
-        let recorded = match outcome {
-            Outcome::Finish(finished) => backend.finish(execution, &shared.name, finished).await,
-            Outcome::Retry(retried) => backend.retry(&execution.run, ending, retried).await,
-            Outcome::Fail(failed) => backend.fail(&execution.run, ending, failed).await,
+        let recorded = match &outcome {
+            Ended::Finish(finishing) => shared.record_success(finishing, permit.take()).await,
+            Ended::Retry(retried) => backend.retry(&execution.run, ending, retried).await,
+            Ended::Fail(failed) => backend.fail(&execution.run, ending, failed).await,
         };
         match recorded {
             Ok(recorded @ (Recorded::Now | Recorded::Before)) => {
                 if recorded == Recorded::Before {
                     tracing::info!(job = %job.id, "the outcome was recorded by the attempt whose reply was lost");
                 }
-                match outcome {
-                    Outcome::Finish(_) => {
+                match &outcome {
+                    Ended::Finish(_) => {
                         webhook::spawn_all(&shared.webhooks, job, WebhookStatus::Finished, None);
                     }
-                    Outcome::Fail(failed) => webhook::spawn_all(
+                    Ended::Fail(failed) => webhook::spawn_all(
                         &shared.webhooks,
                         job,
                         WebhookStatus::Failed,
                         Some(&failed.exc_info),
                     ),
-                    Outcome::Retry(_) => {}
+                    Ended::Retry(_) => {}
                 }
                 return;
             }
@@ -188,6 +210,14 @@ async fn record(shared: &Shared, job: &JobRecord, execution: &Execution, outcome
             }
         }
     }
+}
+
+/// An outcome as [`record`] records it: a success goes to the dequeue loop, and is kept for
+/// another attempt.
+enum Ended {
+    Finish(Arc<Finishing>),
+    Retry(Retried),
+    Fail(Failed),
 }
 
 /// Calls a callback by its registered name, with its own timeout, under the job's context;

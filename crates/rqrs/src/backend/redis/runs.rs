@@ -13,8 +13,8 @@ use super::codec::{self, RawHash};
 use super::{Current, RedisBackend, blocking_connection, executions_ttl, keys, now};
 use crate::backend::RunStore;
 use crate::backend::types::{
-    Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness, Recorded,
-    Retried, RunId, Started, Watch,
+    Dequeued, Ending, Execution, Failed, Finishing, HeartbeatReply, JobRecord, Liveness, Recorded,
+    Retried, RunId, Started, Watch, Worked,
 };
 use crate::defaults::{DEFAULT_FAILURE_TTL, MAX_TTL, RESULTS_KEPT};
 use crate::error::Result;
@@ -22,22 +22,18 @@ use crate::job::JobId;
 use crate::ttl::Ttl;
 use keys::Keys;
 
-static DEQUEUE: LazyLock<Script> = LazyLock::new(|| {
+// limit.lua, lib.lua and start.lua go in front of the scripts that need them: a Redis script
+// cannot call another.
+static WORK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/limit.lua"),
+        include_str!("scripts/lib.lua"),
         include_str!("scripts/start.lua"),
-        include_str!("scripts/dequeue.lua")
+        include_str!("scripts/work.lua")
     ))
 });
 static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
-// lib.lua goes in front of the scripts that end a run: a Redis script cannot call another.
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/limit.lua"),
-        include_str!("scripts/lib.lua"),
-        include_str!("scripts/finish.lua")
-    ))
-});
 static FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/limit.lua"),
@@ -128,15 +124,18 @@ fn ttl_seconds(ttl: Ttl) -> i64 {
 }
 
 impl RunStore for RedisBackend {
-    async fn dequeue(
+    async fn work(
         &self,
         worker: &str,
+        finishing: &[&Finishing],
         queues: &[String],
         execution_ids: &[String],
         liveness: Liveness,
-    ) -> Result<Dequeued> {
+    ) -> Result<Worked> {
         let now = now();
-        let mut invocation = DEQUEUE.prepare_invoke();
+        let iso = codec::format_time(now);
+        let epoch = codec::epoch_float(now);
+        let mut invocation = WORK.prepare_invoke();
         for queue in queues {
             invocation.key(self.keys.queue(queue));
         }
@@ -146,63 +145,62 @@ impl RunStore for RedisBackend {
             .key(self.keys.suspended())
             .arg(execution_ids.len())
             .arg(worker)
-            .arg(codec::format_time(now))
-            .arg(codec::epoch_float(now))
+            .arg(&iso)
+            .arg(&epoch)
             .arg(now.timestamp())
             .arg(liveness.execution_ttl.as_secs())
             .arg(executions_ttl(liveness))
-            .arg(self.keys.job_prefix())
+            .arg(RESULTS_KEPT)
+            .arg(finishing.len())
+            .arg(&release_pieces(&self.keys)[..])
             .arg(self.keys.started_prefix())
             .arg(self.keys.execution_prefix())
             .arg(self.keys.executions_prefix())
             .arg(self.keys.finished_prefix())
             .arg(self.keys.failed_prefix())
-            .arg(self.keys.canceled_prefix());
+            .arg(self.keys.canceled_prefix())
+            .arg(self.keys.scheduled_prefix())
+            .arg(self.keys.results_prefix());
         for queue in queues {
             invocation.arg(queue);
+        }
+        for success in finishing {
+            let run = &success.execution.run;
+            let finished = &success.finished;
+            let (limit_key, limit_concurrency) = success
+                .rate_limit
+                .as_ref()
+                .map_or(("", 0), |limit| (limit.key(), limit.concurrency()));
+            invocation
+                .arg(run.job_id.as_str())
+                .arg(&run.execution_id)
+                .arg(&run.queue)
+                .arg(ttl_seconds(finished.result_ttl))
+                .arg(if finished.return_value.is_null() {
+                    String::new()
+                } else {
+                    codec::result::encode_return_value(&finished.return_value)
+                })
+                .arg(codec::epoch_float(success.execution.started_at))
+                .arg(working_seconds(success.execution.started_at, now))
+                .arg(
+                    finished
+                        .repeat_in
+                        .map(|seconds| seconds.to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(limit_key)
+                .arg(limit_concurrency)
+                .arg(if success.has_dependencies { "1" } else { "" });
         }
         for execution_id in execution_ids {
             invocation.arg(execution_id);
         }
-        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn()).await?;
-        if let [Value::BulkString(marker)] = reply.as_slice()
-            && marker == b"suspended"
-        {
-            return Ok(Dequeued::Suspended);
-        }
-        let mut started = Vec::with_capacity(reply.len() / 4);
-        let mut items = reply.into_iter();
-        while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
-            (items.next(), items.next(), items.next(), items.next())
-        {
-            let queue_index: usize =
-                redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
-            let queue = queues
-                .get(queue_index.wrapping_sub(1))
-                .cloned()
-                .unwrap_or_default();
-            let id = JobId::from_stored(
-                redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
-            );
-            let execution_id: String =
-                redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
-            let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
-            let job = codec::job::decode(id.clone(), &hash).unwrap_or_else(|error| {
-                JobRecord::unreadable(id.clone(), &queue, error.to_string())
-            });
-            started.push(Started {
-                job,
-                execution: Execution {
-                    run: RunId {
-                        job_id: id,
-                        execution_id,
-                        queue,
-                    },
-                    started_at: now,
-                },
-            });
-        }
-        Ok(Dequeued::Jobs(started))
+        let reply: (Vec<i64>, Vec<Value>) = invocation.invoke_async(&mut self.conn()).await?;
+        let (codes, taken) = reply;
+        let recorded = codes.into_iter().map(Recorded::from_reply).collect();
+        let dequeued = taken_jobs(taken, queues, now)?;
+        Ok(Worked { recorded, dequeued })
     }
 
     async fn reclaim(
@@ -281,55 +279,6 @@ impl RunStore for RedisBackend {
             worker_missing,
             lost,
         })
-    }
-
-    async fn finish(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        finished: &Finished,
-    ) -> Result<Recorded> {
-        let run = &execution.run;
-        let id = run.job_id.as_str();
-        let ended = now();
-        let encoded = if finished.return_value.is_null() {
-            String::new()
-        } else {
-            codec::result::encode_return_value(&finished.return_value)
-        };
-        let recorded: i64 = FINISH
-            .key(self.keys.job(id))
-            .key(self.keys.started(&run.queue))
-            .key(self.keys.execution(id, &run.execution_id))
-            .key(self.keys.executions(id))
-            .key(self.keys.worker(worker))
-            .key(self.keys.finished(&run.queue))
-            .key(self.keys.results(id))
-            .key(self.keys.job_dependents(id))
-            .key(self.keys.job_dependencies(id))
-            .key(self.keys.queue(&run.queue))
-            .key(self.keys.scheduled(&run.queue))
-            .arg(id)
-            .arg(&run.execution_id)
-            .arg(worker)
-            .arg(codec::format_time(ended))
-            .arg(ended.timestamp())
-            .arg(ttl_seconds(finished.result_ttl))
-            .arg(encoded)
-            .arg(codec::epoch_float(execution.started_at))
-            .arg(codec::epoch_float(ended))
-            .arg(working_seconds(execution.started_at, ended))
-            .arg(
-                finished
-                    .repeat_in
-                    .map(|seconds| seconds.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(RESULTS_KEPT)
-            .arg(&release_pieces(&self.keys)[..])
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(Recorded::from_reply(recorded))
     }
 
     async fn fail(&self, run: &RunId, ending: Ending<'_>, failed: &Failed) -> Result<Recorded> {
@@ -488,6 +437,47 @@ fn started_of(by: By<'_>) -> Option<DateTime<Utc>> {
 fn working_seconds(started: DateTime<Utc>, ended: DateTime<Utc>) -> String {
     let micros = (ended - started).num_microseconds().unwrap_or(0).max(0);
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
+/// The jobs a round trip took (see work.lua's reply), each started at `now`.
+fn taken_jobs(taken: Vec<Value>, queues: &[String], now: DateTime<Utc>) -> Result<Dequeued> {
+    if let [Value::BulkString(marker)] = taken.as_slice()
+        && marker == b"suspended"
+    {
+        return Ok(Dequeued::Suspended);
+    }
+    let mut started = Vec::with_capacity(taken.len() / 4);
+    let mut items = taken.into_iter();
+    while let (Some(queue_index), Some(id), Some(execution_id), Some(hash)) =
+        (items.next(), items.next(), items.next(), items.next())
+    {
+        let queue_index: usize =
+            redis::from_redis_value(queue_index).map_err(redis::RedisError::from)?;
+        let queue = queues
+            .get(queue_index.wrapping_sub(1))
+            .cloned()
+            .unwrap_or_default();
+        let id = JobId::from_stored(
+            redis::from_redis_value::<String>(id).map_err(redis::RedisError::from)?,
+        );
+        let execution_id: String =
+            redis::from_redis_value(execution_id).map_err(redis::RedisError::from)?;
+        let hash: RawHash = redis::from_redis_value(hash).map_err(redis::RedisError::from)?;
+        let job = codec::job::decode(id.clone(), &hash)
+            .unwrap_or_else(|error| JobRecord::unreadable(id.clone(), &queue, error.to_string()));
+        started.push(Started {
+            job,
+            execution: Execution {
+                run: RunId {
+                    job_id: id,
+                    execution_id,
+                    queue,
+                },
+                started_at: now,
+            },
+        });
+    }
+    Ok(Dequeued::Jobs(started))
 }
 
 /// Watches one queue list for a worker (see [`RunStore::watch_queues`]), on a connection of

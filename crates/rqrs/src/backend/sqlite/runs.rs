@@ -17,8 +17,8 @@ use super::db::{Db, Tx};
 use super::rows::{self, Held};
 use crate::backend::RunStore;
 use crate::backend::types::{
-    Dequeued, Ending, Execution, Failed, Finished, HeartbeatReply, JobRecord, Liveness, Recorded,
-    Retried, RunId, Started, Watch,
+    Dequeued, Ending, Execution, Failed, Finishing, HeartbeatReply, JobRecord, Liveness, Recorded,
+    Retried, RunId, Started, Watch, Worked,
 };
 use crate::defaults::{DEFAULT_FAILURE_TTL, MAX_TTL};
 use crate::error::Result;
@@ -299,37 +299,167 @@ fn take(
     }
 }
 
+/// A success as the transaction records it (see [`Finishing`]).
+struct Success {
+    run: RunId,
+    started_at: i64,
+    value: Option<serde_json::Value>,
+    ttl: i64,
+    repeat_in: Option<i64>,
+}
+
+impl Success {
+    fn of(finishing: &Finishing) -> Self {
+        let finished = &finishing.finished;
+        Success {
+            run: finishing.execution.run.clone(),
+            started_at: micros(finishing.execution.started_at),
+            value: (!finished.return_value.is_null()).then(|| finished.return_value.clone()),
+            ttl: ttl_micros(finished.result_ttl),
+            repeat_in: finished.repeat_in.map(seconds),
+        }
+    }
+}
+
+/// Records a success of `worker`'s at `now` (see [`RunStore::work`]).
+fn record_success(tx: &Tx<'_>, success: &Success, worker: &str, now: i64) -> Result<Recorded> {
+    let Success {
+        ref run,
+        started_at,
+        ref value,
+        ttl,
+        repeat_in,
+    } = *success;
+    let by = By::Worker {
+        name: worker,
+        started_at,
+    };
+    let mut held = match end_run(tx, run, by, now)? {
+        Ok(held) => held,
+        Err(answer) => return Ok(answer),
+    };
+    let id = run.job_id.as_str();
+    rows::count_run(tx, worker, true, working_seconds(started_at, now), id, now)?;
+    rows::release_dependents(tx, id, "finished", now)?;
+    if ttl == 0 && repeat_in.is_none() {
+        // RQ deletes the job at once and records no result.
+        delete_job_row(tx, id)?;
+        return Ok(Recorded::Now);
+    }
+    if ttl != 0 {
+        held.add_result(
+            Entry {
+                result_type: ResultType::Successful.code(),
+                created_at: now,
+                return_value: value.clone(),
+                exc_string: None,
+                worker_name: Some(worker.to_owned()),
+                execution_id: Some(run.execution_id.clone()),
+            },
+            now,
+        );
+        held.results_expire_at = (ttl > 0).then_some(now + ttl);
+    }
+    // Where it goes: the finished registry until its result expires, or, when it
+    // repeats, the scheduled registry or its queue (a repeating job keeps no TTL).
+    let (status, place, entry_score, expires_at) = match repeat_in {
+        Some(wait) if wait > 0 => (
+            "scheduled",
+            Some("scheduled"),
+            Some(score(now + wait)),
+            None,
+        ),
+        Some(_) => ("queued", None, None, None),
+        None if ttl > 0 => (
+            "finished",
+            Some("finished"),
+            Some(score(now + ttl)),
+            Some(now + ttl),
+        ),
+        None => ("finished", Some("finished"), Some(FOREVER), None),
+    };
+    tx.prepare_cached(
+        "UPDATE jobs SET status = ?2, ended_at = ?3, last_heartbeat = ?3, place = ?4, \
+         score = ?5, expires_at = ?6, execution_id = NULL, results = ?7, \
+         results_expire_at = ?8, \
+         repeats_left = CASE WHEN ?9 THEN max(repeats_left - 1, 0) ELSE repeats_left END \
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        held.seq,
+        status,
+        now,
+        place,
+        entry_score,
+        expires_at,
+        held.results_column()?,
+        held.results_expire_at,
+        repeat_in.is_some()
+    ])?;
+    if repeat_in == Some(0) {
+        rows::enqueue(tx, id, &held.origin, false, now)?;
+    }
+    Ok(Recorded::Now)
+}
+
+/// Takes up to one job per execution id from `queues`, in order, for `worker` at `now` (see
+/// [`RunStore::work`]); nothing while workers are suspended.
+fn take_all(
+    tx: &Tx<'_>,
+    worker: &str,
+    queues: &[String],
+    execution_ids: &[String],
+    ttl: i64,
+    now: i64,
+) -> Result<Dequeued> {
+    if super::workers::suspended(tx, now)? {
+        return Ok(Dequeued::Suspended);
+    }
+    let mut started = Vec::new();
+    let mut ids = execution_ids.iter();
+    for queue in queues {
+        take(tx, queue, &mut ids, worker, ttl, now, &mut started)?;
+    }
+    if let Some(last) = started.last() {
+        tx.prepare_cached(
+            "UPDATE workers SET state = 'busy', current_job = ?2, last_heartbeat = ?3 \
+             WHERE name = ?1 AND expires_at > ?3",
+        )?
+        .execute(params![worker, last.job.id.as_str(), now])?;
+    }
+    Ok(Dequeued::Jobs(started))
+}
+
 impl RunStore for SqliteBackend {
-    async fn dequeue(
+    async fn work(
         &self,
         worker: &str,
+        finishing: &[&Finishing],
         queues: &[String],
         execution_ids: &[String],
         liveness: Liveness,
-    ) -> Result<Dequeued> {
+    ) -> Result<Worked> {
         let worker = worker.to_owned();
+        let successes: Vec<Success> = finishing
+            .iter()
+            .map(|success| Success::of(success))
+            .collect();
         let queues = queues.to_vec();
         let execution_ids = execution_ids.to_vec();
         let ttl = seconds(liveness.execution_ttl.as_secs());
         self.db()
             .write(move |tx| {
                 let now = codec::now();
-                if super::workers::suspended(tx, now)? {
-                    return Ok(Dequeued::Suspended);
-                }
-                let mut started = Vec::new();
-                let mut ids = execution_ids.iter();
-                for queue in &queues {
-                    take(tx, queue, &mut ids, &worker, ttl, now, &mut started)?;
-                }
-                if let Some(last) = started.last() {
-                    tx.prepare_cached(
-                        "UPDATE workers SET state = 'busy', current_job = ?2, last_heartbeat = ?3 \
-                         WHERE name = ?1 AND expires_at > ?3",
-                    )?
-                    .execute(params![worker, last.job.id.as_str(), now])?;
-                }
-                Ok(Dequeued::Jobs(started))
+                let recorded = successes
+                    .iter()
+                    .map(|success| record_success(tx, success, &worker, now))
+                    .collect::<Result<Vec<_>>>()?;
+                let dequeued = if execution_ids.is_empty() {
+                    Dequeued::Jobs(Vec::new())
+                } else {
+                    take_all(tx, &worker, &queues, &execution_ids, ttl, now)?
+                };
+                Ok(Worked { recorded, dequeued })
             })
             .await
     }
@@ -418,85 +548,6 @@ impl RunStore for SqliteBackend {
                     worker_missing: beat == 0,
                     lost,
                 })
-            })
-            .await
-    }
-
-    async fn finish(
-        &self,
-        execution: &Execution,
-        worker: &str,
-        finished: &Finished,
-    ) -> Result<Recorded> {
-        let run = execution.run.clone();
-        let started_at = micros(execution.started_at);
-        let worker = worker.to_owned();
-        let value = (!finished.return_value.is_null()).then(|| finished.return_value.clone());
-        let ttl = ttl_micros(finished.result_ttl);
-        let repeat_in = finished.repeat_in.map(seconds);
-        self.db()
-            .write(move |tx| {
-                let now = codec::now();
-                let by = By::Worker {
-                    name: &worker,
-                    started_at,
-                };
-                let mut held = match end_run(tx, &run, by, now)? {
-                    Ok(held) => held,
-                    Err(answer) => return Ok(answer),
-                };
-                let id = run.job_id.as_str();
-                rows::count_run(tx, &worker, true, working_seconds(started_at, now), id, now)?;
-                rows::release_dependents(tx, id, "finished", now)?;
-                if ttl == 0 && repeat_in.is_none() {
-                    // RQ deletes the job at once and records no result.
-                    delete_job_row(tx, id)?;
-                    return Ok(Recorded::Now);
-                }
-                if ttl != 0 {
-                    held.add_result(
-                        Entry {
-                            result_type: ResultType::Successful.code(),
-                            created_at: now,
-                            return_value: value,
-                            exc_string: None,
-                            worker_name: Some(worker.clone()),
-                            execution_id: Some(run.execution_id.clone()),
-                        },
-                        now,
-                    );
-                    held.results_expire_at = (ttl > 0).then_some(now + ttl);
-                }
-                // Where it goes: the finished registry until its result expires, or, when it
-                // repeats, the scheduled registry or its queue (a repeating job keeps no TTL).
-                let (status, place, entry_score, expires_at) = match repeat_in {
-                    Some(wait) if wait > 0 => ("scheduled", Some("scheduled"), Some(score(now + wait)), None),
-                    Some(_) => ("queued", None, None, None),
-                    None if ttl > 0 => ("finished", Some("finished"), Some(score(now + ttl)), Some(now + ttl)),
-                    None => ("finished", Some("finished"), Some(FOREVER), None),
-                };
-                tx.prepare_cached(
-                    "UPDATE jobs SET status = ?2, ended_at = ?3, last_heartbeat = ?3, place = ?4, \
-                     score = ?5, expires_at = ?6, execution_id = NULL, results = ?7, \
-                     results_expire_at = ?8, \
-                     repeats_left = CASE WHEN ?9 THEN max(repeats_left - 1, 0) ELSE repeats_left END \
-                     WHERE seq = ?1",
-                )?
-                .execute(params![
-                    held.seq,
-                    status,
-                    now,
-                    place,
-                    entry_score,
-                    expires_at,
-                    held.results_column()?,
-                    held.results_expire_at,
-                    repeat_in.is_some()
-                ])?;
-                if repeat_in == Some(0) {
-                    rows::enqueue(tx, id, &held.origin, false, now)?;
-                }
-                Ok(Recorded::Now)
             })
             .await
     }

@@ -202,9 +202,29 @@ async fn a_finish_whose_reply_is_lost_is_recorded_once() {
     assert_eq!(job.results().await.unwrap().len(), 1, "recorded once");
     assert_eq!(
         proxy.lost_replies(),
-        [b":1\r\n".to_vec()],
-        "the finish's reply was lost"
+        [b"*2\r\n*1\r\n:1\r\n*0\r\n".to_vec()],
+        "the finish's reply was lost (recorded: 1; nothing taken)"
     );
     stop.warm();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn two_copies_of_an_id_taken_in_one_round_trip_run_once() {
+    let (server, conn) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("lines.txt");
+    let job = Queue::new(&conn, "default")
+        .enqueue("fixtures.append", (lines.to_str().unwrap(), "ran"))
+        .send()
+        .await
+        .unwrap();
+    // Two cleanups that recovered one run at once each put the job back: two copies.
+    let _: i64 = raw(&server, &["RPUSH", "rq:queue:default", job.id().as_str()]).await;
+    crate::work(&conn, &["default"], 4, rqrs::Functions::new()).await;
+    assert_eq!(std::fs::read_to_string(&lines).unwrap(), "ran\n");
+    let job = Job::fetch(&conn, job.id()).await.unwrap();
+    assert_eq!(job.status(), JobStatus::Finished);
+    assert_eq!(job.results().await.unwrap().len(), 1);
+    assert_eq!(Queue::new(&conn, "default").count().await.unwrap(), 0);
 }

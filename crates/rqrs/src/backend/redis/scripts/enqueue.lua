@@ -85,8 +85,10 @@ for _, job in ipairs(jobs) do
     redis.call('ZADD', KEYS[4], job.at, job.id)
   elseif status == 'started' then
     redis.call('HSET', key, 'enqueued_at', iso)
-    start_run(key, job.id, job.at, starter, KEYS[#KEYS], iso, ARGV[11], now, tonumber(ARGV[14]),
-      tonumber(ARGV[15]), KEYS[#KEYS - 1], ARGV[12], ARGV[13])
+    local run = start_run(key, job.id, job.at, starter, iso, ARGV[11], now, tonumber(ARGV[14]),
+      tonumber(ARGV[15]), ARGV[12], ARGV[13])
+    redis.call('ZADD', KEYS[#KEYS - 1], now + tonumber(ARGV[14]), run)
+    redis.call('SADD', KEYS[#KEYS], run)
   else
     local limit, concurrency = limit_of(key)
     if limit then
@@ -109,5 +111,5 @@ end
 if group ~= '' then
   redis.call('SADD', KEYS[6], group)
 end
-if starter ~= '' then expire_worker_executions(KEYS[#KEYS], tonumber(ARGV[15])) end
+if starter ~= '' then redis.call('EXPIRE', KEYS[#KEYS], tonumber(ARGV[15])) end
 return out

@@ -108,10 +108,12 @@ end
 -- the dependent allows failures). A failed parent releases only dependents that allow failures.
 -- A dependent of a rate limit waits for a slot instead of going onto its queue.
 -- `p` holds the key pieces: job, dependents_suffix, dependencies_prefix, dependencies_suffix,
--- deferred, queue, queues, limits.
+-- deferred, queue, queues, limits. Returns whether the job had dependents (its set of them may
+-- still exist, holding those not released).
 local function release_dependents(id, status, now_iso, p)
   local dependents_key = p.job .. id .. p.dependents_suffix
-  for _, dependent in ipairs(redis.call('SMEMBERS', dependents_key)) do
+  local dependents = redis.call('SMEMBERS', dependents_key)
+  for _, dependent in ipairs(dependents) do
     local key = p.job .. dependent
     local fields = redis.call('HMGET', key, 'status', 'origin', 'allow_dependency_failures',
       'enqueue_at_front')
@@ -147,6 +149,7 @@ local function release_dependents(id, status, now_iso, p)
       end
     end
   end
+  return #dependents > 0
 end
 
 -- The key pieces of release_dependents, from ARGV[first..first+7] (the last is the key prefix,
