@@ -110,17 +110,48 @@ struct Dispatch<'w> {
     idle: bool,
     idle_since: Instant,
     suspended: bool,
-    /// Failed dequeues in a row.
+    /// Failed round trips in a row.
     failures: u32,
-    /// The execution ids of failed dequeues, whose runs may exist unbeknown to the worker.
+    /// The execution ids of failed round trips, whose runs may exist unbeknown to the worker.
     unclaimed: Vec<String>,
     /// The queues in the order of the next dequeue.
     order: Vec<String>,
-    /// Jobs taken so far.
+    /// Jobs taken so far, and jobs asked for by the round trips under way.
     taken: u64,
+    asked: u64,
+    /// When the loop may look at the queues again: now, once woken (the last look found them
+    /// empty), or after a pause (suspended, or after a failure).
+    look: Look,
     /// The successes the runs send, and those received for the next round trip.
     inbox: mpsc::UnboundedReceiver<Success>,
     successes: Vec<Success>,
+    /// Free slots held for the next round trip.
+    free: Vec<OwnedSemaphorePermit>,
+    /// The round trips under way: at most [`MOST_TRIPS`], so that the store works on one while
+    /// the worker starts the jobs of the other.
+    trips: JoinSet<Trip>,
+}
+
+/// The most round trips under way at once.
+const MOST_TRIPS: usize = 2;
+
+/// When the loop looks at the queues again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    Now,
+    /// Once woken: a queue may hold a job, a run ended, or a success came.
+    WhenWoken,
+    After(Instant),
+}
+
+/// A round trip that came back, with what it carried.
+struct Trip {
+    successes: Vec<Success>,
+    permits: Vec<OwnedSemaphorePermit>,
+    execution_ids: Vec<String>,
+    /// How many runs had been recorded when it left (see [`Shared::ended`]).
+    ended_before: u64,
+    worked: Result<Worked>,
 }
 
 impl Drop for Dispatch<'_> {
@@ -156,8 +187,12 @@ impl<'w> Dispatch<'w> {
             unclaimed: Vec::new(),
             order: shared.queues.clone(),
             taken: 0,
+            asked: 0,
+            look: Look::Now,
             inbox,
             successes: Vec::new(),
+            free: Vec::new(),
+            trips: JoinSet::new(),
         }
     }
 
@@ -166,128 +201,214 @@ impl<'w> Dispatch<'w> {
         *self.stop.borrow()
     }
 
-    async fn step(&mut self, jobs: &mut JoinSet<()>) -> Step {
-        let limits = self.worker.limits;
-        if limits.max_jobs.is_some_and(|max| self.taken >= max) {
-            tracing::info!(jobs = self.taken, "max jobs reached: stopping");
-            return Step::Break(Stop::Running);
-        }
-        let Some(permits) = self.ready().await else {
-            return Step::Break(self.stopping());
-        };
-        let ended_before = self.worker.shared.ended.load(Ordering::SeqCst);
-        let successes = std::mem::take(&mut self.successes);
-        let worked = self.round_trip(&successes, permits.len()).await;
-        let looked = !permits.is_empty();
-        match worked {
-            Ok(Worked { recorded, dequeued }) => {
-                for (i, success) in successes.into_iter().enumerate() {
-                    let recorded = recorded.get(i).copied().unwrap_or(Recorded::Refused);
-                    let _ = success.answer.send(recorded);
-                }
-                self.failures = 0;
-                match dequeued {
-                    Dequeued::Jobs(started) => {
-                        self.suspended = false;
-                        while jobs.try_join_next().is_some() {}
-                        if !started.is_empty() {
-                            self.start(jobs, started, permits);
-                            Step::Continue(())
-                        } else if looked {
-                            drop(permits);
-                            self.when_empty(ended_before).await
-                        } else {
-                            Step::Continue(())
-                        }
-                    }
-                    Dequeued::Suspended => {
-                        drop(permits);
-                        self.while_suspended().await
-                    }
-                }
-            }
-            Err(error) => {
-                // Dropped unanswered, the successes are recorded by their runs, which wait and
-                // try again on errors of their own.
-                drop(successes);
-                drop(permits);
-                self.after_failure(&error).await
-            }
-        }
+    /// How many more jobs the loop may ask for: what `max_jobs` leaves, at most
+    /// [`MOST_PER_ROUND_TRIP`] at once.
+    fn room(&self) -> usize {
+        let left = self.worker.limits.max_jobs.map_or(usize::MAX, |max| {
+            usize::try_from(max.saturating_sub(self.taken + self.asked)).unwrap_or(usize::MAX)
+        });
+        left.min(MOST_PER_ROUND_TRIP)
     }
 
-    /// Waits for a free slot or a success to record, then takes every other free slot (up to
-    /// what `max_jobs` leaves) and every success waiting, each up to
-    /// [`MOST_PER_ROUND_TRIP`]; `None` when the worker is asked to stop first.
-    async fn ready(&mut self) -> Option<Vec<OwnedSemaphorePermit>> {
-        let mut permits = Vec::new();
-        if self.successes.is_empty() {
-            tokio::select! {
-                biased;
-                _ = self.stop.wait_for(|stop| *stop != Stop::Running) => return None,
-                Some(success) = self.inbox.recv() => self.successes.push(success),
-                permit = Arc::clone(&self.slots).acquire_owned() => {
-                    permits.push(permit.expect("the semaphore is never closed"));
+    async fn step(&mut self, jobs: &mut JoinSet<()>) -> Step {
+        let running = self.stopping() == Stop::Running;
+        let limits = self.worker.limits;
+        let at_limit = limits.max_jobs.is_some_and(|max| self.taken >= max);
+        if self.trips.is_empty() && (!running || at_limit) {
+            if at_limit && running {
+                tracing::info!(jobs = self.taken, "max jobs reached: stopping");
+            }
+            return Step::Break(self.stopping());
+        }
+        if running && self.trips.len() < MOST_TRIPS && self.gather() {
+            return self.launch().await;
+        }
+        let looking = running && self.trips.len() < MOST_TRIPS && self.look == Look::Now;
+        let waiting = running && self.trips.is_empty() && self.look == Look::WhenWoken;
+        let idle_deadline = self
+            .worker
+            .limits
+            .max_idle_time
+            .filter(|_| self.idle && waiting)
+            .map(|max| self.idle_since + max);
+        let pause = match self.look {
+            Look::After(at) if running => Some(at),
+            _ => None,
+        };
+        let shared = Arc::clone(&self.worker.shared);
+        tokio::select! {
+            biased;
+            Some(trip) = self.trips.join_next() => {
+                match trip {
+                    Ok(trip) => return self.land(jobs, trip).await,
+                    Err(error) => tracing::error!(%error, "a round trip to the store panicked"),
                 }
             }
+            _ = self.stop.changed(), if running => {}
+            Some(success) = self.inbox.recv(), if running => self.successes.push(success),
+            permit = Arc::clone(&self.slots).acquire_owned(), if looking && self.room() > self.free.len() => {
+                self.free.push(permit.expect("the semaphore is never closed"));
+            }
+            () = wait_for_work(self.waiter.as_ref()), if waiting && self.waiter.is_some() => {
+                self.look = Look::Now;
+            }
+            () = shared.finished.notified(), if self.look == Look::WhenWoken => {
+                self.look = Look::Now;
+            }
+            () = tokio::time::sleep_until(pause.unwrap_or_else(Instant::now)), if pause.is_some() => {
+                self.look = Look::Now;
+            }
+            () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() => {
+                tracing::info!("max idle time reached: stopping");
+                return Step::Break(Stop::Running);
+            }
         }
+        Step::Continue(())
+    }
+
+    /// Takes, without waiting, the successes that came (each with its slot) and, while the
+    /// loop may look at the queues, every free slot, up to [`room`](Self::room); whether a
+    /// round trip has anything to do.
+    fn gather(&mut self) -> bool {
         while self.successes.len() < MOST_PER_ROUND_TRIP
             && let Ok(success) = self.inbox.try_recv()
         {
             self.successes.push(success);
         }
-        permits.extend(
-            self.successes
-                .iter_mut()
-                .filter_map(|success| success.permit.take()),
-        );
-        let room = self.worker.limits.max_jobs.map_or(usize::MAX, |max| {
-            usize::try_from(max - self.taken).unwrap_or(usize::MAX)
-        });
-        let room = room.min(MOST_PER_ROUND_TRIP);
-        while permits.len() < room
-            && let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned()
-        {
-            permits.push(permit);
+        let freed: Vec<_> = self
+            .successes
+            .iter_mut()
+            .filter_map(|success| success.permit.take())
+            .collect();
+        if !freed.is_empty() && self.look == Look::WhenWoken {
+            // A run ended: it may have put work back (a repeat, a dependent).
+            self.look = Look::Now;
         }
-        permits.truncate(room);
-        Some(permits)
+        self.free.extend(freed);
+        if self.look == Look::Now {
+            let room = self.room();
+            while self.free.len() < room
+                && let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned()
+            {
+                self.free.push(permit);
+            }
+            self.free.truncate(room);
+        } else {
+            self.free.clear();
+        }
+        !self.successes.is_empty() || !self.free.is_empty()
     }
 
-    /// Records `successes` and dequeues up to `count` jobs from the queues in order, in one
-    /// call. A round trip whose reply was lost may have started runs that no one holds: their
-    /// execution ids are kept, and those runs are put back on their queues before the next
-    /// one, rather than left to abandoned-run recovery.
-    async fn round_trip(&mut self, successes: &[Success], count: usize) -> Result<Worked> {
-        let shared = &self.worker.shared;
-        let backend = shared.conn.backend();
+    /// Starts a round trip with the successes and free slots gathered: it records the
+    /// successes and takes a job per free slot, in one call. A round trip whose reply was lost
+    /// may have started runs that no one holds: their execution ids are kept, and those runs
+    /// are put back on their queues before the next one, rather than left to abandoned-run
+    /// recovery.
+    async fn launch(&mut self) -> Step {
+        let shared = Arc::clone(&self.worker.shared);
         if !self.unclaimed.is_empty() {
-            let reclaimed = backend
+            match shared
+                .conn
+                .backend()
                 .reclaim(&shared.name, &shared.queues, &self.unclaimed)
-                .await?;
-            if reclaimed > 0 {
-                tracing::info!(
-                    jobs = reclaimed,
-                    "put back the jobs of a dequeue whose reply was lost"
-                );
+                .await
+            {
+                Ok(reclaimed) => {
+                    if reclaimed > 0 {
+                        tracing::info!(
+                            jobs = reclaimed,
+                            "put back the jobs of a dequeue whose reply was lost"
+                        );
+                    }
+                    self.unclaimed.clear();
+                }
+                Err(error) => {
+                    self.after_failure(&error);
+                    return Step::Continue(());
+                }
             }
-            self.unclaimed.clear();
         }
-        let execution_ids = new_execution_ids(count);
-        let finishing: Vec<&Finishing> = successes
-            .iter()
-            .map(|success| success.finishing.as_ref())
-            .collect();
-        backend
-            .work(
-                &shared.name,
-                &finishing,
-                &self.order,
-                &execution_ids,
-                shared.liveness,
-            )
-            .await
-            .inspect_err(|_| self.unclaimed.extend(execution_ids.iter().cloned()))
+        let successes = std::mem::take(&mut self.successes);
+        let permits = std::mem::take(&mut self.free);
+        let execution_ids = new_execution_ids(permits.len());
+        self.asked += permits.len() as u64;
+        let ended_before = shared.ended.load(Ordering::SeqCst);
+        let order = self.order.clone();
+        self.trips.spawn(async move {
+            let worked = {
+                let finishing: Vec<&Finishing> = successes
+                    .iter()
+                    .map(|success| success.finishing.as_ref())
+                    .collect();
+                shared
+                    .conn
+                    .backend()
+                    .work(
+                        &shared.name,
+                        &finishing,
+                        &order,
+                        &execution_ids,
+                        shared.liveness,
+                    )
+                    .await
+            };
+            Trip {
+                successes,
+                permits,
+                execution_ids,
+                ended_before,
+                worked,
+            }
+        });
+        Step::Continue(())
+    }
+
+    /// A round trip came back: answers its successes, starts the jobs it took, and decides
+    /// when to look again.
+    async fn land(&mut self, jobs: &mut JoinSet<()>, trip: Trip) -> Step {
+        let Trip {
+            successes,
+            permits,
+            execution_ids,
+            ended_before,
+            worked,
+        } = trip;
+        self.asked -= permits.len() as u64;
+        let looked = !permits.is_empty();
+        while jobs.try_join_next().is_some() {}
+        let Worked { recorded, dequeued } = match worked {
+            Ok(worked) => worked,
+            Err(error) => {
+                // Dropped unanswered, the successes are recorded by their runs, which wait and
+                // try again on errors of their own.
+                drop(successes);
+                self.unclaimed.extend(execution_ids);
+                self.after_failure(&error);
+                return Step::Continue(());
+            }
+        };
+        for (i, success) in successes.into_iter().enumerate() {
+            let recorded = recorded.get(i).copied().unwrap_or(Recorded::Refused);
+            let _ = success.answer.send(recorded);
+        }
+        self.failures = 0;
+        match dequeued {
+            Dequeued::Jobs(started) if !started.is_empty() => {
+                self.suspended = false;
+                self.start(jobs, started, permits);
+                Step::Continue(())
+            }
+            Dequeued::Jobs(_) if looked => {
+                self.suspended = false;
+                drop(permits);
+                self.when_empty(ended_before).await
+            }
+            Dequeued::Jobs(_) => Step::Continue(()),
+            Dequeued::Suspended => {
+                drop(permits);
+                self.while_suspended().await
+            }
+        }
     }
 
     /// Starts a run per job taken, each holding one slot, and reorders the queues as the
@@ -300,6 +421,7 @@ impl<'w> Dispatch<'w> {
     ) {
         let shared = &self.worker.shared;
         self.idle = false;
+        self.look = Look::Now;
         self.taken += started.len() as u64;
         let served = started
             .last()
@@ -326,12 +448,14 @@ impl<'w> Dispatch<'w> {
         }
     }
 
-    /// Nothing to take: marks the worker idle once its runs are done, then ends a burst, stops
-    /// at the idle limit, or waits for work (or for a run to end).
+    /// The queues were empty: marks the worker idle once its runs are done, ends a burst (unless
+    /// a run ended since the round trip left: it may have put work back that it did not see),
+    /// and otherwise looks again once woken.
     async fn when_empty(&mut self, ended_before: u64) -> Step {
         let shared = &self.worker.shared;
         let running = shared.running().len();
-        if running == 0 && !self.idle {
+        self.look = Look::WhenWoken;
+        if running == 0 && self.trips.is_empty() && !self.idle {
             self.idle = true;
             self.idle_since = Instant::now();
             if let Err(error) = shared
@@ -343,50 +467,12 @@ impl<'w> Dispatch<'w> {
                 tracing::warn!(%error, "could not mark the worker idle");
             }
         }
-        let idle_deadline = self
-            .worker
-            .limits
-            .max_idle_time
-            .filter(|_| running == 0)
-            .map(|max| self.idle_since + max);
-        if idle_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            tracing::info!("max idle time reached: stopping");
-            return Step::Break(Stop::Running);
-        }
-        match &self.waiter {
-            // The end of a burst, unless a run ended since the dequeue began: it may have put
-            // work back (a retry, a dependent) that this dequeue did not see.
-            None if running == 0 => {
-                if shared.ended.load(Ordering::SeqCst) == ended_before {
-                    return Step::Break(Stop::Running);
-                }
+        // (With another round trip under way, its landing decides.)
+        if self.worker.burst && running == 0 && self.trips.is_empty() {
+            if shared.ended.load(Ordering::SeqCst) == ended_before {
+                return Step::Break(Stop::Running);
             }
-            // Burst: wait for a running job to end (or to send its success), then look again
-            // (it may have enqueued more work).
-            None => {
-                let ended = shared.finished.notified();
-                if shared.running().len() == running {
-                    tokio::select! {
-                        () = ended => {}
-                        Some(success) = self.inbox.recv() => self.successes.push(success),
-                    }
-                }
-            }
-            Some(waiter) => {
-                let stopped = tokio::select! {
-                    _ = self.stop.wait_for(|stop| *stop != Stop::Running) => true,
-                    Some(success) = self.inbox.recv() => {
-                        self.successes.push(success);
-                        false
-                    }
-                    () = waiter.wait() => false,
-                    () = shared.finished.notified(), if !self.idle => false,
-                    () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() => false,
-                };
-                if stopped {
-                    return Step::Break(self.stopping());
-                }
-            }
+            self.look = Look::Now;
         }
         Step::Continue(())
     }
@@ -409,30 +495,25 @@ impl<'w> Dispatch<'w> {
             }
         }
         // A burst worker stops once its running jobs are done, as RQ's does.
-        if self.worker.burst && shared.running().is_empty() {
+        if self.worker.burst && shared.running().is_empty() && self.trips.is_empty() {
             return Step::Break(Stop::Running);
         }
-        self.pause(SUSPENDED_POLL).await
+        self.look = Look::After(Instant::now() + SUSPENDED_POLL);
+        Step::Continue(())
     }
 
-    /// A dequeue failed: waits longer after each failure in a row, then goes on.
-    async fn after_failure(&mut self, error: &Error) -> Step {
+    /// A round trip failed: looks again after a wait that grows with each failure in a row.
+    fn after_failure(&mut self, error: &Error) {
         self.failures += 1;
         let delay = backoff(self.failures);
         tracing::warn!(%error, retry_in = ?delay, "dequeue failed");
-        self.pause(delay).await
+        self.look = Look::After(Instant::now() + delay);
     }
+}
 
-    /// Waits `delay`, unless the worker is asked to stop first.
-    async fn pause(&mut self, delay: std::time::Duration) -> Step {
-        let stopped = tokio::select! {
-            _ = self.stop.wait_for(|stop| *stop != Stop::Running) => true,
-            () = tokio::time::sleep(delay) => false,
-        };
-        if stopped {
-            Step::Break(self.stopping())
-        } else {
-            Step::Continue(())
-        }
+/// Returns when a queue may hold a job (see [`Waiter::wait`]).
+async fn wait_for_work(waiter: Option<&Waiter>) {
+    if let Some(waiter) = waiter {
+        waiter.wait().await;
     }
 }

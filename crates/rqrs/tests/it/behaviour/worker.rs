@@ -763,3 +763,25 @@ on_every_backend! {
         task.await.unwrap().unwrap();
     }
 }
+
+on_every_backend! {
+    /// Many round trips under way at once and slots that free up together: the burst still
+    /// ends as soon as the queue is empty, with every job recorded once.
+    async fn a_busy_burst_worker_records_every_job_and_stops(store: &Store) {
+        let conn = store.connect().await;
+        let queue = Queue::new(&conn, "default");
+        queue
+            .enqueue_many((0..2000).map(|_| queue.enqueue("fixtures.noop", ())))
+            .await
+            .unwrap();
+        work(&conn, &["default"], 64, Functions::new()).await;
+        assert_eq!(queue.count().await.unwrap(), 0);
+        assert_eq!(
+            FinishedJobRegistry::new(&conn, "default")
+                .count()
+                .await
+                .unwrap(),
+            2000
+        );
+    }
+}

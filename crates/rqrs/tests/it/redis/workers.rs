@@ -200,10 +200,11 @@ async fn a_finish_whose_reply_is_lost_is_recorded_once() {
     let job = Job::fetch(&conn, job.id()).await.unwrap();
     assert_eq!(job.status(), JobStatus::Finished);
     assert_eq!(job.results().await.unwrap().len(), 1, "recorded once");
-    assert_eq!(
-        proxy.lost_replies(),
-        [b"*2\r\n*1\r\n:1\r\n*0\r\n".to_vec()],
-        "the finish's reply was lost (recorded: 1; nothing taken)"
+    // (The liveness thread's connection may lose a maintenance reply too.)
+    let lost = proxy.lost_replies();
+    assert!(
+        lost.contains(&b"*2\r\n*1\r\n:1\r\n*0\r\n".to_vec()),
+        "the finish's reply was lost (recorded: 1; nothing taken): {lost:?}"
     );
     stop.warm();
     task.await.unwrap().unwrap();
