@@ -72,7 +72,9 @@ async fn enqueue_writes_rqs_job_hash() {
     assert_eq!(text(field(&server, key, "enqueued_at").await), created);
     // data: zlib of the JSON array [func_name, null, args, kwargs].
     let data = field(&server, key, "data").await.unwrap();
-    assert_eq!(&data[..2], &[0x78, 0x9c]);
+    // A zlib header (deflate, 32 KiB window; a small payload is one stored block).
+    assert_eq!(data[0], 0x78);
+    assert_eq!((u32::from(data[0]) * 256 + u32::from(data[1])) % 31, 0);
     let mut json = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&data[..]), &mut json).unwrap();
     assert_eq!(

@@ -50,6 +50,14 @@ while i <= #ARGV do
 end
 
 redis.call('SADD', KEYS[1], ARGV[1])
+-- The ids bound for the tail of the queue, pushed with one RPUSH per thousand.
+local tail = {}
+local function push_tail()
+  if #tail > 0 then
+    redis.call('RPUSH', KEYS[2], unpack(tail))
+    tail = {}
+  end
+end
 local out = {}
 for _, job in ipairs(jobs) do
   local key = job_prefix .. job.id
@@ -68,8 +76,18 @@ for _, job in ipairs(jobs) do
   elseif job.placement == 'X' then
     status = 'started'
   end
-  redis.call('HSET', key, unpack(job.fields))
-  redis.call('HSET', key, 'status', status)
+  -- The job's rate limit, read from its own fields: a queued job of a limit waits for a slot.
+  local limit, concurrency
+  if status == 'queued' then limit, concurrency = limit_in_fields(job.fields) end
+  -- One write of the hash, status and enqueue time with the fields.
+  local fields = job.fields
+  fields[#fields + 1] = 'status'
+  fields[#fields + 1] = status
+  if status == 'started' or (status == 'queued' and not limit) then
+    fields[#fields + 1] = 'enqueued_at'
+    fields[#fields + 1] = iso
+  end
+  redis.call('HSET', key, unpack(fields))
   if job.ttl ~= '' then
     redis.call('EXPIRE', key, job.ttl)
     redis.call('EXPIRE', key .. dependents_suffix, job.ttl)
@@ -84,30 +102,28 @@ for _, job in ipairs(jobs) do
   elseif status == 'scheduled' then
     redis.call('ZADD', KEYS[4], job.at, job.id)
   elseif status == 'started' then
-    redis.call('HSET', key, 'enqueued_at', iso)
     local run = start_run(key, job.id, job.at, starter, iso, ARGV[11], now, tonumber(ARGV[14]),
       tonumber(ARGV[15]), ARGV[12], ARGV[13])
     redis.call('ZADD', KEYS[#KEYS - 1], now + tonumber(ARGV[14]), run)
     redis.call('SADD', KEYS[#KEYS], run)
+  elseif limit then
+    -- In line after the jobs before it: the limiter may push jobs onto the queue.
+    push_tail()
+    status = wait_for_slot(L, key, job.id, limit, concurrency,
+      job.placement == 'L' and '1' or '', iso)
+  elseif job.placement == 'L' then
+    redis.call('LPUSH', KEYS[2], job.id)
   else
-    local limit, concurrency = limit_of(key)
-    if limit then
-      status = wait_for_slot(L, key, job.id, limit, concurrency,
-        job.placement == 'L' and '1' or '', iso)
-    else
-      redis.call('HSET', key, 'enqueued_at', iso)
-      if job.placement == 'L' then
-        redis.call('LPUSH', KEYS[2], job.id)
-      else
-        redis.call('RPUSH', KEYS[2], job.id)
-      end
-    end
+    tail[#tail + 1] = job.id
+    -- (Lua's unpack takes a few thousand values at most.)
+    if #tail == 1000 then push_tail() end
   end
   if group ~= '' then
     redis.call('SADD', KEYS[5], job.id)
   end
   out[#out + 1] = status
 end
+push_tail()
 if group ~= '' then
   redis.call('SADD', KEYS[6], group)
 end

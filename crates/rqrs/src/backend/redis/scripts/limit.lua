@@ -26,6 +26,20 @@ local function limit_in(key, concurrency)
   return nil
 end
 
+-- The value of field `name` in `fields`, a flat list of (field, value) pairs as HGETALL gives
+-- it; nil when absent.
+local function field_of(fields, name)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- The limit that a job's `fields` (a flat list of pairs) name, as `limit_in`.
+local function limit_in_fields(fields)
+  return limit_in(field_of(fields, 'rate_limit_key'), field_of(fields, 'rate_limit_concurrency'))
+end
+
 -- The limit of job hash `job`: its key and concurrency, or nil when it has none.
 local function limit_of(job)
   local fields = redis.call('HMGET', job, 'rate_limit_key', 'rate_limit_concurrency')

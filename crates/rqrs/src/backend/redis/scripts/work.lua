@@ -209,14 +209,6 @@ local function placed(id, status, name)
   return registry ~= nil and redis.call('ZSCORE', registry .. name, id) ~= false
 end
 
--- The value of `field` in `fields`, an HGETALL reply; nil when absent.
-local function field(fields, name)
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == name then return fields[i + 1] end
-  end
-  return nil
-end
-
 local taken = {}
 -- The ids started by this call: a second copy among them is dropped here, since their
 -- started-registry entries are added queue by queue, after the ids are read.
@@ -239,7 +231,7 @@ if want > 0 then
       for _, id in ipairs(ids) do
         local job_key = p.job .. id
         local fields = redis.call('HGETALL', job_key)
-        local status = field(fields, 'status')
+        local status = field_of(fields, 'status')
         local waiting
         if #fields == 0 or started_ids[id] then
           waiting = false
