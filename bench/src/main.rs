@@ -117,47 +117,61 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut target = Target::open(&args.url).await?;
     let mut results = serde_json::Map::new();
-    let mut runs: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut runs: HashMap<String, Vec<f64>> = HashMap::new();
 
     for rep in 0..args.reps {
         eprintln!("--- round {}/{}", rep + 1, args.reps);
         let n = scaled(&args, 20_000);
-        runs.entry("enqueue_one")
+        runs.entry("enqueue_one".to_owned())
             .or_default()
             .push(enqueue_one(&mut target, n).await?);
-        runs.entry("enqueue_many")
+        runs.entry("enqueue_many".to_owned())
             .or_default()
             .push(enqueue_many(&mut target, n).await?);
-        for concurrency in [64, 1] {
+        for concurrency in [1, 8, 64, 256] {
             let n = scaled(&args, if concurrency == 1 { 20_000 } else { 50_000 });
-            let run = process(&args, &mut target, n, concurrency, &[]).await?;
+            let run = process(&args, &mut target, &Burst::noop(n, concurrency)).await?;
             eprintln!(
-                "  worker -c {concurrency}: {:.0} jobs/s, peak RSS {} KiB",
-                run.rate, run.peak_rss_kib
+                "  worker -c {concurrency}: {:.0} jobs/s, peak RSS {} KiB, Redis CPU {:.1} us/job",
+                run.rate,
+                run.peak_rss_kib,
+                run.redis_cpu_us.unwrap_or(f64::NAN)
             );
-            runs.entry(if concurrency == 1 {
-                "worker_c1"
-            } else {
-                "worker_c64"
-            })
-            .or_default()
-            .push(run.rate);
-            runs.entry(if concurrency == 1 {
-                "worker_c1_peak_rss_kib"
-            } else {
-                "worker_c64_peak_rss_kib"
-            })
-            .or_default()
-            .push(run.peak_rss_kib as f64);
+            run.record(&mut runs, &format!("worker_c{concurrency}"));
         }
+        let n = scaled(&args, 50_000);
+        let two = process(
+            &args,
+            &mut target,
+            &Burst {
+                workers: 2,
+                ..Burst::noop(n, 64)
+            },
+        )
+        .await?;
+        eprintln!("  two workers -c 64: {:.0} jobs/s", two.rate);
+        two.record(&mut runs, "workers2_c64");
+        let n = scaled(&args, 10_000);
+        let slow = process(
+            &args,
+            &mut target,
+            &Burst {
+                job: SLEEP_10MS,
+                ..Burst::noop(n, 64)
+            },
+        )
+        .await?;
+        eprintln!("  worker -c 64, 10 ms jobs: {:.0} jobs/s", slow.rate);
+        slow.record(&mut runs, "sleep10ms_c64");
         for concurrency in [1, 4] {
             let n = scaled(&args, 20_000);
             let run = process(
                 &args,
                 &mut target,
-                n,
-                concurrency,
-                &["--isolation", "process"],
+                &Burst {
+                    extra: &["--isolation", "process"],
+                    ..Burst::noop(n, concurrency)
+                },
             )
             .await?;
             eprintln!(
@@ -165,28 +179,30 @@ async fn main() -> anyhow::Result<()> {
                  work horse peak RSS {} KiB",
                 run.rate, run.peak_rss_kib, run.horse_peak_rss_kib
             );
-            runs.entry(if concurrency == 1 {
-                "isolated_c1"
-            } else {
-                "isolated_c4"
-            })
-            .or_default()
-            .push(run.rate);
-            runs.entry("work_horse_peak_rss_kib")
+            runs.entry(format!("isolated_c{concurrency}"))
+                .or_default()
+                .push(run.rate);
+            runs.entry("work_horse_peak_rss_kib".to_owned())
                 .or_default()
                 .push(run.horse_peak_rss_kib as f64);
         }
-        runs.entry("startup_ms")
+        runs.entry("startup_ms".to_owned())
             .or_default()
             .push(startup(&args, &mut target).await?);
     }
     for (key, values) in &runs {
-        results.insert((*key).to_owned(), summary(values));
+        results.insert(key.clone(), summary(values));
         eprintln!("{key}: median {:.1}", median(values));
     }
     results.insert(
         "latency".to_owned(),
         latency(&args, &mut target, scaled(&args, 500)).await?,
+    );
+    // Half the rate one worker reached at concurrency 64, in steady arrivals.
+    let rate = median(&runs["worker_c64"]) / 2.0;
+    results.insert(
+        "latency_under_load".to_owned(),
+        latency_under_load(&args, &mut target, rate, scaled(&args, 20_000)).await?,
     );
     if target.redis().is_some() {
         results.insert(
@@ -194,9 +210,12 @@ async fn main() -> anyhow::Result<()> {
             commands(&args, &mut target, scaled(&args, 1000)).await?,
         );
     }
+    let (queued, finished) = memory_per_job(&args, &mut target, scaled(&args, 20_000)).await?;
+    results.insert("store_bytes_per_queued_job".to_owned(), json!(queued));
+    results.insert("store_bytes_per_finished_job".to_owned(), json!(finished));
     results.insert(
-        "store_bytes_per_queued_job".to_owned(),
-        json!(memory_per_job(&mut target, scaled(&args, 20_000)).await?),
+        "backlog".to_owned(),
+        backlog(&args, &mut target, scaled(&args, 1_000_000)).await?,
     );
     let results = Value::Object(results);
     println!("{}", serde_json::to_string_pretty(&results)?);
@@ -256,13 +275,37 @@ async fn enqueue_many(target: &mut Target, n: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// A job function the benchmark's workers run, and its arguments.
+#[derive(Debug, Clone, Copy)]
+struct Fixture {
+    function: &'static str,
+    /// Seconds to sleep, for `fixtures.sleep`.
+    seconds: Option<f64>,
+}
+
+const NOOP: Fixture = Fixture {
+    function: "fixtures.noop",
+    seconds: None,
+};
+const SLEEP_10MS: Fixture = Fixture {
+    function: "fixtures.sleep",
+    seconds: Some(0.01),
+};
+
 async fn fill(conn: &Connection, n: usize) -> anyhow::Result<Vec<rqrs::JobId>> {
+    fill_with(conn, n, NOOP).await
+}
+
+/// Enqueues `n` jobs of `job` on `bench`, 5,000 a call.
+async fn fill_with(conn: &Connection, n: usize, job: Fixture) -> anyhow::Result<Vec<rqrs::JobId>> {
     let queue = Queue::new(conn, "bench");
     let mut ids = Vec::with_capacity(n);
     for start in (0..n).step_by(5000) {
-        let batch = queue
-            .enqueue_many((start..n.min(start + 5000)).map(|_| queue.enqueue("fixtures.noop", ())))
-            .await?;
+        let calls = (start..n.min(start + 5000)).map(|_| match job.seconds {
+            Some(seconds) => queue.enqueue(job.function, (seconds,)),
+            None => queue.enqueue(job.function, ()),
+        });
+        let batch = queue.enqueue_many(calls).await?;
         ids.extend(batch.into_iter().map(|job| job.id().clone()));
     }
     Ok(ids)
@@ -316,6 +359,46 @@ struct Processed {
     rate: f64,
     peak_rss_kib: u64,
     horse_peak_rss_kib: u64,
+    /// Redis's CPU time per job (user and system), in microseconds; Redis only.
+    redis_cpu_us: Option<f64>,
+}
+
+impl Processed {
+    /// Adds the run's figures to `runs` under `key`: its rate, peak RSS and Redis CPU.
+    fn record(&self, runs: &mut HashMap<String, Vec<f64>>, key: &str) {
+        runs.entry(key.to_owned()).or_default().push(self.rate);
+        #[expect(clippy::cast_precision_loss, reason = "KiB")]
+        runs.entry(format!("{key}_peak_rss_kib"))
+            .or_default()
+            .push(self.peak_rss_kib as f64);
+        if let Some(us) = self.redis_cpu_us {
+            runs.entry(format!("{key}_redis_cpu_us"))
+                .or_default()
+                .push(us);
+        }
+    }
+}
+
+/// A burst to time: `n` jobs of `job` filled untimed, then `workers` worker processes at
+/// `concurrency` each, with `extra` arguments, from spawning until the last one exits.
+struct Burst<'a> {
+    n: usize,
+    concurrency: usize,
+    workers: usize,
+    extra: &'a [&'a str],
+    job: Fixture,
+}
+
+impl Burst<'_> {
+    fn noop(n: usize, concurrency: usize) -> Self {
+        Burst {
+            n,
+            concurrency,
+            workers: 1,
+            extra: &[],
+            job: NOOP,
+        }
+    }
 }
 
 /// The peak RSS of a worker and of its largest child, in KiB.
@@ -356,22 +439,25 @@ async fn wait_child(child: &mut Child, limit: Duration) -> anyhow::Result<Peaks>
 }
 
 #[expect(clippy::cast_precision_loss, reason = "job counts")]
-async fn process(
-    args: &Args,
-    target: &mut Target,
-    n: usize,
-    concurrency: usize,
-    extra: &[&str],
-) -> anyhow::Result<Processed> {
+async fn process(args: &Args, target: &mut Target, burst: &Burst<'_>) -> anyhow::Result<Processed> {
     let conn = target.fresh().await?;
-    let ids = fill(&conn, n).await?;
+    let ids = fill_with(&conn, burst.n, burst.job).await?;
+    let cpu_before = redis_cpu(target).await?;
     let start = Instant::now();
-    let concurrency = concurrency.to_string();
+    let concurrency = burst.concurrency.to_string();
     let mut worker_args = vec!["--burst", "--concurrency", &concurrency, "bench"];
-    worker_args.extend_from_slice(extra);
-    let mut child = spawn_worker(args, target, &worker_args)?;
-    let peaks = wait_child(&mut child, Duration::from_secs(600)).await?;
+    worker_args.extend_from_slice(burst.extra);
+    let mut children = (0..burst.workers)
+        .map(|_| spawn_worker(args, target, &worker_args))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut peaks = Peaks::default();
+    for child in &mut children {
+        let child_peaks = wait_child(child, Duration::from_secs(600)).await?;
+        peaks.worker_kib = peaks.worker_kib.max(child_peaks.worker_kib);
+        peaks.horse_kib = peaks.horse_kib.max(child_peaks.horse_kib);
+    }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = redis_cpu(target).await?;
     let done = rqrs::FinishedJobRegistry::new(&conn, "bench")
         .count()
         .await?;
@@ -381,10 +467,30 @@ async fn process(
         ids.len()
     );
     Ok(Processed {
-        rate: n as f64 / elapsed,
+        rate: burst.n as f64 / elapsed,
         peak_rss_kib: peaks.worker_kib,
         horse_peak_rss_kib: peaks.horse_kib,
+        redis_cpu_us: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before) * 1e6 / burst.n as f64),
     })
+}
+
+/// Redis's CPU time so far (user and system, seconds); `None` on SQLite.
+async fn redis_cpu(target: &mut Target) -> anyhow::Result<Option<f64>> {
+    let Some(raw) = target.redis() else {
+        return Ok(None);
+    };
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(raw).await?;
+    Ok(Some(
+        info.lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                matches!(name, "used_cpu_user" | "used_cpu_sys")
+                    .then(|| value.trim().parse::<f64>().ok())?
+            })
+            .sum(),
+    ))
 }
 
 /// Milliseconds from spawning a burst worker on an empty queue to its exit.
@@ -591,15 +697,136 @@ async fn commands(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<
     )
 }
 
-/// The store's bytes per queued job: Redis's `used_memory`, or the database file (and its
-/// write-ahead log) on SQLite.
-async fn memory_per_job(target: &mut Target, n: usize) -> anyhow::Result<f64> {
+/// The store's bytes per queued job, then per finished job (its hash, result and registry
+/// entry, kept for the default result_ttl): Redis's `used_memory`, or the database file (and
+/// its write-ahead log) on SQLite.
+#[expect(clippy::cast_precision_loss, reason = "job counts")]
+async fn memory_per_job(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<(f64, f64)> {
     let conn = target.fresh().await?;
     let before = stored_bytes(target).await?;
     fill(&conn, n).await?;
-    let after = stored_bytes(target).await?;
+    let queued = stored_bytes(target).await?;
+    let mut child = spawn_worker(args, target, &["--burst", "--concurrency", "64", "bench"])?;
+    wait_child(&mut child, Duration::from_secs(600)).await?;
+    let finished = stored_bytes(target).await?;
+    Ok(((queued - before) / n as f64, (finished - before) / n as f64))
+}
+
+/// Latency while one worker (concurrency 64) is busy: `n` jobs arriving steadily at `rate`
+/// jobs/s (each millisecond, one enqueue call with the jobs then due), enqueue to start.
+#[expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "job counts and rates"
+)]
+async fn latency_under_load(
+    args: &Args,
+    target: &mut Target,
+    rate: f64,
+    n: usize,
+) -> anyhow::Result<Value> {
+    let conn = target.fresh().await?;
+    let conn = &conn;
+    let mut child = spawn_worker(args, target, &["--concurrency", "64", "load"])?;
+    let outcome = async {
+        wait_registered(conn).await?;
+        let queue = Queue::new(conn, "load");
+        let mut ids = Vec::with_capacity(n);
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        while ids.len() < n {
+            tick.tick().await;
+            let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(n);
+            if due > ids.len() {
+                let jobs = queue
+                    .enqueue_many((ids.len()..due).map(|_| queue.enqueue("fixtures.noop", ())))
+                    .await?;
+                ids.extend(jobs.into_iter().map(|job| job.id().clone()));
+            }
+        }
+        let offered = n as f64 / start.elapsed().as_secs_f64();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rqrs::FinishedJobRegistry::new(conn, "load").count().await? < n {
+            ensure!(Instant::now() < deadline, "the jobs did not finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut to_start = Vec::with_capacity(n);
+        for chunk in ids.chunks(1000) {
+            for job in rqrs::Job::fetch_many(conn, chunk)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(enqueued), Some(started)) = (job.enqueued_at(), job.started_at()) {
+                    to_start
+                        .push((started - enqueued).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                }
+            }
+        }
+        Ok(json!({
+            "n": n, "target_rate": rate, "offered_rate": offered,
+            "start_p50_ms": percentile(&mut to_start, 0.5),
+            "start_p99_ms": percentile(&mut to_start, 0.99),
+        }))
+    }
+    .await;
+    stop(&mut child)?;
+    outcome
+}
+
+/// Throughput with a big backlog, on Redis: `n` jobs are finished first (`n` in the finished
+/// registry), `n` more wait on the queue, then one worker at concurrency 64 takes 50,000 (at
+/// scale 1) of them. Compare with `worker_c64`, the same run on an empty store.
+async fn backlog(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<Value> {
+    if target.redis().is_none() {
+        return Ok(json!({"note": "measured on Redis only"}));
+    }
+    let conn = target.fresh().await?;
+    fill(&conn, n).await?;
+    let finish = n.to_string();
+    let mut child = spawn_worker(
+        args,
+        target,
+        &[
+            "--burst",
+            "--concurrency",
+            "64",
+            "--max-jobs",
+            &finish,
+            "bench",
+        ],
+    )?;
+    wait_child(&mut child, Duration::from_secs(3600)).await?;
+    fill(&conn, n).await?;
+    let taken = scaled(args, 50_000).min(n);
+    let queue = Queue::new(&conn, "bench");
+    let waiting = queue.count().await?;
+    let finished = rqrs::FinishedJobRegistry::new(&conn, "bench")
+        .count()
+        .await?;
+    let bytes = stored_bytes(target).await?;
+    let max = taken.to_string();
+    let start = Instant::now();
+    let mut child = spawn_worker(
+        args,
+        target,
+        &[
+            "--burst",
+            "--concurrency",
+            "64",
+            "--max-jobs",
+            &max,
+            "bench",
+        ],
+    )?;
+    wait_child(&mut child, Duration::from_secs(600)).await?;
     #[expect(clippy::cast_precision_loss, reason = "job counts")]
-    Ok((after - before) / n as f64)
+    let rate = taken as f64 / start.elapsed().as_secs_f64();
+    Ok(
+        json!({"waiting": waiting, "finished": finished, "jobs": taken, "worker_c64": rate,
+              "redis_used_memory": bytes}),
+    )
 }
 
 async fn stored_bytes(target: &mut Target) -> anyhow::Result<f64> {
