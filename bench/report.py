@@ -84,13 +84,20 @@ def main():
             "rss": pair(mib(median(d, "worker_c1_peak_rss_kib")), mib(median(d, "worker_c64_peak_rss_kib")), 1),
         }))
     for name, s in summary.items():
+        # rqrs's enqueue and latency figures in the harness are rqrs-bench's, run by it.
+        # Python RQ's are its baseline's (../shared/bench/run_rq_baseline.sh).
+        own = "rqrs_bench." if name == "rqrs" else ""
+        p50, p99 = peer(s, own + "latency.start_p50_ms"), peer(s, own + "latency.start_p99_ms")
+        if name == "rq":
+            p50, p99 = peer(s, "baseline.latency.start_p50"), peer(s, "baseline.latency.start_p99")
         columns.append((f"{name} (peers harness)", {
             "c1": fmt(peer(s, "worker_c1.rate")),
             "c64": fmt(peer(s, "worker_c64.rate")),
             "cpu": pair(peer(s, "worker_c1.redis_cpu_us_per_job"), peer(s, "worker_c64.redis_cpu_us_per_job"), 0),
-            "one": fmt(peer(s, "enqueue_one.rate")),
-            "bulk": fmt(peer(s, "enqueue_bulk.rate")),
-            "lat": pair(peer(s, "latency.start_p50_ms"), peer(s, "latency.start_p99_ms")),
+            "one": fmt(peer(s, "rqrs_bench.enqueue_one") or peer(s, "baseline.enq_one") or peer(s, "enqueue_one.rate")),
+            "bulk": fmt(peer(s, "rqrs_bench.enqueue_many") or peer(s, "baseline.enq_many") or peer(s, "enqueue_bulk.rate")),
+            # BullMQ keeps whole milliseconds: 0 means under 1.
+            "lat": "<1 / " + fmt(p99, 0) if p50 == 0 else pair(p50, p99),
             "rss": pair(mib(peer(s, "worker_c1.peak_rss_kib")), mib(peer(s, "worker_c64.peak_rss_kib")), 1),
         }))
     rows = [
@@ -138,8 +145,9 @@ def main():
         print()
     if peers is not None:
         meta = peers.get("meta", {})
-        print(f"Peers: SCALE={meta.get('scale')} REPS={meta.get('reps')}, {meta.get('redis_server', '')}; "
-              f"their full tables: {runs[-1][:-5]}.md")
+        print(f"Peers: SCALE={meta.get('scale')} REPS={meta.get('reps')}; the harness's own tables: "
+              f"{runs[-1][:-5]}.md. Its rqrs column times the same worker binary its own way "
+              f"(start-up included, jobs filled by Python RQ).")
         if peers.get("errors"):
             print(f"Peers that failed: {', '.join(str(e.get('peer', e)) if isinstance(e, dict) else str(e) for e in peers['errors'])}")
 
