@@ -867,6 +867,12 @@ on_every_rq! {
             .unwrap();
         assert_eq!(shown["current_job"], job.id().as_str(), "{shown}");
 
+        // RQ 3.0 names the job on its worker before it names the worker on the job, which the
+        // stop-job command reads.
+        wait_for("the job to name its worker", HANG, || async {
+            Job::fetch(&conn, job.id()).await.ok()?.worker_name().map(drop)
+        })
+        .await;
         rqrs(&server, &["job", "stop", job.id().as_str()]).await;
         let stopped = wait_for("the job to stop", HANG, || async {
             let fetched = Job::fetch(&conn, job.id()).await.ok()?;
