@@ -775,6 +775,22 @@ async fn latency_under_load(
     outcome
 }
 
+/// Runs a burst worker at concurrency 64 on `bench` until it has taken `jobs` jobs.
+async fn run_c64(args: &Args, target: &Target, jobs: usize, limit: Duration) -> anyhow::Result<()> {
+    let max = jobs.to_string();
+    let worker_args = [
+        "--burst",
+        "--concurrency",
+        "64",
+        "--max-jobs",
+        &max,
+        "bench",
+    ];
+    let mut child = spawn_worker(args, target, &worker_args)?;
+    wait_child(&mut child, limit).await?;
+    Ok(())
+}
+
 /// Throughput with a big backlog, on Redis: `n` jobs are finished first (`n` in the finished
 /// registry), `n` more wait on the queue, then one worker at concurrency 64 takes 50,000 (at
 /// scale 1) of them. Compare with `worker_c64`, the same run on an empty store.
@@ -784,20 +800,7 @@ async fn backlog(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<V
     }
     let conn = target.fresh().await?;
     fill(&conn, n).await?;
-    let finish = n.to_string();
-    let mut child = spawn_worker(
-        args,
-        target,
-        &[
-            "--burst",
-            "--concurrency",
-            "64",
-            "--max-jobs",
-            &finish,
-            "bench",
-        ],
-    )?;
-    wait_child(&mut child, Duration::from_secs(3600)).await?;
+    run_c64(args, target, n, Duration::from_secs(3600)).await?;
     fill(&conn, n).await?;
     let taken = scaled(args, 50_000).min(n);
     let queue = Queue::new(&conn, "bench");
@@ -806,21 +809,8 @@ async fn backlog(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<V
         .count()
         .await?;
     let bytes = stored_bytes(target).await?;
-    let max = taken.to_string();
     let start = Instant::now();
-    let mut child = spawn_worker(
-        args,
-        target,
-        &[
-            "--burst",
-            "--concurrency",
-            "64",
-            "--max-jobs",
-            &max,
-            "bench",
-        ],
-    )?;
-    wait_child(&mut child, Duration::from_secs(600)).await?;
+    run_c64(args, target, taken, Duration::from_secs(600)).await?;
     #[expect(clippy::cast_precision_loss, reason = "job counts")]
     let rate = taken as f64 / start.elapsed().as_secs_f64();
     Ok(

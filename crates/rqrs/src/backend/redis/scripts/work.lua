@@ -52,6 +52,21 @@ local first_success = 26 + queues
 local first_execution_id = first_success + successes * FIELDS
 local worker_exists = redis.call('EXISTS', worker_key) == 1
 
+-- Where the fields of success `i` start in ARGV.
+local function base_of(i)
+  return first_success + (i - 1) * FIELDS
+end
+
+-- The list kept for `queue` in `groups`, made (and `queue` added to `order`) on first use: the
+-- per-queue batches, in the order their queues came.
+local function group(groups, order, queue)
+  if not groups[queue] then
+    groups[queue] = {}
+    order[#order + 1] = queue
+  end
+  return groups[queue]
+end
+
 -- The runs that ended, taken off the worker's set of executions with one command.
 local ended_runs = {}
 -- The execution hashes of the runs recorded, deleted with one command.
@@ -65,19 +80,13 @@ local live = {}
 do
   local by_queue, names = {}, {}
   for i = 1, successes do
-    local base = first_success + (i - 1) * FIELDS
-    local queue = ARGV[base + 2]
-    if not by_queue[queue] then
-      by_queue[queue] = {}
-      names[#names + 1] = queue
-    end
-    local list = by_queue[queue]
+    local list = group(by_queue, names, ARGV[base_of(i) + 2])
     list[#list + 1] = i
   end
   for _, queue in ipairs(names) do
     local list, members = by_queue[queue], {}
     for n, i in ipairs(list) do
-      local base = first_success + (i - 1) * FIELDS
+      local base = base_of(i)
       members[n] = ARGV[base] .. ':' .. ARGV[base + 1]
     end
     local wip = wip_prefix .. queue
@@ -140,11 +149,7 @@ local function record_success(base)
     score = '+inf'
   end
   if score then
-    if not finished_entries[queue] then
-      finished_entries[queue] = {}
-      queue_order[#queue_order + 1] = queue
-    end
-    local entries = finished_entries[queue]
+    local entries = group(finished_entries, queue_order, queue)
     entries[#entries + 1] = score
     entries[#entries + 1] = id
   end
@@ -168,7 +173,7 @@ end
 local codes = {}
 local recorded, working_time = 0, 0
 for i = 1, successes do
-  local base = first_success + (i - 1) * FIELDS
+  local base = base_of(i)
   local id, eid = ARGV[base], ARGV[base + 1]
   ended_runs[#ended_runs + 1] = id .. ':' .. eid
   if live[i] then
@@ -280,7 +285,7 @@ if worker_exists then
     -- RQ 2.12's current_job goes when it names a job whose run ended here.
     local current = redis.call('HGET', worker_key, 'current_job')
     for i = 1, successes do
-      if ARGV[first_success + (i - 1) * FIELDS] == current then
+      if ARGV[base_of(i)] == current then
         redis.call('HDEL', worker_key, 'current_job')
         break
       end
